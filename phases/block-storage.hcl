@@ -1,0 +1,45 @@
+phase "block-storage" {
+  users       = "1-100"
+  description = "Production deploy: one server, the database on block storage, daily backups"
+}
+
+# The seed's CPX21 (3 vCPU, 4 GB RAM, 80 GB) is no longer sold in the EU: Hetzner deprecated the CPX
+# gen-1 types on 2025-10-16. cpx22 (2 vCPU, 4 GB, 80 GB) is its current successor.
+server "app" {
+  server_type = "cpx22"
+  image       = var.image
+  location    = var.location
+  labels      = { role = "app" }
+}
+
+# Hetzner Object Storage (S3 API) for the daily backups: the seed's s3://fastbots-backups.
+bucket "backups" {
+  name     = "fastbots-backups"
+  location = var.location
+}
+
+# PostgreSQL 16 with pgvector stays on the app server, as the seed's Docker container does, with
+# its data on a 20 GB block storage volume attached to that server, backed up daily at 02:00 UTC to
+# Object Storage and kept 30 days.
+postgres "main" {
+  on         = server.app
+  version    = 16
+  extensions = ["vector"]
+  storage_gb = 20
+  database   = "business_logic_app"
+  user       = "business_logic_user"
+
+  backup {
+    schedule       = "daily"
+    retention_days = 30
+    bucket         = bucket.backups
+  }
+}
+
+output "APP_IPV4" {
+  value = server.app.ipv4_address
+}
+
+output "DB_HOST" {
+  value = postgres.main.primary_private_ip
+}

@@ -1,0 +1,81 @@
+phase "read-replicas" {
+  extends     = "managed-db"
+  users       = "1000-5000"
+  description = "Improved read performance for RAG queries"
+  remove      = ["output.APP_IPV4"]
+}
+
+server "app" {
+  count       = 2
+  server_type = "cpx22"
+  image       = var.image
+  location    = var.location
+  network     = network.private
+  labels      = { role = "app" }
+}
+
+# The seed's load balancer: round robin over the app servers, HTTP health check on port 4000.
+load_balancer "web" {
+  type      = "lb11"
+  location  = var.location
+  network   = network.private
+  algorithm = "round_robin"
+
+  target {
+    server = server.app
+  }
+
+  service {
+    protocol         = "http"
+    listen_port      = 80
+    destination_port = 4000
+    health_check {
+      protocol = "http"
+      port     = 4000
+      path     = "/health"
+      interval = 10
+    }
+  }
+}
+
+# One streaming read replica in the same location (the seed: "replica will be in same data
+# center"), and from this phase on continuous WAL archiving with 7 days of point-in-time recovery.
+postgres "main" {
+  version     = 16
+  extensions  = ["vector"]
+  server_type = "cpx22"
+  location    = var.location
+  storage_gb  = 40
+  replicas    = 1
+  pgbouncer   = true
+  network     = network.private
+  database    = "business_logic_app"
+  user        = "business_logic_user"
+
+  backup {
+    schedule       = "daily"
+    retention_days = 30
+    bucket         = bucket.backups
+    continuous     = true
+    pitr_days      = 7
+  }
+}
+
+redis "cache" {
+  memory_mb   = 1024
+  server_type = "cpx12"
+  location    = var.location
+  network     = network.private
+}
+
+output "DB_READ_HOST" {
+  value = postgres.main.replica_private_ips[0]
+}
+
+output "LB_IPV4" {
+  value = load_balancer.web.ipv4_address
+}
+
+output "APP_IPV4S" {
+  value = server.app[*].ipv4_address
+}

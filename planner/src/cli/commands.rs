@@ -1,0 +1,170 @@
+//! The commands: each reads the stack, calls the library and prints the rendered result.
+
+use std::io::Write as _;
+
+use terrace::compare::compare;
+use terrace::diag::{Diagnostic, Diagnostics, Sources};
+use terrace::lang::Stack;
+use terrace::model::Compiled;
+use terrace::pipeline::{self, Loaded, compile_phase};
+use terrace::plan::plan_from_empty;
+use terrace::render::{self, Style};
+
+use super::args::{Cli, Command, GraphFormat, PlanFormat, StackArgs};
+use super::settings::{self, catalog, var_inputs};
+use super::{CliError, ExitCode};
+
+pub(crate) fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Command::Validate(args) => validate(&args),
+        Command::Plan(args) => {
+            let (compiled, warnings, catalog) = match one_phase(&args.stack, args.phase.as_deref())?
+            {
+                Some(found) => found,
+                None => return Ok(ExitCode::Error),
+            };
+            let plan = plan_from_empty(&compiled, &catalog, warnings);
+            let text = match args.format {
+                PlanFormat::Text => render::text::plan(
+                    &plan,
+                    Style {
+                        color: settings::stdout_color(),
+                    },
+                ),
+                PlanFormat::Json => render::json(&plan),
+                PlanFormat::Markdown => render::markdown::plan(&plan),
+            };
+            print(&text);
+            Ok(if args.detailed_exitcode && plan.has_changes() {
+                ExitCode::Changes
+            } else {
+                ExitCode::Success
+            })
+        }
+        Command::Cost(args) => {
+            let catalog = catalog(&args.stack)?;
+            let inputs = var_inputs(&args.stack)?;
+            let Some((loaded, stack)) = load(&args.stack) else {
+                return Ok(ExitCode::Error);
+            };
+            let mut all = Diagnostics::default();
+            all.extend(loaded.diags);
+            let mut compiled = Vec::new();
+            for phase in &stack.phases {
+                let (result, diags) = compile_phase(&stack, phase, &inputs, &catalog);
+                all.extend(diags);
+                compiled.extend(result);
+            }
+            if all.has_errors() {
+                eprint_diags(all, &loaded.sources);
+                return Ok(ExitCode::Error);
+            }
+            let comparison = compare(&stack.name, &compiled, &catalog);
+            let text = match args.format {
+                PlanFormat::Text => render::compare::text(&comparison),
+                PlanFormat::Json => render::json(&comparison),
+                PlanFormat::Markdown => render::compare::markdown(&comparison),
+            };
+            print(&text);
+            Ok(ExitCode::Success)
+        }
+        Command::Graph(args) => {
+            let Some((compiled, _, _)) = one_phase(&args.stack, args.phase.as_deref())? else {
+                return Ok(ExitCode::Error);
+            };
+            print(&match args.format {
+                GraphFormat::Dot => render::graph::dot(&compiled),
+                GraphFormat::Json => render::graph::json(&compiled),
+            });
+            Ok(ExitCode::Success)
+        }
+    }
+}
+
+fn validate(args: &StackArgs) -> Result<ExitCode, CliError> {
+    let catalog = catalog(args)?;
+    let inputs = var_inputs(args)?;
+    let loaded = pipeline::load(&args.dir);
+    let mut all = Diagnostics::default();
+    let mut phases = 0;
+    if let Some(stack) = &loaded.stack {
+        for phase in &stack.phases {
+            let (compiled, diags) = compile_phase(stack, phase, &inputs, &catalog);
+            all.extend(diags);
+            phases += usize::from(compiled.is_some());
+        }
+    }
+    let failed = loaded.diags.has_errors() || all.has_errors() || loaded.stack.is_none();
+    all.extend(loaded.diags);
+    let count = loaded.stack.as_ref().map_or(0, |s| s.phases.len());
+    eprint_diags(all, &loaded.sources);
+    if failed {
+        return Ok(ExitCode::Error);
+    }
+    print(&format!("Success: {phases} of {count} phases are valid.\n"));
+    Ok(ExitCode::Success)
+}
+
+/// Loads the stack; on errors prints them and returns `None`.
+fn load(args: &StackArgs) -> Option<(Loaded, Stack)> {
+    let mut loaded = pipeline::load(&args.dir);
+    if loaded.diags.has_errors() || loaded.stack.is_none() {
+        let diags = std::mem::take(&mut loaded.diags);
+        eprint_diags(diags, &loaded.sources);
+        return None;
+    }
+    let stack = loaded.stack.take()?;
+    Some((loaded, stack))
+}
+
+type PhaseResult = (Compiled, Vec<String>, terrace_providers::pricing::Catalog);
+
+/// Loads, compiles and validates one phase (the first by default). Prints diagnostics.
+fn one_phase(args: &StackArgs, phase: Option<&str>) -> Result<Option<PhaseResult>, CliError> {
+    let catalog = catalog(args)?;
+    let inputs = var_inputs(args)?;
+    let Some((loaded, stack)) = load(args) else {
+        return Ok(None);
+    };
+    let phase = match phase {
+        Some(phase) => phase.to_owned(),
+        None => match stack.phases.first() {
+            Some(first) => first.clone(),
+            None => return Ok(None),
+        },
+    };
+    let (compiled, diags) = compile_phase(&stack, &phase, &inputs, &catalog);
+    let warnings: Vec<String> = diags
+        .clone()
+        .into_sorted()
+        .iter()
+        .filter(|d| !d.is_error())
+        .map(warning_line)
+        .collect();
+    let Some(compiled) = compiled else {
+        eprint_diags(diags, &loaded.sources);
+        return Ok(None);
+    };
+    let _ = &loaded;
+    Ok(Some((compiled, warnings, catalog)))
+}
+
+fn warning_line(diagnostic: &Diagnostic) -> String {
+    match &diagnostic.hint {
+        Some(hint) => format!("{} ({hint})", diagnostic.summary),
+        None => diagnostic.summary.clone(),
+    }
+}
+
+fn eprint_diags(diags: Diagnostics, sources: &Sources) {
+    if diags.is_empty() {
+        return;
+    }
+    let sorted = diags.into_sorted();
+    let text = render::diagnostics::render(&sorted, sources, settings::stderr_color());
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+fn print(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}

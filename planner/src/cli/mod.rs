@@ -1,0 +1,47 @@
+//! The `terrace` command line: a thin layer that resolves arguments into settings, calls the
+//! library and prints. Data goes to stdout; diagnostics and progress to stderr.
+
+pub(crate) mod args;
+mod commands;
+mod settings;
+
+use std::io::Write as _;
+
+pub(crate) use commands::run;
+
+/// The process exit codes (DESIGN.md section 3, a contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExitCode {
+    Success = 0,
+    Error = 1,
+    /// With `--detailed-exitcode`: the plan has changes.
+    Changes = 2,
+}
+
+/// An error for the user: `error:` line, optional `hint:` line.
+#[derive(Debug)]
+pub(crate) struct CliError {
+    pub message: String,
+    pub hint: Option<String>,
+    pub code: ExitCode,
+}
+
+impl CliError {
+    pub(crate) fn usage(message: String) -> Self {
+        Self {
+            message,
+            hint: None,
+            code: ExitCode::Error,
+        }
+    }
+}
+
+/// Prints a failure on stderr and returns its exit code.
+pub(crate) fn report(error: &CliError) -> ExitCode {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {}", error.message);
+    if let Some(hint) = &error.hint {
+        let _ = writeln!(stderr, "hint: {hint}");
+    }
+    error.code
+}

@@ -1,0 +1,685 @@
+//! Evaluating one block against its kind's schema: `count` instances, attribute types, defaults,
+//! nested blocks, `lifecycle` and `depends_on`. Primitives become resources here; composites are
+//! handed to the expansion.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hcl::edit::Span as _;
+use hcl::edit::structure::{Body, Structure};
+
+use super::State;
+use super::merge::MergedBlock;
+use crate::addr::Address;
+use crate::diag::{Diagnostic, Span};
+use crate::kind::Kind;
+use crate::lang::Expression;
+use crate::lang::eval::{Evaluator, Failed, Scope};
+use crate::model::{Lifecycle, Origin, Resource};
+use crate::schema::{self, BlockSchema, Default as Dflt, META_ATTRS, Ty, suggest};
+use crate::value::{Reference, Value};
+
+/// The most instances one `count` may make.
+pub(super) const MAX_COUNT: u32 = 10_000;
+
+/// One evaluated instance of a block.
+pub(super) struct Instance {
+    pub address: Address,
+    pub attrs: BTreeMap<String, Value>,
+    pub origin: Origin,
+    pub lifecycle: Lifecycle,
+    pub deps: BTreeSet<Address>,
+}
+
+impl State<'_> {
+    pub(super) fn block(&mut self, block: &MergedBlock) {
+        let def = &block.def;
+        let key = (def.kind, def.name.clone());
+        let file = def.span.file;
+        let count = match def
+            .body
+            .attributes()
+            .find(|attr| attr.key.as_str() == "count")
+        {
+            None => Ok(None),
+            Some(attr) => {
+                let scope = Scope {
+                    file,
+                    vars: &self.vars,
+                    locals: &self.locals,
+                    objects: &self.objects,
+                    count_index: None,
+                };
+                let mut eval = Evaluator::new(&scope, &mut self.diags);
+                match eval.eval(&attr.value) {
+                    Ok(Value::Number(n))
+                        if n >= 0.0 && n.fract() == 0.0 && n <= f64::from(MAX_COUNT) =>
+                    {
+                        Ok(Some(n as u32))
+                    }
+                    Ok(value) if !value.is_known() => Err(eval.error(
+                        &attr.value,
+                        Diagnostic::error("`count` must be known before apply").hint(
+                            "compute count from variables and locals, not from resource attributes",
+                        ),
+                    )),
+                    Ok(value) => Err(eval.error(
+                        &attr.value,
+                        Diagnostic::error(format!(
+                            "`count` must be a whole number from 0 to {MAX_COUNT}, not {value}"
+                        )),
+                    )),
+                    Err(failed) => Err(failed),
+                }
+            }
+        };
+        let Ok(count) = count else {
+            if let Some(entry) = self.objects.get_mut(&key) {
+                entry.failed = true;
+            }
+            return;
+        };
+        if let Some(entry) = self.objects.get_mut(&key) {
+            entry.count = count;
+        }
+        let indices: Vec<Option<u32>> = match count {
+            Some(n) => (0..n).map(Some).collect(),
+            None => vec![None],
+        };
+        let mut instances = Vec::new();
+        let mut failed = false;
+        for index in indices {
+            let address = Address::new(def.kind, def.name.clone(), index);
+            match self.instance(def.kind, &def.body, &def.span, address, index) {
+                Some(instance) => instances.push(instance),
+                None => failed = true,
+            }
+        }
+        let mut readable = Vec::new();
+        for instance in instances {
+            if def.kind.is_composite() {
+                match self.expand(instance) {
+                    Some(exports) => readable.push(exports),
+                    None => failed = true,
+                }
+            } else {
+                let mut attrs = instance.attrs;
+                attrs.insert(
+                    "name".into(),
+                    Value::String(self.name_of(&attrs, &instance.address)),
+                );
+                readable.push(attrs.clone());
+                self.deps.insert(instance.address.clone(), instance.deps);
+                self.resources.push(Resource {
+                    address: instance.address,
+                    kind: def.kind,
+                    attrs,
+                    composite: None,
+                    lifecycle: instance.lifecycle,
+                    origin: instance.origin,
+                });
+            }
+        }
+        if let Some(entry) = self.objects.get_mut(&key) {
+            entry.instances = readable;
+            entry.failed = failed;
+        }
+    }
+
+    /// The Hetzner name: the `name` attribute, or one made of the stack and the address
+    /// (`fastbots-app-0`, `fastbots-main-replica-0`): unique per kind, readable in the console.
+    pub(super) fn name_of(&self, attrs: &BTreeMap<String, Value>, address: &Address) -> String {
+        if let Some(Value::String(name)) = attrs.get("name") {
+            return name.clone();
+        }
+        let mut parts = vec![self.stack.to_owned()];
+        for segment in address.segments() {
+            parts.push(segment.name.clone());
+            if let Some(index) = segment.index {
+                parts.push(index.to_string());
+            }
+        }
+        parts.join("-").replace('_', "-")
+    }
+
+    fn instance(
+        &mut self,
+        kind: Kind,
+        body: &Body,
+        block_span: &Span,
+        address: Address,
+        index: Option<u32>,
+    ) -> Option<Instance> {
+        let scope = Scope {
+            file: block_span.file,
+            vars: &self.vars,
+            locals: &self.locals,
+            objects: &self.objects,
+            count_index: index,
+        };
+        let mut eval = Evaluator::new(&scope, &mut self.diags);
+        let mut reader = BodyReader {
+            eval: &mut eval,
+            origin: Origin {
+                block: Some(block_span.clone()),
+                attrs: BTreeMap::new(),
+            },
+            failed: false,
+            lifecycle: Lifecycle::default(),
+            depends_on: BTreeSet::new(),
+            kind,
+            address: &address,
+        };
+        let attrs = reader.body(body, schema::of(kind), "", Some(block_span));
+        let BodyReader {
+            origin,
+            failed,
+            lifecycle,
+            depends_on,
+            ..
+        } = reader;
+        let mut deps = std::mem::take(&mut eval.deps);
+        deps.extend(depends_on);
+        (!failed).then_some(Instance {
+            address,
+            attrs,
+            origin,
+            lifecycle,
+            deps,
+        })
+    }
+}
+
+struct BodyReader<'r, 's, 'd> {
+    eval: &'r mut Evaluator<'s, 'd>,
+    origin: Origin,
+    failed: bool,
+    lifecycle: Lifecycle,
+    depends_on: BTreeSet<Address>,
+    kind: Kind,
+    address: &'r Address,
+}
+
+impl BodyReader<'_, '_, '_> {
+    fn span(&self, range: Option<std::ops::Range<usize>>) -> Option<Span> {
+        range.map(|range| Span {
+            file: self.eval.scope.file,
+            range,
+        })
+    }
+
+    fn error(&mut self, diagnostic: Diagnostic) {
+        self.eval.diags.push(diagnostic);
+        self.failed = true;
+    }
+
+    /// Reads a body; `top` is the block's own span when this is the block itself (not a nested one).
+    fn body(
+        &mut self,
+        body: &Body,
+        schema: &BlockSchema,
+        path: &str,
+        top: Option<&Span>,
+    ) -> BTreeMap<String, Value> {
+        let mut attrs = BTreeMap::new();
+        let mut seen = BTreeSet::new();
+        let what = if path.is_empty() {
+            self.kind.to_string()
+        } else {
+            path.trim_end_matches('.').to_owned()
+        };
+        for structure in body.iter() {
+            match structure {
+                Structure::Attribute(attr) => {
+                    let key = attr.key.as_str();
+                    let key_span = self.span(attr.key.span());
+                    if !seen.insert(key.to_owned()) {
+                        self.error(
+                            Diagnostic::error(format!("attribute `{key}` is set twice"))
+                                .at(key_span)
+                                .hint("keep one of them"),
+                        );
+                        continue;
+                    }
+                    if top.is_some() && key == "count" {
+                        continue;
+                    }
+                    if top.is_some() && key == "depends_on" {
+                        self.depends_on(&attr.value);
+                        continue;
+                    }
+                    let Some(spec) = schema.attr(key) else {
+                        self.unknown(key, key_span, schema, &what, top.is_some(), false);
+                        continue;
+                    };
+                    let full = format!("{path}{key}");
+                    if let Some(span) = self.span(attr.value.span()) {
+                        self.origin.attrs.insert(full.clone(), span);
+                    }
+                    match self.eval.eval(&attr.value) {
+                        Ok(value) => match coerce(value, spec.ty) {
+                            Ok(value) => {
+                                let value = if spec.sensitive {
+                                    Value::Sensitive(Box::new(value))
+                                } else {
+                                    value
+                                };
+                                attrs.insert(key.to_owned(), value);
+                            }
+                            Err(message) => {
+                                let span = self.span(attr.value.span());
+                                self.error(
+                                    Diagnostic::error(format!(
+                                        "wrong type for `{full}`: {message}"
+                                    ))
+                                    .at(span)
+                                    .label(format!("expected {}", spec.ty.describe()))
+                                    .hint(type_hint(spec.ty)),
+                                );
+                            }
+                        },
+                        Err(Failed) => self.failed = true,
+                    }
+                }
+                Structure::Block(inner) => {
+                    let ident = inner.ident.as_str();
+                    let ident_span = self.span(inner.ident.span());
+                    if top.is_some() && ident == "lifecycle" {
+                        self.lifecycle(&inner.body);
+                        continue;
+                    }
+                    let Some(nested) = schema.block(ident) else {
+                        self.unknown(ident, ident_span, schema, &what, top.is_some(), true);
+                        continue;
+                    };
+                    if !inner.labels.is_empty() {
+                        let span = self.span(inner.labels[0].span());
+                        self.error(
+                            Diagnostic::error(format!("`{ident}` blocks take no label")).at(span),
+                        );
+                    }
+                    let position = match attrs.get(ident) {
+                        Some(Value::List(items)) => items.len(),
+                        Some(_) => 1,
+                        None => 0,
+                    };
+                    if !nested.repeated && position > 0 {
+                        self.error(
+                            Diagnostic::error(format!("`{ident}` may appear once in `{what}`"))
+                                .at(ident_span)
+                                .hint("merge the two blocks into one"),
+                        );
+                        continue;
+                    }
+                    let inner_path = if nested.repeated {
+                        format!("{path}{ident}[{position}].")
+                    } else {
+                        format!("{path}{ident}.")
+                    };
+                    let inner_span = ident_span.clone();
+                    let value =
+                        Value::Map(self.body(&inner.body, nested.schema, &inner_path, None));
+                    if let Some(span) = inner_span {
+                        self.origin
+                            .attrs
+                            .insert(inner_path.trim_end_matches('.').to_owned(), span.clone());
+                        self.check_required(nested.schema, &attrs_of(&value), &inner_path, &span);
+                    }
+                    if nested.repeated {
+                        if let Value::List(items) = attrs
+                            .entry(ident.to_owned())
+                            .or_insert_with(|| Value::List(Vec::new()))
+                        {
+                            items.push(value);
+                        }
+                    } else {
+                        attrs.insert(ident.to_owned(), value);
+                    }
+                }
+            }
+        }
+        for spec in schema.attrs {
+            if attrs.contains_key(spec.name) {
+                continue;
+            }
+            if let Some(default) = spec.default {
+                attrs.insert(
+                    spec.name.to_owned(),
+                    match default {
+                        Dflt::Str(text) => Value::str(text),
+                        Dflt::Int(n) => Value::Number(n as f64),
+                        Dflt::Bool(b) => Value::Bool(b),
+                    },
+                );
+            }
+        }
+        if let Some(span) = top {
+            let written = attrs.clone();
+            self.check_required(schema, &written, path, span);
+        }
+        attrs
+    }
+
+    fn check_required(
+        &mut self,
+        schema: &BlockSchema,
+        attrs: &BTreeMap<String, Value>,
+        path: &str,
+        span: &Span,
+    ) {
+        for spec in schema.attrs.iter().filter(|spec| spec.required) {
+            if !attrs.contains_key(spec.name) {
+                let in_what = if path.is_empty() {
+                    format!("`{}`", self.address)
+                } else {
+                    format!("`{}`", path.trim_end_matches('.'))
+                };
+                self.error(
+                    Diagnostic::error(format!(
+                        "{in_what} is missing the required attribute `{}`",
+                        spec.name
+                    ))
+                    .at(Some(span.clone()))
+                    .hint(format!(
+                        "add `{} = ...` ({})",
+                        spec.name,
+                        spec.ty.describe()
+                    )),
+                );
+            }
+        }
+    }
+
+    fn unknown(
+        &mut self,
+        name: &str,
+        span: Option<Span>,
+        schema: &BlockSchema,
+        what: &str,
+        top: bool,
+        is_block: bool,
+    ) {
+        let meta = if top {
+            META_ATTRS
+                .iter()
+                .map(|a| a.name)
+                .chain(["lifecycle"])
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let candidates: Vec<&str> = schema.names().chain(meta).collect();
+        let hint = if !is_block && schema.block(name).is_some() {
+            format!("`{name}` is a block: write `{name} {{ ... }}`")
+        } else if is_block && schema.attr(name).is_some() {
+            format!("`{name}` is an attribute: write `{name} = ...`")
+        } else if let Some(similar) = suggest(name, candidates.iter().copied()) {
+            format!("did you mean `{similar}`?")
+        } else {
+            format!("`{what}` accepts: {}", candidates.join(", "))
+        };
+        let noun = if is_block { "block" } else { "attribute" };
+        self.error(
+            Diagnostic::error(format!("unknown {noun} `{name}` in `{what}`"))
+                .at(span)
+                .label(format!("`{what}` has no {noun} of this name"))
+                .hint(hint),
+        );
+    }
+
+    fn depends_on(&mut self, expr: &Expression) {
+        match self.eval.eval(expr) {
+            Ok(value) => match coerce(value, Ty::Refs(&Kind::ALL)) {
+                Ok(Value::List(items)) => {
+                    for item in items {
+                        if let Value::Ref(reference) = item {
+                            self.depends_on.insert(reference.address);
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(message) => {
+                    let span = self.span(expr.span());
+                    self.error(
+                        Diagnostic::error(format!("wrong type for `depends_on`: {message}"))
+                            .at(span)
+                            .hint("list blocks: `depends_on = [server.db, network.private]`"),
+                    );
+                }
+            },
+            Err(Failed) => self.failed = true,
+        }
+    }
+
+    /// `lifecycle { prevent_destroy, create_before_destroy, ignore_changes = [attr, ...] }`.
+    fn lifecycle(&mut self, body: &Body) {
+        for structure in body.iter() {
+            let Structure::Attribute(attr) = structure else {
+                let Structure::Block(inner) = structure else {
+                    continue;
+                };
+                let span = self.span(inner.ident.span());
+                self.error(
+                    Diagnostic::error(format!(
+                        "unknown block `{}` in `lifecycle`",
+                        inner.ident.as_str()
+                    ))
+                    .at(span),
+                );
+                continue;
+            };
+            let key = attr.key.as_str();
+            let value_span = self.span(attr.value.span());
+            match key {
+                "prevent_destroy" | "create_before_destroy" => match &attr.value {
+                    Expression::Bool(flag) => {
+                        let flag = *flag.value();
+                        if key == "prevent_destroy" {
+                            self.lifecycle.prevent_destroy = flag;
+                        } else {
+                            self.lifecycle.create_before_destroy = flag;
+                        }
+                    }
+                    _ => self.error(
+                        Diagnostic::error(format!(
+                            "wrong type for `lifecycle.{key}`: expected true or false"
+                        ))
+                        .at(value_span),
+                    ),
+                },
+                "ignore_changes" => {
+                    let Expression::Array(items) = &attr.value else {
+                        self.error(
+                            Diagnostic::error("`ignore_changes` must be a list of attribute names")
+                                .at(value_span)
+                                .hint("write `ignore_changes = [user_data, labels]`"),
+                        );
+                        continue;
+                    };
+                    for item in items.iter() {
+                        let name = match item {
+                            Expression::Variable(ident) => ident.as_str().to_owned(),
+                            Expression::String(text) => text.value().clone(),
+                            _ => String::new(),
+                        };
+                        let schema = schema::of(self.kind);
+                        if name == "all"
+                            || schema.attr(&name).is_some()
+                            || schema.block(&name).is_some()
+                        {
+                            self.lifecycle.ignore_changes.push(name);
+                        } else {
+                            let span = self.span(item.span());
+                            self.error(
+                                Diagnostic::error(format!(
+                                    "`ignore_changes` names `{name}`, which `{}` does not have",
+                                    self.kind
+                                ))
+                                .at(span)
+                                .hint_opt(
+                                    suggest(&name, schema.names())
+                                        .map(|s| format!("did you mean `{s}`?")),
+                                ),
+                            );
+                        }
+                    }
+                }
+                _ => {
+                    let span = self.span(attr.key.span());
+                    let known = ["prevent_destroy", "create_before_destroy", "ignore_changes"];
+                    self.error(
+                        Diagnostic::error(format!("unknown attribute `{key}` in `lifecycle`"))
+                            .at(span)
+                            .hint_opt(suggest(key, known).map(|s| format!("did you mean `{s}`?"))),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn attrs_of(value: &Value) -> BTreeMap<String, Value> {
+    value.as_map().cloned().unwrap_or_default()
+}
+
+fn type_hint(ty: Ty) -> String {
+    match ty {
+        Ty::Ref(kinds) | Ty::Refs(kinds) => format!(
+            "refer to the block itself, e.g. `{}.NAME`",
+            kinds.first().map_or("server", |kind| kind.as_str())
+        ),
+        Ty::Int => "write a number without quotes, e.g. `40`".into(),
+        Ty::Bool => "write `true` or `false` without quotes".into(),
+        Ty::Labels => "write `labels = { role = \"app\" }`".into(),
+        Ty::ListOfString => "write a list: `[\"a\", \"b\"]`".into(),
+        Ty::Enum(options) => format!("use one of: {}", options.join(", ")),
+        Ty::String | Ty::Text => "write the value in quotes".into(),
+    }
+}
+
+/// Checks a value against a type, converting where the type asks for it (a single reference where a
+/// list is expected becomes a list).
+pub(super) fn coerce(value: Value, ty: Ty) -> Result<Value, String> {
+    let unknown_scalar = matches!(
+        &value,
+        Value::Unknown
+            | Value::Ref(Reference {
+                attribute: Some(_),
+                ..
+            })
+    );
+    match ty {
+        Ty::Ref(_) | Ty::Refs(_) => {}
+        _ if unknown_scalar => return Ok(value),
+        _ => {}
+    }
+    if let Value::Sensitive(inner) = value {
+        return coerce(*inner, ty).map(|inner| Value::Sensitive(Box::new(inner)));
+    }
+    let found = value.type_name();
+    match (ty, value) {
+        (Ty::String | Ty::Text, value @ Value::String(_)) => Ok(value),
+        (Ty::Int, Value::Number(n)) if n.fract() == 0.0 => Ok(Value::Number(n)),
+        (Ty::Int, Value::Number(n)) => Err(format!("{n} is not a whole number")),
+        (Ty::Bool, value @ Value::Bool(_)) => Ok(value),
+        (Ty::Enum(options), Value::String(text)) => {
+            if options.contains(&text.as_str()) {
+                Ok(Value::String(text))
+            } else {
+                let hint = suggest(&text, options.iter().copied())
+                    .map(|s| format!(" (did you mean \"{s}\"?)"))
+                    .unwrap_or_default();
+                Err(format!(
+                    "\"{text}\" is not one of {}{hint}",
+                    options.join(", ")
+                ))
+            }
+        }
+        (Ty::ListOfString, Value::List(items)) => {
+            if let Some(bad) = items.iter().find(|item| {
+                !matches!(
+                    item,
+                    Value::String(_)
+                        | Value::Unknown
+                        | Value::Ref(Reference {
+                            attribute: Some(_),
+                            ..
+                        })
+                )
+            }) {
+                return Err(format!(
+                    "the list holds {}, not only strings",
+                    bad.type_name()
+                ));
+            }
+            Ok(Value::List(items))
+        }
+        (Ty::Labels, Value::Map(map)) => {
+            if let Some((key, bad)) = map
+                .iter()
+                .find(|(_, v)| !matches!(v, Value::String(_) | Value::Unknown))
+            {
+                return Err(format!(
+                    "label `{key}` is {}, labels are strings",
+                    bad.type_name()
+                ));
+            }
+            Ok(Value::Map(map))
+        }
+        (Ty::Ref(kinds), Value::Ref(reference)) => check_ref(reference, kinds).map(Value::Ref),
+        (Ty::Ref(_), Value::List(items)) if items.iter().all(|i| matches!(i, Value::Ref(_))) => {
+            let block = items
+                .first()
+                .and_then(Value::as_ref)
+                .map(|r| r.address.block().to_string())
+                .unwrap_or_default();
+            Err(format!(
+                "`{block}` has count, so it names {} objects; pick one, e.g. `{block}[0]`",
+                items.len()
+            ))
+        }
+        (Ty::Refs(kinds), Value::Ref(reference)) => {
+            Ok(Value::List(vec![Value::Ref(check_ref(reference, kinds)?)]))
+        }
+        (Ty::Refs(kinds), Value::List(items)) => {
+            let mut out = Vec::new();
+            for item in items {
+                match item {
+                    Value::Ref(reference) => out.push(Value::Ref(check_ref(reference, kinds)?)),
+                    Value::List(inner) => {
+                        if let Value::List(more) = coerce(Value::List(inner), ty)? {
+                            out.extend(more);
+                        }
+                    }
+                    other => {
+                        return Err(format!(
+                            "found {} where a reference belongs",
+                            other.type_name()
+                        ));
+                    }
+                }
+            }
+            Ok(Value::List(out))
+        }
+        (_, _) => Err(format!("found {found}")),
+    }
+}
+
+fn check_ref(reference: Reference, kinds: &[Kind]) -> Result<Reference, String> {
+    if reference.attribute.is_some() {
+        return Err(format!(
+            "`{reference}` is an attribute value; refer to the object itself: `{}`",
+            reference.address
+        ));
+    }
+    let kind = reference.address.kind();
+    if kinds.contains(&kind) {
+        Ok(reference)
+    } else {
+        let wanted: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        Err(format!(
+            "`{}` is a {kind}, not a {}",
+            reference.address,
+            wanted.join(" or ")
+        ))
+    }
+}

@@ -1,0 +1,608 @@
+//! The composites `postgres` and `redis`: a database service built from Hetzner primitives, since
+//! the Hetzner Cloud API has no managed database. A service gets a primary server (or runs `on` an
+//! existing one), replicas, a data volume per database server, a firewall for its servers and a
+//! spread placement group when it has replicas. The cloud-init written here is the minimal
+//! install; the full configuration is rendered by the services module of a later issue.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::State;
+use super::block::Instance;
+use crate::addr::Address;
+use crate::diag::Diagnostic;
+use crate::kind::Kind;
+use crate::model::{Composite, Lifecycle, Origin, Resource};
+use crate::value::{Reference, Value};
+
+/// What differs between the service kinds.
+struct Shape {
+    /// The Hetzner firewall ports the service opens to its network, with what they are for.
+    ports: Vec<(u16, &'static str)>,
+    /// A data volume per database server, in GB.
+    volume_gb: Option<u64>,
+    /// The label `role` of its servers, and the firewall's name part.
+    role: &'static str,
+    packages: Vec<String>,
+}
+
+impl State<'_> {
+    /// Expands one composite instance; returns the attributes other blocks can read from it.
+    pub(super) fn expand(&mut self, instance: Instance) -> Option<BTreeMap<String, Value>> {
+        let kind = instance.address.kind();
+        let attrs = &instance.attrs;
+        let shape = match kind {
+            Kind::Postgres => {
+                let version = attrs.get("version").and_then(Value::as_u64).unwrap_or(16);
+                let mut ports = vec![(5432, "PostgreSQL")];
+                let mut packages = vec![format!("postgresql-{version}")];
+                for extension in attrs
+                    .get("extensions")
+                    .and_then(Value::as_list)
+                    .unwrap_or_default()
+                {
+                    if extension.as_str() == Some("vector") {
+                        packages.push(format!("postgresql-{version}-pgvector"));
+                    }
+                }
+                if attrs.get("pgbouncer").and_then(Value::as_bool) == Some(true) {
+                    ports.push((6432, "PgBouncer"));
+                    packages.push("pgbouncer".into());
+                }
+                Shape {
+                    ports,
+                    volume_gb: attrs.get("storage_gb").and_then(Value::as_u64),
+                    role: "postgres",
+                    packages,
+                }
+            }
+            _ => Shape {
+                ports: vec![(6379, "Redis")],
+                volume_gb: None,
+                role: "redis",
+                packages: vec!["redis-server".into()],
+            },
+        };
+        let on = attrs
+            .get("on")
+            .and_then(Value::as_ref)
+            .map(|r| r.address.clone());
+        let built = match on {
+            Some(host) => self.on_host(&instance, &shape, host),
+            None => self.own_servers(&instance, &shape),
+        }?;
+        let Built {
+            resources,
+            exports,
+            summary,
+        } = built;
+        let members: Vec<Address> = resources.iter().map(|r| r.address.clone()).collect();
+        for resource in resources {
+            self.deps
+                .insert(resource.address.clone(), instance.deps.clone());
+            self.resources.push(resource);
+        }
+        let mut readable = instance.attrs.clone();
+        readable.extend(exports.clone());
+        self.composites.push(Composite {
+            address: instance.address.clone(),
+            kind,
+            attrs: instance.attrs,
+            members,
+            exports,
+            summary,
+        });
+        Some(readable)
+    }
+
+    /// `on = server.X`: the service runs on that server; a database gets its volume attached there.
+    fn on_host(&mut self, instance: &Instance, shape: &Shape, host: Address) -> Option<Built> {
+        let mut ok = true;
+        for attr in [
+            "server_type",
+            "location",
+            "replica_location",
+            "replica_server_type",
+        ] {
+            if instance.attrs.contains_key(attr) {
+                self.diags.push(
+                    Diagnostic::error(format!("`{}` runs `on` {host}, so it cannot set `{attr}`", instance.address))
+                        .at(instance.origin.attr(attr))
+                        .hint(format!("drop `{attr}`: the service uses {host}'s; or drop `on` to give it servers of its own")),
+                );
+                ok = false;
+            }
+        }
+        if instance
+            .attrs
+            .get("replicas")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+            > 0
+        {
+            self.diags.push(
+                Diagnostic::error(format!(
+                    "`{}` runs `on` {host}, which leaves no servers for replicas",
+                    instance.address
+                ))
+                .at(instance.origin.attr("replicas"))
+                .hint("set `replicas = 0`, or drop `on` to give the service servers of its own"),
+            );
+            ok = false;
+        }
+        if !ok {
+            return None;
+        }
+        let host_attrs = self.instance_attrs(&host);
+        let location = host_attrs
+            .get("location")
+            .cloned()
+            .unwrap_or(Value::Unknown);
+        let on_network = host_attrs
+            .get("network")
+            .is_some_and(|n| !matches!(n, Value::Null));
+        let ip_attr = if on_network {
+            "private_ip"
+        } else {
+            "ipv4_address"
+        };
+        let mut resources = Vec::new();
+        if let Some(size) = shape.volume_gb {
+            resources.push(self.member(
+                instance,
+                Kind::Volume,
+                "primary",
+                None,
+                volume_attrs(size, &host, location.clone()),
+            ));
+        }
+        let mut exports = self.common_exports(instance, shape);
+        exports.insert("primary_private_ip".into(), attr_ref(&host, ip_attr));
+        exports.insert("private_ip".into(), attr_ref(&host, ip_attr));
+        exports.insert("primary_ipv4".into(), attr_ref(&host, "ipv4_address"));
+        exports.insert("replica_private_ips".into(), Value::List(Vec::new()));
+        let summary = format!(
+            "{} on the existing {host}{}",
+            describe_service(instance),
+            shape.volume_gb.map_or(String::new(), |gb| format!(
+                ", data on a {gb} GB volume attached to it"
+            )),
+        );
+        Some(Built {
+            resources,
+            exports,
+            summary,
+        })
+    }
+
+    fn own_servers(&mut self, instance: &Instance, shape: &Shape) -> Option<Built> {
+        let attrs = &instance.attrs;
+        let mut missing = false;
+        for attr in ["server_type", "location"] {
+            if !attrs.contains_key(attr) {
+                self.diags.push(
+                    Diagnostic::error(format!("`{}` needs `{attr}`", instance.address))
+                        .at(instance.origin.block.clone())
+                        .hint(format!("set `{attr}`, or run the service on an existing server with `on = server.NAME`")),
+                );
+                missing = true;
+            }
+        }
+        if missing {
+            return None;
+        }
+        let location = attrs["location"].clone();
+        let server_type = attrs["server_type"].clone();
+        let replicas = attrs.get("replicas").and_then(Value::as_u64).unwrap_or(0) as u32;
+        let replica_location = attrs
+            .get("replica_location")
+            .cloned()
+            .unwrap_or_else(|| location.clone());
+        let replica_type = attrs
+            .get("replica_server_type")
+            .cloned()
+            .unwrap_or_else(|| server_type.clone());
+        let network = attrs
+            .get("network")
+            .and_then(Value::as_ref)
+            .map(|r| r.address.clone());
+        let zone_of = |location: &Value| {
+            location
+                .as_str()
+                .and_then(|l| self.catalog.location(l))
+                .map(|l| l.network_zone)
+        };
+        let primary_zone = zone_of(&location);
+        let network_zones = network
+            .as_ref()
+            .map(|n| self.network_zones(n))
+            .unwrap_or_default();
+        // A server joins the private network only where the network has a subnet in its zone; a
+        // replica in another zone replicates over the public network (TLS, firewall limited to peers).
+        let joins = |zone: &Option<String>| {
+            network.is_some() && zone.as_ref().is_some_and(|z| network_zones.contains(z))
+        };
+        let replica_zone = zone_of(&replica_location);
+        let primary_joins = joins(&primary_zone);
+        let replica_joins = joins(&replica_zone);
+
+        let mut resources = Vec::new();
+        let spread = (replicas > 0 && replica_location == location)
+            .then(|| instance.address.child(Kind::PlacementGroup, "spread", None));
+        let mut servers = Vec::new();
+        let roles: Vec<(&str, Option<u32>)> = std::iter::once(("primary", None))
+            .chain((0..replicas).map(|i| ("replica", Some(i))))
+            .collect();
+        for (role, index) in roles {
+            let primary = role == "primary";
+            let (loc, ty, in_network) = if primary {
+                (&location, &server_type, primary_joins)
+            } else {
+                (&replica_location, &replica_type, replica_joins)
+            };
+            let mut server = BTreeMap::new();
+            server.insert("server_type".into(), ty.clone());
+            server.insert("location".into(), loc.clone());
+            server.insert(
+                "image".into(),
+                attrs
+                    .get("image")
+                    .cloned()
+                    .unwrap_or_else(|| Value::str("ubuntu-24.04")),
+            );
+            server.insert("backups".into(), Value::Bool(false));
+            if in_network {
+                if let Some(network) = &network {
+                    server.insert("network".into(), obj_ref(network));
+                }
+            }
+            if let Some(group) = &spread {
+                server.insert("placement_group".into(), obj_ref(group));
+            }
+            let mut labels = BTreeMap::new();
+            labels.insert("role".into(), Value::str(format!("{}-{role}", shape.role)));
+            if let Some(Value::Map(user)) = attrs.get("labels") {
+                labels.extend(user.clone());
+            }
+            server.insert("labels".into(), Value::Map(labels));
+            server.insert(
+                "user_data".into(),
+                Value::String(cloud_init(instance, shape, role, index)),
+            );
+            let address = instance.address.child(Kind::Server, role, index);
+            servers.push((address.clone(), in_network));
+            resources.push(self.member(instance, Kind::Server, role, index, server));
+            if let Some(size) = shape.volume_gb {
+                resources.push(self.member(
+                    instance,
+                    Kind::Volume,
+                    role,
+                    index,
+                    volume_attrs(size, &address, loc.clone()),
+                ));
+            }
+        }
+
+        // The firewall: SSH and ICMP from anywhere, the service's ports only from the private network
+        // (and, for servers outside it, only from their peers' public addresses).
+        let mut rules = vec![rule(
+            "tcp",
+            Some("22"),
+            vec![Value::str("0.0.0.0/0"), Value::str("::/0")],
+            "SSH",
+        )];
+        rules.push(rule(
+            "icmp",
+            None,
+            vec![Value::str("0.0.0.0/0"), Value::str("::/0")],
+            "ping",
+        ));
+        let network_range = network
+            .as_ref()
+            .and_then(|n| self.instance_attrs(n).get("ip_range").cloned());
+        let mut sources: Vec<Value> = network_range
+            .into_iter()
+            .filter(|_| primary_joins || replica_joins)
+            .collect();
+        if servers.iter().any(|(_, joined)| !joined) {
+            for (address, _) in &servers {
+                sources.push(attr_ref(address, "ipv4_address"));
+            }
+        }
+        if !sources.is_empty() {
+            for (port, what) in &shape.ports {
+                rules.push(rule("tcp", Some(&port.to_string()), sources.clone(), what));
+            }
+        }
+        let mut fw = BTreeMap::new();
+        fw.insert("rule".into(), Value::List(rules));
+        let apply_to: Vec<Value> = servers
+            .iter()
+            .map(|(address, _)| {
+                Value::Map(BTreeMap::from([(
+                    "server".to_owned(),
+                    Value::List(vec![obj_ref(address)]),
+                )]))
+            })
+            .collect();
+        fw.insert("apply_to".into(), Value::List(apply_to));
+        fw.insert("labels".into(), Value::Map(BTreeMap::new()));
+        resources.push(self.member(instance, Kind::Firewall, shape.role, None, fw));
+        if spread.is_some() {
+            let group = BTreeMap::from([
+                ("type".to_owned(), Value::str("spread")),
+                ("labels".to_owned(), Value::Map(BTreeMap::new())),
+            ]);
+            resources.push(self.member(instance, Kind::PlacementGroup, "spread", None, group));
+        }
+
+        let ip_of = |(address, joined): &(Address, bool)| {
+            attr_ref(
+                address,
+                if *joined {
+                    "private_ip"
+                } else {
+                    "ipv4_address"
+                },
+            )
+        };
+        let mut exports = self.common_exports(instance, shape);
+        exports.insert("primary_private_ip".into(), ip_of(&servers[0]));
+        exports.insert("private_ip".into(), ip_of(&servers[0]));
+        exports.insert(
+            "primary_ipv4".into(),
+            attr_ref(&servers[0].0, "ipv4_address"),
+        );
+        exports.insert(
+            "replica_private_ips".into(),
+            Value::List(servers[1..].iter().map(ip_of).collect()),
+        );
+        exports.insert(
+            "replica_ipv4s".into(),
+            Value::List(
+                servers[1..]
+                    .iter()
+                    .map(|(a, _)| attr_ref(a, "ipv4_address"))
+                    .collect(),
+            ),
+        );
+        let summary = format!(
+            "{} on {} {} server{} ({}{}){}",
+            describe_service(instance),
+            servers.len(),
+            server_type.as_str().unwrap_or("?"),
+            if servers.len() == 1 { "" } else { "s" },
+            location.as_str().unwrap_or("?"),
+            if replica_location != location {
+                format!(", replicas in {}", replica_location.as_str().unwrap_or("?"))
+            } else {
+                String::new()
+            },
+            shape
+                .volume_gb
+                .map_or(String::new(), |gb| format!(", a {gb} GB volume each")),
+        );
+        Some(Built {
+            resources,
+            exports,
+            summary,
+        })
+    }
+
+    fn common_exports(&self, instance: &Instance, shape: &Shape) -> BTreeMap<String, Value> {
+        let mut exports = BTreeMap::new();
+        exports.insert("port".into(), Value::Number(f64::from(shape.ports[0].0)));
+        if let Some((port, _)) = shape.ports.iter().find(|(_, what)| *what == "PgBouncer") {
+            exports.insert("pgbouncer_port".into(), Value::Number(f64::from(*port)));
+        }
+        exports.insert(
+            "password".into(),
+            Value::Sensitive(Box::new(Value::Unknown)),
+        );
+        let secret_url = if shape.role == "postgres" {
+            "database_url"
+        } else {
+            "url"
+        };
+        exports.insert(
+            secret_url.into(),
+            Value::Sensitive(Box::new(Value::Unknown)),
+        );
+        if shape.role == "postgres" {
+            exports.insert("shard_map".into(), Value::Unknown);
+        }
+        let _ = instance;
+        exports
+    }
+
+    /// A primitive inside a composite, with the composite's spans and lifecycle.
+    fn member(
+        &self,
+        instance: &Instance,
+        kind: Kind,
+        name: &str,
+        index: Option<u32>,
+        mut attrs: BTreeMap<String, Value>,
+    ) -> Resource {
+        let address = instance.address.child(kind, name, index);
+        attrs.insert(
+            "name".into(),
+            Value::String(self.name_of(&BTreeMap::new(), &address)),
+        );
+        let mut origin = Origin {
+            block: instance.origin.block.clone(),
+            attrs: BTreeMap::new(),
+        };
+        for (key, span) in &instance.origin.attrs {
+            let mapped = match key.as_str() {
+                "storage_gb" => "size",
+                "replica_location" | "replica_server_type" if name == "replica" => {
+                    key.trim_start_matches("replica_")
+                }
+                other => other,
+            };
+            origin.attrs.insert(mapped.to_owned(), span.clone());
+        }
+        Resource {
+            address,
+            kind,
+            attrs,
+            composite: Some(instance.address.clone()),
+            lifecycle: Lifecycle {
+                ignore_changes: Vec::new(),
+                ..instance.lifecycle.clone()
+            },
+            origin,
+        }
+    }
+
+    /// The readable attributes of an instance evaluated before (empty when unknown).
+    fn instance_attrs(&self, address: &Address) -> BTreeMap<String, Value> {
+        let slot = address.index().unwrap_or(0) as usize;
+        self.objects
+            .get(&(address.kind(), address.name().to_owned()))
+            .and_then(|entry| entry.instances.get(slot))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The network zones in which a network has subnets.
+    fn network_zones(&self, network: &Address) -> BTreeSet<String> {
+        let attrs = self.instance_attrs(network);
+        attrs
+            .get("subnet")
+            .and_then(Value::as_list)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|subnet| {
+                subnet
+                    .as_map()?
+                    .get("network_zone")?
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+}
+
+struct Built {
+    resources: Vec<Resource>,
+    exports: BTreeMap<String, Value>,
+    summary: String,
+}
+
+fn obj_ref(address: &Address) -> Value {
+    Value::Ref(Reference {
+        address: address.clone(),
+        attribute: None,
+    })
+}
+
+fn attr_ref(address: &Address, attribute: &str) -> Value {
+    Value::Ref(Reference {
+        address: address.clone(),
+        attribute: Some(attribute.to_owned()),
+    })
+}
+
+fn volume_attrs(size: u64, server: &Address, location: Value) -> BTreeMap<String, Value> {
+    BTreeMap::from([
+        ("size".to_owned(), Value::Number(size as f64)),
+        ("server".to_owned(), obj_ref(server)),
+        ("location".to_owned(), location),
+        ("format".to_owned(), Value::str("ext4")),
+        ("automount".to_owned(), Value::Bool(false)),
+        ("delete_protection".to_owned(), Value::Bool(false)),
+        ("labels".to_owned(), Value::Map(BTreeMap::new())),
+    ])
+}
+
+fn rule(protocol: &str, port: Option<&str>, sources: Vec<Value>, description: &str) -> Value {
+    let mut rule = BTreeMap::from([
+        ("direction".to_owned(), Value::str("in")),
+        ("protocol".to_owned(), Value::str(protocol)),
+        ("source_ips".to_owned(), Value::List(sources)),
+        ("description".to_owned(), Value::str(description)),
+    ]);
+    if let Some(port) = port {
+        rule.insert("port".into(), Value::str(port));
+    }
+    Value::Map(rule)
+}
+
+/// "PostgreSQL 16 (vector) with PgBouncer, daily backups kept 30 days" or "Redis 256 MB".
+fn describe_service(instance: &Instance) -> String {
+    let attrs = &instance.attrs;
+    match instance.address.kind() {
+        Kind::Postgres => {
+            let mut text = format!(
+                "PostgreSQL {}",
+                attrs
+                    .get("version")
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            );
+            let extensions: Vec<String> = attrs
+                .get("extensions")
+                .and_then(Value::as_list)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|e| e.as_str().map(str::to_owned))
+                .collect();
+            if !extensions.is_empty() {
+                text.push_str(&format!(" ({})", extensions.join(", ")));
+            }
+            if attrs.get("pgbouncer").and_then(Value::as_bool) == Some(true) {
+                text.push_str(" with PgBouncer");
+            }
+            if let Some(Value::Map(backup)) = attrs.get("backup") {
+                let schedule = backup
+                    .get("schedule")
+                    .and_then(Value::as_str)
+                    .unwrap_or("daily");
+                let days = backup
+                    .get("retention_days")
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                let continuous = backup.get("continuous").and_then(Value::as_bool) == Some(true);
+                text.push_str(&format!(", {schedule} backups kept {days} days"));
+                if continuous {
+                    let window = backup
+                        .get("pitr_days")
+                        .map(ToString::to_string)
+                        .unwrap_or_default();
+                    text.push_str(&format!(
+                        " + WAL archiving ({window}-day point-in-time recovery)"
+                    ));
+                }
+                if let Some(bucket) = backup.get("bucket").and_then(Value::as_ref) {
+                    text.push_str(&format!(" in {}", bucket.address));
+                }
+            }
+            text
+        }
+        _ => format!(
+            "Redis {} MB",
+            attrs
+                .get("memory_mb")
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        ),
+    }
+}
+
+/// The minimal cloud-config that installs the service's packages; the full configuration
+/// (data directory on the volume, settings, replication, backups) is rendered by a later issue.
+fn cloud_init(instance: &Instance, shape: &Shape, role: &str, index: Option<u32>) -> String {
+    let member = match index {
+        Some(i) => format!("{role}[{i}]"),
+        None => role.to_owned(),
+    };
+    let mut text = format!(
+        "#cloud-config\n# terrace: {} {member}\npackage_update: true\npackages:\n",
+        instance.address
+    );
+    for package in &shape.packages {
+        text.push_str(&format!("  - {package}\n"));
+    }
+    text
+}

@@ -1,0 +1,20 @@
+//! terrace: a declarative infrastructure planner for Hetzner Cloud. Definition files (HCL) are
+//! compiled into a graph of Hetzner resources, validated, planned with monthly costs and rendered
+//! as text, JSON or Markdown. The `terrace` binary (src/main.rs and src/cli/) is a thin layer over
+//! this library.
+
+pub mod addr;
+pub mod compare;
+pub mod compile;
+pub mod cost;
+pub mod diag;
+pub mod graph;
+pub mod kind;
+pub mod lang;
+pub mod model;
+pub mod pipeline;
+pub mod plan;
+pub mod render;
+pub mod schema;
+pub mod validate;
+pub mod value;

@@ -1,0 +1,341 @@
+//! A plan is a value: each resource's action, its attributes before and after, its monthly cost
+//! before and after, and the totals. Planning does no I/O; renderers are pure functions of a plan.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+use terrace_providers::pricing::Catalog;
+
+use crate::addr::Address;
+use crate::cost::{Cost, Pricer};
+use crate::kind::Kind;
+use crate::model::{Compiled, PhaseInfo};
+use crate::value::Value;
+
+/// The version of the JSON plan format (`--format json`, `--out`).
+pub const FORMAT_VERSION: &str = "1.0";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    NoOp,
+    Create,
+    Update,
+    /// Delete then create, or create then delete with `create_before_destroy`.
+    Replace,
+    Delete,
+}
+
+impl Action {
+    /// Terraform's action list: `["create"]`, `["delete", "create"]`, ...
+    pub fn steps(self, create_before_destroy: bool) -> Vec<&'static str> {
+        match self {
+            Action::NoOp => vec!["no-op"],
+            Action::Create => vec!["create"],
+            Action::Update => vec!["update"],
+            Action::Replace if create_before_destroy => vec!["create", "delete"],
+            Action::Replace => vec!["delete", "create"],
+            Action::Delete => vec!["delete"],
+        }
+    }
+}
+
+/// The price list a plan was costed with.
+#[derive(Debug, Clone, Serialize)]
+pub struct PricingInfo {
+    pub label: String,
+    pub date: Option<String>,
+    pub currency: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub vat_rate_percent: Decimal,
+}
+
+impl PricingInfo {
+    pub fn of(catalog: &Catalog) -> Self {
+        Self {
+            label: catalog.label(),
+            date: catalog.date(),
+            currency: catalog.currency().to_owned(),
+            vat_rate_percent: catalog.vat_rate_percent(),
+        }
+    }
+}
+
+/// One resource's change.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceChange {
+    pub address: Address,
+    pub kind: Kind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub composite: Option<Address>,
+    pub action: Action,
+    /// Terraform-style steps of the action.
+    pub actions: Vec<&'static str>,
+    pub before: Option<BTreeMap<String, Value>>,
+    pub after: Option<BTreeMap<String, Value>>,
+    /// Attribute paths whose value is known only after apply.
+    pub after_unknown: Vec<String>,
+    /// Attribute paths that are secret: their values are never shown.
+    pub sensitive: Vec<String>,
+    /// Why the action was chosen (the attribute forcing a replace, ...): for people, not programs.
+    pub reasons: Vec<String>,
+    pub cost_before: Option<Cost>,
+    pub cost_after: Option<Cost>,
+}
+
+/// Monthly cost of one resource kind, before and after.
+#[derive(Debug, Clone, Serialize)]
+pub struct KindCost {
+    pub kind: Kind,
+    pub count_before: usize,
+    pub count_after: usize,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub before_net: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub after_net: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub delta_net: Decimal,
+}
+
+/// Totals, in net EUR per month. Unknown prices are left out of the sums and listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct CostSummary {
+    #[serde(with = "rust_decimal::serde::str")]
+    pub before_net: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub after_net: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub delta_net: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub before_gross: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub after_gross: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub delta_gross: Decimal,
+    /// Resources whose price the catalog lacks.
+    pub unknown: Vec<Address>,
+    pub by_kind: Vec<KindCost>,
+}
+
+/// How many resources get each action.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub delete: usize,
+    pub no_op: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CompositeSummary {
+    pub address: Address,
+    pub kind: Kind,
+    pub summary: String,
+    pub members: Vec<Address>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedOutput {
+    pub name: String,
+    /// `null` when known only after apply or sensitive.
+    pub value: Value,
+    pub known_after_apply: bool,
+    pub sensitive: bool,
+}
+
+/// A plan: what `terrace plan` shows and `terrace apply` carries out.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub format_version: &'static str,
+    pub terrace_version: &'static str,
+    pub stack: String,
+    pub phase: PhaseInfo,
+    /// The phase recorded in state before this plan, if any.
+    pub prior_phase: Option<String>,
+    pub pricing: PricingInfo,
+    pub summary: Counts,
+    pub resource_changes: Vec<ResourceChange>,
+    pub composites: Vec<CompositeSummary>,
+    pub outputs: Vec<PlannedOutput>,
+    pub cost: CostSummary,
+    /// Warnings found while planning (deprecated server types, ...), already formatted.
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.resource_changes
+            .iter()
+            .any(|change| change.action != Action::NoOp)
+    }
+}
+
+/// The plan from empty state: every resource of the phase is created, in dependency order.
+pub fn plan_from_empty(compiled: &Compiled, catalog: &Catalog, warnings: Vec<String>) -> Plan {
+    let pricer = Pricer::new(catalog, compiled.resources.iter().map(|(_, r)| r));
+    let order = compiled.resources.topological_order().unwrap_or_default();
+    let mut changes = Vec::with_capacity(order.len());
+    for address in order {
+        let Some(resource) = compiled.resource(address) else {
+            continue;
+        };
+        let mut after_unknown = Vec::new();
+        let mut sensitive = Vec::new();
+        for (name, value) in &resource.attrs {
+            collect_paths(name, value, &mut after_unknown, &mut sensitive);
+        }
+        for computed in crate::schema::of(resource.kind).computed {
+            if !resource.attrs.contains_key(*computed) {
+                after_unknown.push((*computed).to_owned());
+            }
+        }
+        after_unknown.sort();
+        changes.push(ResourceChange {
+            address: resource.address.clone(),
+            kind: resource.kind,
+            composite: resource.composite.clone(),
+            action: Action::Create,
+            actions: Action::Create.steps(false),
+            before: None,
+            after: Some(resource.attrs.clone()),
+            after_unknown,
+            sensitive,
+            reasons: Vec::new(),
+            cost_before: None,
+            cost_after: Some(pricer.cost(resource)),
+        });
+    }
+    let composites = compiled
+        .composites
+        .iter()
+        .map(|c| CompositeSummary {
+            address: c.address.clone(),
+            kind: c.kind,
+            summary: c.summary.clone(),
+            members: c.members.clone(),
+        })
+        .collect();
+    let outputs = compiled
+        .outputs
+        .iter()
+        .map(|o| PlannedOutput {
+            name: o.name.clone(),
+            value: o.value.clone(),
+            known_after_apply: !o.value.is_known(),
+            sensitive: o.sensitive || matches!(o.value, Value::Sensitive(_)),
+        })
+        .collect();
+    let cost = summarize(&changes, catalog);
+    let summary = count(&changes);
+    Plan {
+        format_version: FORMAT_VERSION,
+        terrace_version: env!("CARGO_PKG_VERSION"),
+        stack: compiled.stack.clone(),
+        phase: compiled.phase.clone(),
+        prior_phase: None,
+        pricing: PricingInfo::of(catalog),
+        summary,
+        resource_changes: changes,
+        composites,
+        outputs,
+        cost,
+        warnings,
+    }
+}
+
+fn collect_paths(
+    path: &str,
+    value: &Value,
+    unknown: &mut Vec<String>,
+    sensitive: &mut Vec<String>,
+) {
+    match value {
+        Value::Unknown => unknown.push(path.to_owned()),
+        Value::Ref(reference) if reference.attribute.is_some() => unknown.push(path.to_owned()),
+        Value::Sensitive(_) => sensitive.push(path.to_owned()),
+        Value::List(items) => {
+            for (i, item) in items.iter().enumerate() {
+                collect_paths(&format!("{path}[{i}]"), item, unknown, sensitive);
+            }
+        }
+        Value::Map(map) => {
+            for (key, item) in map {
+                collect_paths(&format!("{path}.{key}"), item, unknown, sensitive);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn count(changes: &[ResourceChange]) -> Counts {
+    let mut counts = Counts::default();
+    for change in changes {
+        match change.action {
+            Action::Create => counts.create += 1,
+            Action::Update => counts.update += 1,
+            Action::Replace => counts.replace += 1,
+            Action::Delete => counts.delete += 1,
+            Action::NoOp => counts.no_op += 1,
+        }
+    }
+    counts
+}
+
+/// Totals and per-kind sums of a list of changes.
+pub fn summarize(changes: &[ResourceChange], catalog: &Catalog) -> CostSummary {
+    let mut before = Decimal::ZERO;
+    let mut after = Decimal::ZERO;
+    let mut unknown = Vec::new();
+    let mut by_kind: BTreeMap<&'static str, KindCost> = BTreeMap::new();
+    for change in changes {
+        let entry = by_kind.entry(change.kind.as_str()).or_insert(KindCost {
+            kind: change.kind,
+            count_before: 0,
+            count_after: 0,
+            before_net: Decimal::ZERO,
+            after_net: Decimal::ZERO,
+            delta_net: Decimal::ZERO,
+        });
+        if let Some(cost) = &change.cost_before {
+            entry.count_before += 1;
+            match cost.monthly_net {
+                Some(net) => {
+                    before += net;
+                    entry.before_net += net;
+                }
+                None => unknown.push(change.address.clone()),
+            }
+        }
+        if let Some(cost) = &change.cost_after {
+            entry.count_after += 1;
+            match cost.monthly_net {
+                Some(net) => {
+                    after += net;
+                    entry.after_net += net;
+                }
+                None => unknown.push(change.address.clone()),
+            }
+        }
+    }
+    unknown.sort();
+    unknown.dedup();
+    let by_kind = by_kind
+        .into_values()
+        .map(|mut k| {
+            k.delta_net = k.after_net - k.before_net;
+            k
+        })
+        .collect();
+    CostSummary {
+        before_net: before,
+        after_net: after,
+        delta_net: after - before,
+        before_gross: catalog.gross(before),
+        after_gross: catalog.gross(after),
+        delta_gross: catalog.gross(after) - catalog.gross(before),
+        unknown,
+        by_kind,
+    }
+}

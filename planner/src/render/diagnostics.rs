@@ -1,0 +1,135 @@
+//! Diagnostics as miette reports: the summary, `file:line:column`, the offending snippet with a
+//! label, and the hint.
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+
+use crate::diag::{Diagnostic, Severity, Sources};
+
+/// Renders diagnostics, each followed by a blank line, then a count line when there are errors.
+pub fn render(diags: &[Diagnostic], sources: &Sources, color: bool) -> String {
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_links(false);
+    let mut out = String::new();
+    for diagnostic in diags {
+        let report = Report::new(diagnostic, sources);
+        let mut text = String::new();
+        if handler.render_report(&mut text, &report).is_err() {
+            text = format!(
+                "{}: {}\n",
+                severity_word(diagnostic.severity),
+                diagnostic.summary
+            );
+        }
+        out.push_str(&text);
+        out.push('\n');
+    }
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    let warnings = diags.len() - errors;
+    if errors > 0 {
+        out.push_str(&format!(
+            "{errors} error{}{}\n",
+            if errors == 1 { "" } else { "s" },
+            if warnings > 0 {
+                format!(
+                    ", {warnings} warning{}",
+                    if warnings == 1 { "" } else { "s" }
+                )
+            } else {
+                String::new()
+            }
+        ));
+    }
+    out
+}
+
+fn severity_word(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    }
+}
+
+/// A diagnostic with its source, in the shape miette renders.
+#[derive(Debug)]
+struct Report {
+    message: String,
+    severity: miette::Severity,
+    help: Option<String>,
+    source: Option<NamedSource<String>>,
+    label: Option<LabeledSpan>,
+}
+
+impl Report {
+    fn new(diagnostic: &Diagnostic, sources: &Sources) -> Self {
+        let mut message = format!(
+            "{}: {}",
+            severity_word(diagnostic.severity),
+            diagnostic.summary
+        );
+        if let Some(detail) = &diagnostic.detail {
+            message.push('\n');
+            message.push_str(detail);
+        }
+        let (source, label) = match &diagnostic.span {
+            Some(span) => {
+                let file = sources.get(span.file);
+                let start = span.range.start.min(file.text.len());
+                let len = span.range.end.min(file.text.len()).saturating_sub(start);
+                let named =
+                    NamedSource::new(file.name.clone(), file.text.clone()).with_language("hcl");
+                let label = LabeledSpan::new_with_span(
+                    diagnostic.label.clone(),
+                    SourceSpan::new(start.into(), len),
+                );
+                (Some(named), Some(label))
+            }
+            None => (None, None),
+        };
+        Self {
+            message,
+            severity: match diagnostic.severity {
+                Severity::Error => miette::Severity::Error,
+                Severity::Warning => miette::Severity::Warning,
+            },
+            help: diagnostic.hint.clone(),
+            source,
+            label,
+        }
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Report {}
+
+impl miette::Diagnostic for Report {
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(self.severity)
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|help| Box::new(help) as Box<dyn std::fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        self.label
+            .clone()
+            .map(|label| Box::new(std::iter::once(label)) as Box<dyn Iterator<Item = LabeledSpan>>)
+    }
+}

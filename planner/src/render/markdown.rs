@@ -1,0 +1,126 @@
+//! The plan as a pull-request comment (GitHub and GitLab Markdown): a hidden marker so a pipeline
+//! can update its earlier comment, the summary, warnings first, the cost table, details folded.
+
+use std::fmt::Write as _;
+
+use super::text::{cost_note, header, verb};
+use crate::cost::{delta, money};
+use crate::plan::{Action, Plan};
+
+/// The hidden marker that identifies terrace's comment for a stack and phase.
+pub fn marker(stack: &str, phase: &str) -> String {
+    format!("<!-- terrace-plan: stack={stack} phase={phase} -->")
+}
+
+pub fn plan(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", marker(&plan.stack, &plan.phase.name));
+    let _ = writeln!(
+        out,
+        "### terrace plan: `{}` / `{}`\n",
+        plan.stack, plan.phase.name
+    );
+    let _ = writeln!(out, "{}\n", header(plan).replace('`', "**"));
+    for warning in &plan.warnings {
+        let _ = writeln!(out, "> [!WARNING]\n> {warning}\n");
+    }
+    let counts = &plan.summary;
+    let cost = &plan.cost;
+    let _ = writeln!(
+        out,
+        "**Plan:** {} to add, {} to change, {} to replace, {} to destroy.  ",
+        counts.create, counts.update, counts.replace, counts.delete
+    );
+    let _ = writeln!(
+        out,
+        "**Monthly cost:** {} → {} (**{}**) net, {} gross\n",
+        money(cost.before_net),
+        money(cost.after_net),
+        delta(cost.delta_net),
+        money(cost.after_gross)
+    );
+    let _ = writeln!(out, "| Resource kind | Count | Before | After | Delta |");
+    let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: |");
+    for kind in &cost.by_kind {
+        let _ = writeln!(
+            out,
+            "| {} | {} → {} | {} | {} | {} |",
+            kind.kind,
+            kind.count_before,
+            kind.count_after,
+            money(kind.before_net),
+            money(kind.after_net),
+            delta(kind.delta_net)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| **Total (net)** | | **{}** | **{}** | **{}** |",
+        money(cost.before_net),
+        money(cost.after_net),
+        delta(cost.delta_net)
+    );
+    let _ = writeln!(
+        out,
+        "| Total (gross, {}% VAT) | | {} | {} | {} |\n",
+        plan.pricing.vat_rate_percent.normalize(),
+        money(cost.before_gross),
+        money(cost.after_gross),
+        delta(cost.delta_gross)
+    );
+    if !cost.unknown.is_empty() {
+        let list: Vec<String> = cost.unknown.iter().map(|a| format!("`{a}`")).collect();
+        let _ = writeln!(
+            out,
+            "Unknown prices (left out of the totals): {}\n",
+            list.join(", ")
+        );
+    }
+    let changes: Vec<_> = plan
+        .resource_changes
+        .iter()
+        .filter(|c| c.action != Action::NoOp)
+        .collect();
+    if changes.is_empty() {
+        let _ = writeln!(out, "No changes.\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "<details><summary>Changes ({})</summary>\n",
+            changes.len()
+        );
+        let _ = writeln!(out, "| | Resource | Action | Monthly (net) |");
+        let _ = writeln!(out, "| --- | --- | --- | ---: |");
+        for change in &changes {
+            let symbol = match change.action {
+                Action::Create => "➕",
+                Action::Delete => "🗑️",
+                Action::Update => "✏️",
+                Action::Replace => "♻️",
+                Action::NoOp => "",
+            };
+            let _ = writeln!(
+                out,
+                "| {symbol} | `{}` | {} | {} |",
+                change.address,
+                verb(change.action),
+                cost_note(change)
+            );
+        }
+        out.push('\n');
+        if !plan.composites.is_empty() {
+            let _ = writeln!(out, "Services built from Hetzner primitives:\n");
+            for composite in &plan.composites {
+                let _ = writeln!(out, "- `{}`: {}", composite.address, composite.summary);
+            }
+            out.push('\n');
+        }
+        let _ = writeln!(out, "</details>\n");
+    }
+    let _ = writeln!(
+        out,
+        "<sub>Prices: {}. terrace {}.</sub>",
+        plan.pricing.label, plan.terrace_version
+    );
+    out
+}

@@ -1,0 +1,358 @@
+//! The plan as text, Terraform-like: one block per resource with `+`, `-`, `~` and `-/+`, values
+//! known only after apply and secrets marked, multi-line values as heredocs, then the summary line
+//! and the monthly cost table.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::Style;
+use crate::cost::{delta, money, money_opt};
+use crate::plan::{Action, Plan, ResourceChange};
+use crate::schema;
+use crate::value::Value;
+
+pub fn plan(plan: &Plan, style: Style) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", header(plan));
+    let _ = writeln!(
+        out,
+        "Prices: {}; EUR per month, net of VAT",
+        plan.pricing.label
+    );
+    for warning in &plan.warnings {
+        let _ = writeln!(out, "\n{} {warning}", style.yellow("Warning:"));
+    }
+    if !plan.has_changes() {
+        let _ = writeln!(
+            out,
+            "\nNo changes. The infrastructure matches phase `{}`.",
+            plan.phase.name
+        );
+        write_cost(&mut out, plan);
+        return out;
+    }
+    let _ = writeln!(out, "\nterrace will perform the following actions:");
+    let mut composite_shown = std::collections::BTreeSet::new();
+    for change in plan
+        .resource_changes
+        .iter()
+        .filter(|c| c.action != Action::NoOp)
+    {
+        if let Some(composite) = &change.composite {
+            if composite_shown.insert(composite.clone()) {
+                if let Some(summary) = plan.composites.iter().find(|c| &c.address == composite) {
+                    let _ = writeln!(
+                        out,
+                        "\n  {}",
+                        style.bold(&format!("# {}: {}", summary.address, summary.summary))
+                    );
+                    let members: Vec<String> =
+                        summary.members.iter().map(ToString::to_string).collect();
+                    let _ = writeln!(out, "  # expands to: {}", members.join(", "));
+                }
+            }
+        }
+        out.push('\n');
+        write_change(&mut out, change, style);
+    }
+    let counts = &plan.summary;
+    let _ = writeln!(
+        out,
+        "\n{} {} to add, {} to change, {} to replace, {} to destroy.",
+        style.bold("Plan:"),
+        counts.create,
+        counts.update,
+        counts.replace,
+        counts.delete
+    );
+    write_outputs(&mut out, plan);
+    write_cost(&mut out, plan);
+    out
+}
+
+pub(super) fn header(plan: &Plan) -> String {
+    let mut text = format!("Stack `{}`, phase `{}`", plan.stack, plan.phase.name);
+    if let Some(users) = &plan.phase.users {
+        let _ = write!(text, " ({users} users)");
+    }
+    if let Some(prior) = &plan.prior_phase {
+        let _ = write!(text, ", from phase `{prior}`");
+    }
+    if let Some(description) = &plan.phase.description {
+        let _ = write!(text, ": {description}");
+    }
+    text
+}
+
+pub(super) fn verb(action: Action) -> &'static str {
+    match action {
+        Action::Create => "will be created",
+        Action::Update => "will be updated in place",
+        Action::Replace => "must be replaced",
+        Action::Delete => "will be destroyed",
+        Action::NoOp => "is unchanged",
+    }
+}
+
+pub(super) fn cost_note(change: &ResourceChange) -> String {
+    let before = change.cost_before.as_ref().map(|c| c.monthly_net);
+    let after = change.cost_after.as_ref().map(|c| c.monthly_net);
+    match (before, after) {
+        (None, Some(after)) => format!("{}/mo", money_opt(after)),
+        (Some(before), None) => format!("-{}/mo", money_opt(before).trim_start_matches('-')),
+        (Some(Some(b)), Some(Some(a))) if a != b => format!("{} -> {}/mo", money(b), money(a)),
+        (Some(_), Some(after)) => format!("{}/mo", money_opt(after)),
+        (None, None) => String::new(),
+    }
+}
+
+fn write_change(out: &mut String, change: &ResourceChange, style: Style) {
+    let (symbol, paint): (&str, fn(Style, &str) -> String) = match change.action {
+        Action::Create => ("+", Style::green),
+        Action::Delete => ("-", Style::red),
+        Action::Update => ("~", Style::yellow),
+        Action::Replace if change.actions.first() == Some(&"create") => ("+/-", Style::yellow),
+        Action::Replace => ("-/+", Style::yellow),
+        Action::NoOp => (" ", Style::dim),
+    };
+    let _ = writeln!(
+        out,
+        "  {}",
+        style.bold(&format!(
+            "# {} {}  ({})",
+            change.address,
+            verb(change.action),
+            cost_note(change)
+        ))
+    );
+    for reason in &change.reasons {
+        let _ = writeln!(out, "  # ({reason})");
+    }
+    let _ = writeln!(out, "  {} {} {{", paint(style, symbol), change.address);
+    let empty = BTreeMap::new();
+    let before = change.before.as_ref().unwrap_or(&empty);
+    let after = change.after.as_ref().unwrap_or(&empty);
+    let nested = schema::of(change.kind);
+    let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut lines = Vec::new();
+    let mut hidden = 0;
+    for key in keys {
+        let (old, new) = (before.get(key), after.get(key));
+        let sensitive = change.sensitive.iter().any(|p| p == key);
+        let line_symbol = match (old, new) {
+            (None, Some(_)) => "+",
+            (Some(_), None) => "-",
+            (Some(a), Some(b)) if a != b => "~",
+            _ => {
+                if change.action != Action::Delete {
+                    hidden += 1;
+                    continue;
+                }
+                "-"
+            }
+        };
+        if matches!(new.or(old), Some(Value::Null)) && line_symbol == "+" {
+            continue;
+        }
+        let is_block = nested.block(key).is_some();
+        lines.push((line_symbol, key.as_str(), old, new, is_block, sensitive));
+    }
+    let width = lines
+        .iter()
+        .filter(|l| !l.4)
+        .map(|l| l.1.len())
+        .max()
+        .unwrap_or(0);
+    for (symbol, key, old, new, is_block, sensitive) in lines {
+        let value = new.or(old).unwrap_or(&Value::Null);
+        if is_block {
+            write_blocks(out, symbol, key, value, 6, style);
+        } else if symbol == "~" {
+            let _ = writeln!(
+                out,
+                "      {} {key:<width$} = {} -> {}",
+                style.yellow("~"),
+                show(old.unwrap_or(&Value::Null), sensitive, 6),
+                show(new.unwrap_or(&Value::Null), sensitive, 6)
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "      {} {key:<width$} = {}",
+                paint_symbol(style, symbol),
+                show(value, sensitive, 6)
+            );
+        }
+    }
+    if change.action == Action::Create {
+        for computed in schema::of(change.kind).computed {
+            if !after.contains_key(*computed) {
+                let _ = writeln!(
+                    out,
+                    "      {} {computed:<width$} = (known after apply)",
+                    paint_symbol(style, "+")
+                );
+            }
+        }
+    }
+    if hidden > 0 {
+        let _ = writeln!(
+            out,
+            "        # ({hidden} unchanged attribute{} hidden)",
+            if hidden == 1 { "" } else { "s" }
+        );
+    }
+    let _ = writeln!(out, "    }}");
+}
+
+fn paint_symbol(style: Style, symbol: &str) -> String {
+    match symbol {
+        "+" => style.green(symbol),
+        "-" => style.red(symbol),
+        _ => style.yellow(symbol),
+    }
+}
+
+/// Nested blocks (`subnet`, `service { health_check { } }`), one per element.
+fn write_blocks(
+    out: &mut String,
+    symbol: &str,
+    key: &str,
+    value: &Value,
+    indent: usize,
+    style: Style,
+) {
+    let items: Vec<&BTreeMap<String, Value>> = match value {
+        Value::List(items) => items.iter().filter_map(Value::as_map).collect(),
+        Value::Map(map) => vec![map],
+        _ => Vec::new(),
+    };
+    let pad = " ".repeat(indent);
+    for map in items {
+        let _ = writeln!(out, "{pad}{} {key} {{", paint_symbol(style, symbol));
+        let width = map
+            .iter()
+            .filter(|(_, v)| !is_nested(v))
+            .map(|(k, _)| k.len())
+            .max()
+            .unwrap_or(0);
+        for (inner_key, inner) in map {
+            if matches!(inner, Value::Null) {
+                continue;
+            }
+            if is_nested(inner) {
+                write_blocks(out, symbol, inner_key, inner, indent + 4, style);
+            } else {
+                let _ = writeln!(
+                    out,
+                    "{pad}    {} {inner_key:<width$} = {}",
+                    paint_symbol(style, symbol),
+                    show(inner, false, indent + 4)
+                );
+            }
+        }
+        let _ = writeln!(out, "{pad}  }}");
+    }
+}
+
+/// A nested block inside a nested block (`health_check` in `service`) is an object that is not a
+/// reference list or labels: objects of objects render as blocks.
+fn is_nested(value: &Value) -> bool {
+    match value {
+        Value::Map(map) => map.values().any(|v| !matches!(v, Value::String(_))),
+        Value::List(items) => !items.is_empty() && items.iter().all(|i| matches!(i, Value::Map(_))),
+        _ => false,
+    }
+}
+
+/// A value as shown in the text plan; multi-line strings as heredocs.
+fn show(value: &Value, sensitive: bool, indent: usize) -> String {
+    if sensitive || matches!(value, Value::Sensitive(_)) {
+        return "(sensitive value)".into();
+    }
+    match value {
+        Value::String(text) if text.contains('\n') => {
+            let pad = " ".repeat(indent + 4);
+            let mut heredoc = String::from("<<-EOT\n");
+            for line in text.lines() {
+                let _ = writeln!(heredoc, "{pad}{line}");
+            }
+            let _ = write!(heredoc, "{}EOT", " ".repeat(indent + 2));
+            heredoc
+        }
+        other => other.to_string(),
+    }
+}
+
+fn write_outputs(out: &mut String, plan: &Plan) {
+    if plan.outputs.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nChanges to outputs:");
+    let width = plan.outputs.iter().map(|o| o.name.len()).max().unwrap_or(0);
+    for output in &plan.outputs {
+        let value = if output.sensitive {
+            "(sensitive value)".to_owned()
+        } else if output.known_after_apply {
+            "(known after apply)".to_owned()
+        } else {
+            output.value.to_string()
+        };
+        let _ = writeln!(out, "  + {:<width$} = {value}", output.name);
+    }
+}
+
+fn write_cost(out: &mut String, plan: &Plan) {
+    let cost = &plan.cost;
+    let _ = writeln!(out, "\nMonthly cost ({}, net)", plan.pricing.currency);
+    let _ = writeln!(
+        out,
+        "  {:<28} {:>10} {:>10} {:>10}",
+        "", "before", "after", "delta"
+    );
+    for kind in &cost.by_kind {
+        let label = format!(
+            "{} ({} -> {})",
+            kind.kind, kind.count_before, kind.count_after
+        );
+        let _ = writeln!(
+            out,
+            "  {label:<28} {:>10} {:>10} {:>10}",
+            money(kind.before_net),
+            money(kind.after_net),
+            delta(kind.delta_net)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  {:<28} {:>10} {:>10} {:>10}",
+        "total",
+        money(cost.before_net),
+        money(cost.after_net),
+        delta(cost.delta_net)
+    );
+    let gross_label = format!(
+        "total gross ({}% VAT)",
+        plan.pricing.vat_rate_percent.normalize()
+    );
+    let _ = writeln!(
+        out,
+        "  {gross_label:<28} {:>10} {:>10} {:>10}",
+        money(cost.before_gross),
+        money(cost.after_gross),
+        delta(cost.delta_gross)
+    );
+    if !cost.unknown.is_empty() {
+        let list: Vec<String> = cost.unknown.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            out,
+            "  unknown price (not in the catalog, left out of the totals): {}",
+            list.join(", ")
+        );
+    }
+    if let Some(budget) = plan.phase.budget_monthly {
+        let _ = writeln!(out, "  budget of phase `{}`: €{budget:.2}", plan.phase.name);
+    }
+}

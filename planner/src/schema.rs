@@ -1,0 +1,563 @@
+//! The schema of every block kind: attributes with their types, defaults and update semantics, and
+//! the nested blocks they accept. It is data: the compiler types values with it, the validator
+//! suggests names from it, and the plan reads which attributes are computed or sensitive.
+
+use crate::kind::Kind;
+
+/// The type an attribute accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    String,
+    /// A whole number.
+    Int,
+    Bool,
+    /// One of a fixed set of strings.
+    Enum(&'static [&'static str]),
+    ListOfString,
+    /// A map of string to string (labels).
+    Labels,
+    /// A reference to one object of one of these kinds.
+    Ref(&'static [Kind]),
+    /// A reference to one or more objects (a counted block, or a list of references).
+    Refs(&'static [Kind]),
+    /// A multi-line text (cloud-init, certificates): the plan shows it as a unified diff.
+    Text,
+}
+
+impl Ty {
+    pub fn describe(self) -> String {
+        match self {
+            Ty::String | Ty::Text => "a string".into(),
+            Ty::Int => "a whole number".into(),
+            Ty::Bool => "true or false".into(),
+            Ty::Enum(options) => format!("one of {}", quoted_list(options)),
+            Ty::ListOfString => "a list of strings".into(),
+            Ty::Labels => "a map of labels (key = \"value\")".into(),
+            Ty::Ref(kinds) => format!("a reference to a {}", kind_list(kinds)),
+            Ty::Refs(kinds) => format!("references to {}", kind_list(kinds)),
+        }
+    }
+}
+
+fn quoted_list(options: &[&str]) -> String {
+    options
+        .iter()
+        .map(|option| format!("\"{option}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn kind_list(kinds: &[Kind]) -> String {
+    kinds
+        .iter()
+        .map(|kind| kind.as_str())
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+/// A default applied when the attribute is not written.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Default {
+    Str(&'static str),
+    Int(i64),
+    Bool(bool),
+}
+
+/// One attribute of a block.
+#[derive(Debug, Clone, Copy)]
+pub struct Attr {
+    pub name: &'static str,
+    pub ty: Ty,
+    pub required: bool,
+    pub default: Option<Default>,
+    /// Changing it replaces the object (Hetzner cannot change it in place).
+    pub forces_replacement: bool,
+    /// Never printed.
+    pub sensitive: bool,
+}
+
+/// A nested block (`subnet`, `service`, `health_check`).
+#[derive(Debug, Clone, Copy)]
+pub struct Nested {
+    pub name: &'static str,
+    pub schema: &'static BlockSchema,
+    /// May appear more than once; its values become a list.
+    pub repeated: bool,
+    pub required: bool,
+}
+
+/// The attributes and nested blocks of one block type, and the attributes the API computes.
+#[derive(Debug)]
+pub struct BlockSchema {
+    pub attrs: &'static [Attr],
+    pub blocks: &'static [Nested],
+    /// Attributes only the API knows (ids, addresses), readable in references.
+    pub computed: &'static [&'static str],
+}
+
+impl BlockSchema {
+    pub fn attr(&self, name: &str) -> Option<&Attr> {
+        self.attrs.iter().find(|attr| attr.name == name)
+    }
+
+    pub fn block(&self, name: &str) -> Option<&Nested> {
+        self.blocks.iter().find(|block| block.name == name)
+    }
+
+    /// Every name that may be written in this block (attributes, then blocks).
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.attrs
+            .iter()
+            .map(|attr| attr.name)
+            .chain(self.blocks.iter().map(|block| block.name))
+    }
+}
+
+const fn attr(name: &'static str, ty: Ty) -> Attr {
+    Attr {
+        name,
+        ty,
+        required: false,
+        default: None,
+        forces_replacement: false,
+        sensitive: false,
+    }
+}
+
+const fn required(name: &'static str, ty: Ty) -> Attr {
+    Attr {
+        required: true,
+        ..attr(name, ty)
+    }
+}
+
+const fn replacing(mut a: Attr) -> Attr {
+    a.forces_replacement = true;
+    a
+}
+
+const fn with_default(mut a: Attr, default: Default) -> Attr {
+    a.default = Some(default);
+    a
+}
+
+const fn secret(mut a: Attr) -> Attr {
+    a.sensitive = true;
+    a
+}
+
+const fn nested(name: &'static str, schema: &'static BlockSchema, repeated: bool) -> Nested {
+    Nested {
+        name,
+        schema,
+        repeated,
+        required: false,
+    }
+}
+
+pub const LOCATIONS_NOTE: &str =
+    "locations come from the price catalog (fsn1, nbg1, hel1, ash, hil, sin)";
+
+const NAME: Attr = attr("name", Ty::String);
+const LABELS: Attr = attr("labels", Ty::Labels);
+const DELETE_PROTECTION: Attr =
+    with_default(attr("delete_protection", Ty::Bool), Default::Bool(false));
+const IP_TYPE: Ty = Ty::Enum(&["ipv4", "ipv6"]);
+
+/// Attributes every block accepts, whatever its kind (Terraform's meta-arguments).
+pub const META_ATTRS: &[Attr] = &[
+    attr("count", Ty::Int),
+    attr("depends_on", Ty::Refs(&Kind::ALL)),
+];
+
+pub const LIFECYCLE: BlockSchema = BlockSchema {
+    attrs: &[
+        with_default(attr("prevent_destroy", Ty::Bool), Default::Bool(false)),
+        with_default(
+            attr("create_before_destroy", Ty::Bool),
+            Default::Bool(false),
+        ),
+        attr("ignore_changes", Ty::ListOfString),
+    ],
+    blocks: &[],
+    computed: &[],
+};
+
+const PUBLIC_NET: BlockSchema = BlockSchema {
+    attrs: &[
+        with_default(attr("ipv4_enabled", Ty::Bool), Default::Bool(true)),
+        with_default(attr("ipv6_enabled", Ty::Bool), Default::Bool(true)),
+        attr("ipv4", Ty::Ref(&[Kind::PrimaryIp])),
+        attr("ipv6", Ty::Ref(&[Kind::PrimaryIp])),
+    ],
+    blocks: &[],
+    computed: &[],
+};
+
+const SERVER: BlockSchema = BlockSchema {
+    attrs: &[
+        NAME,
+        required("server_type", Ty::String),
+        replacing(with_default(
+            attr("image", Ty::String),
+            Default::Str("ubuntu-24.04"),
+        )),
+        replacing(required("location", Ty::String)),
+        LABELS,
+        replacing(attr("user_data", Ty::Text)),
+        replacing(attr("ssh_keys", Ty::Refs(&[Kind::SshKey]))),
+        attr("network", Ty::Ref(&[Kind::Network])),
+        attr("private_ip", Ty::String),
+        attr("firewalls", Ty::Refs(&[Kind::Firewall])),
+        attr("placement_group", Ty::Ref(&[Kind::PlacementGroup])),
+        with_default(attr("backups", Ty::Bool), Default::Bool(false)),
+        DELETE_PROTECTION,
+        with_default(attr("rebuild_protection", Ty::Bool), Default::Bool(false)),
+    ],
+    blocks: &[nested("public_net", &PUBLIC_NET, false)],
+    computed: &[
+        "id",
+        "ipv4_address",
+        "ipv6_address",
+        "ipv6_network",
+        "status",
+    ],
+};
+
+const VOLUME: BlockSchema = BlockSchema {
+    attrs: &[
+        NAME,
+        required("size", Ty::Int),
+        replacing(attr("location", Ty::String)),
+        attr("server", Ty::Ref(&[Kind::Server])),
+        with_default(attr("automount", Ty::Bool), Default::Bool(false)),
+        replacing(attr("format", Ty::Enum(&["ext4", "xfs"]))),
+        LABELS,
+        DELETE_PROTECTION,
+    ],
+    blocks: &[],
+    computed: &["id", "linux_device"],
+};
+
+const SUBNET: BlockSchema = BlockSchema {
+    attrs: &[
+        with_default(
+            attr("type", Ty::Enum(&["cloud", "server", "vswitch"])),
+            Default::Str("cloud"),
+        ),
+        required("network_zone", Ty::String),
+        required("ip_range", Ty::String),
+        attr("vswitch_id", Ty::Int),
+    ],
+    blocks: &[],
+    computed: &["gateway"],
+};
+
+const ROUTE: BlockSchema = BlockSchema {
+    attrs: &[
+        required("destination", Ty::String),
+        required("gateway", Ty::String),
+    ],
+    blocks: &[],
+    computed: &[],
+};
+
+const NETWORK: BlockSchema = BlockSchema {
+    attrs: &[
+        NAME,
+        required("ip_range", Ty::String),
+        LABELS,
+        with_default(
+            attr("expose_routes_to_vswitch", Ty::Bool),
+            Default::Bool(false),
+        ),
+        DELETE_PROTECTION,
+    ],
+    blocks: &[
+        nested("subnet", &SUBNET, true),
+        nested("route", &ROUTE, true),
+    ],
+    computed: &["id"],
+};
+
+const HEALTH_CHECK: BlockSchema = BlockSchema {
+    attrs: &[
+        required("protocol", Ty::Enum(&["tcp", "http", "https"])),
+        required("port", Ty::Int),
+        with_default(attr("interval", Ty::Int), Default::Int(15)),
+        with_default(attr("timeout", Ty::Int), Default::Int(10)),
+        with_default(attr("retries", Ty::Int), Default::Int(3)),
+        attr("path", Ty::String),
+        attr("domain", Ty::String),
+        attr("response", Ty::String),
+        attr("status_codes", Ty::ListOfString),
+        with_default(attr("tls", Ty::Bool), Default::Bool(false)),
+    ],
+    blocks: &[],
+    computed: &[],
+};
+
+const SERVICE: BlockSchema = BlockSchema {
+    attrs: &[
+        replacing(required("protocol", Ty::Enum(&["tcp", "http", "https"]))),
+        replacing(attr("listen_port", Ty::Int)),
+        attr("destination_port", Ty::Int),
+        with_default(attr("proxyprotocol", Ty::Bool), Default::Bool(false)),
+        attr("certificates", Ty::Refs(&[Kind::Certificate])),
+        with_default(attr("sticky_sessions", Ty::Bool), Default::Bool(false)),
+        with_default(attr("redirect_http", Ty::Bool), Default::Bool(false)),
+    ],
+    blocks: &[nested("health_check", &HEALTH_CHECK, false)],
+    computed: &[],
+};
+
+const TARGET: BlockSchema = BlockSchema {
+    attrs: &[
+        attr("server", Ty::Refs(&[Kind::Server])),
+        attr("label_selector", Ty::String),
+        attr("ip", Ty::String),
+        attr("use_private_ip", Ty::Bool),
+    ],
+    blocks: &[],
+    computed: &[],
+};
+
+const LOAD_BALANCER: BlockSchema = BlockSchema {
+    attrs: &[
+        NAME,
+        required("type", Ty::String),
+        replacing(attr("location", Ty::String)),
+        replacing(attr("network_zone", Ty::String)),
+        attr("network", Ty::Ref(&[Kind::Network])),
+        with_default(
+            attr("algorithm", Ty::Enum(&["round_robin", "least_connections"])),
+            Default::Str("round_robin"),
+        ),
+        with_default(attr("public_interface", Ty::Bool), Default::Bool(true)),
+        LABELS,
+        DELETE_PROTECTION,
+    ],
+    blocks: &[
+        nested("service", &SERVICE, true),
+        nested("target", &TARGET, true),
+    ],
+    computed: &["id", "ipv4_address", "ipv6_address", "private_ip"],
+};
+
+const RULE: BlockSchema = BlockSchema {
+    attrs: &[
+        required("direction", Ty::Enum(&["in", "out"])),
+        required("protocol", Ty::Enum(&["tcp", "udp", "icmp", "esp", "gre"])),
+        attr("port", Ty::String),
+        attr("source_ips", Ty::ListOfString),
+        attr("destination_ips", Ty::ListOfString),
+        attr("description", Ty::String),
+    ],
+    blocks: &[],
+    computed: &[],
+};
+
+const APPLY_TO: BlockSchema = BlockSchema {
+    attrs: &[
+        attr("server", Ty::Refs(&[Kind::Server])),
+        attr("label_selector", Ty::String),
+    ],
+    blocks: &[],
+    computed: &[],
+};
+
+const FIREWALL: BlockSchema = BlockSchema {
+    attrs: &[NAME, LABELS],
+    blocks: &[
+        nested("rule", &RULE, true),
+        nested("apply_to", &APPLY_TO, true),
+    ],
+    computed: &["id"],
+};
+
+const PLACEMENT_GROUP: BlockSchema = BlockSchema {
+    attrs: &[
+        NAME,
+        replacing(with_default(
+            attr("type", Ty::Enum(&["spread"])),
+            Default::Str("spread"),
+        )),
+        LABELS,
+    ],
+    blocks: &[],
+    computed: &["id"],
+};
+
+const PRIMARY_IP: BlockSchema = BlockSchema {
+    attrs: &[
+        NAME,
+        replacing(required("type", IP_TYPE)),
+        replacing(required("location", Ty::String)),
+        attr("assignee", Ty::Ref(&[Kind::Server])),
+        with_default(attr("auto_delete", Ty::Bool), Default::Bool(false)),
+        LABELS,
+        DELETE_PROTECTION,
+    ],
+    blocks: &[],
+    computed: &["id", "ip_address"],
+};
+
+const FLOATING_IP: BlockSchema = BlockSchema {
+    attrs: &[
+        NAME,
+        replacing(required("type", IP_TYPE)),
+        replacing(required("home_location", Ty::String)),
+        attr("server", Ty::Ref(&[Kind::Server])),
+        attr("description", Ty::String),
+        LABELS,
+        DELETE_PROTECTION,
+    ],
+    blocks: &[],
+    computed: &["id", "ip_address"],
+};
+
+const SSH_KEY: BlockSchema = BlockSchema {
+    attrs: &[NAME, replacing(required("public_key", Ty::String)), LABELS],
+    blocks: &[],
+    computed: &["id", "fingerprint"],
+};
+
+const CERTIFICATE: BlockSchema = BlockSchema {
+    attrs: &[
+        NAME,
+        replacing(with_default(
+            attr("type", Ty::Enum(&["uploaded", "managed"])),
+            Default::Str("uploaded"),
+        )),
+        replacing(attr("certificate", Ty::Text)),
+        replacing(secret(attr("private_key", Ty::Text))),
+        replacing(attr("domain_names", Ty::ListOfString)),
+        LABELS,
+    ],
+    blocks: &[],
+    computed: &["id", "fingerprint", "not_valid_after"],
+};
+
+const BUCKET: BlockSchema = BlockSchema {
+    attrs: &[
+        NAME,
+        replacing(required("location", Ty::String)),
+        attr("storage_gb", Ty::Int),
+    ],
+    blocks: &[],
+    computed: &["endpoint"],
+};
+
+const BACKUP: BlockSchema = BlockSchema {
+    attrs: &[
+        with_default(
+            attr("schedule", Ty::Enum(&["daily", "hourly"])),
+            Default::Str("daily"),
+        ),
+        with_default(attr("retention_days", Ty::Int), Default::Int(30)),
+        attr("bucket", Ty::Ref(&[Kind::Bucket])),
+        with_default(attr("continuous", Ty::Bool), Default::Bool(false)),
+        with_default(attr("pitr_days", Ty::Int), Default::Int(7)),
+    ],
+    blocks: &[],
+    computed: &[],
+};
+
+const POSTGRES: BlockSchema = BlockSchema {
+    attrs: &[
+        with_default(attr("version", Ty::Int), Default::Int(16)),
+        attr("extensions", Ty::ListOfString),
+        attr("server_type", Ty::String),
+        attr("location", Ty::String),
+        required("storage_gb", Ty::Int),
+        with_default(attr("replicas", Ty::Int), Default::Int(0)),
+        attr("replica_location", Ty::String),
+        attr("replica_server_type", Ty::String),
+        attr("shard_key", Ty::String),
+        with_default(attr("pgbouncer", Ty::Bool), Default::Bool(false)),
+        attr("network", Ty::Ref(&[Kind::Network])),
+        attr("on", Ty::Ref(&[Kind::Server])),
+        with_default(attr("image", Ty::String), Default::Str("ubuntu-24.04")),
+        attr("database", Ty::String),
+        attr("user", Ty::String),
+        attr("clients", Ty::Refs(&[Kind::Server])),
+        attr("labels", Ty::Labels),
+    ],
+    blocks: &[nested("backup", &BACKUP, false)],
+    computed: &[
+        "primary_private_ip",
+        "primary_ipv4",
+        "replica_private_ips",
+        "replica_ipv4s",
+        "port",
+        "pgbouncer_port",
+        "password",
+        "database_url",
+        "shard_map",
+    ],
+};
+
+const REDIS: BlockSchema = BlockSchema {
+    attrs: &[
+        with_default(attr("version", Ty::Int), Default::Int(7)),
+        required("memory_mb", Ty::Int),
+        attr("server_type", Ty::String),
+        attr("location", Ty::String),
+        attr("network", Ty::Ref(&[Kind::Network])),
+        with_default(attr("replicas", Ty::Int), Default::Int(0)),
+        attr("on", Ty::Ref(&[Kind::Server])),
+        with_default(attr("image", Ty::String), Default::Str("ubuntu-24.04")),
+        attr("clients", Ty::Refs(&[Kind::Server])),
+        attr("labels", Ty::Labels),
+    ],
+    blocks: &[],
+    computed: &[
+        "private_ip",
+        "replica_private_ips",
+        "port",
+        "password",
+        "url",
+    ],
+};
+
+/// The schema of a kind's block as written in a phase file.
+pub fn of(kind: Kind) -> &'static BlockSchema {
+    match kind {
+        Kind::Bucket => &BUCKET,
+        Kind::Certificate => &CERTIFICATE,
+        Kind::Firewall => &FIREWALL,
+        Kind::FloatingIp => &FLOATING_IP,
+        Kind::LoadBalancer => &LOAD_BALANCER,
+        Kind::Network => &NETWORK,
+        Kind::PlacementGroup => &PLACEMENT_GROUP,
+        Kind::Postgres => &POSTGRES,
+        Kind::PrimaryIp => &PRIMARY_IP,
+        Kind::Redis => &REDIS,
+        Kind::Server => &SERVER,
+        Kind::SshKey => &SSH_KEY,
+        Kind::Volume => &VOLUME,
+    }
+}
+
+/// The attribute names a reference may read on an object of this kind: configured and computed ones.
+pub fn readable(kind: Kind) -> impl Iterator<Item = &'static str> {
+    let schema = of(kind);
+    schema
+        .computed
+        .iter()
+        .copied()
+        .chain(schema.attrs.iter().map(|attr| attr.name))
+}
+
+/// The closest known name, for "did you mean" hints.
+pub fn suggest<'a>(
+    written: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|candidate| (strsim::jaro_winkler(written, candidate), candidate))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate)
+}
