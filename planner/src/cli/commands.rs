@@ -150,10 +150,15 @@ fn one_phase(args: &StackArgs, phase: Option<&str>) -> Result<Option<PhaseResult
 }
 
 fn warning_line(diagnostic: &Diagnostic) -> String {
-    match &diagnostic.hint {
-        Some(hint) => format!("{} ({hint})", diagnostic.summary),
-        None => diagnostic.summary.clone(),
+    let mut line = diagnostic.summary.clone();
+    if let Some(detail) = diagnostic.detail.as_ref().filter(|d| !d.is_empty()) {
+        line.push_str(": ");
+        line.push_str(detail);
     }
+    if let Some(hint) = &diagnostic.hint {
+        line.push_str(&format!(" ({hint})"));
+    }
+    line
 }
 
 fn eprint_diags(diags: Diagnostics, sources: &Sources) {

@@ -94,105 +94,52 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn server_type(
-        &mut self,
-        resource: &Resource,
-        types: &[String],
-        locations: &[String],
-        reported: &mut BTreeSet<(Address, &'static str)>,
-    ) {
-        let Some(server_type) = resource.str_attr("server_type") else {
-            return;
-        };
-        let key = resource
-            .composite
-            .clone()
-            .unwrap_or_else(|| resource.address.block());
-        if !types.iter().any(|t| t == server_type) {
+    fn server_type(&mut self, resource: &Resource, types: &[String], locations: &[String], reported: &mut BTreeSet<(Address, &'static str)>) {
+        let Some(server_type) = resource.str_attr("server_type") else { return };
+        let key = resource.composite.clone().unwrap_or_else(|| resource.address.block());
+        let known = types.iter().any(|t| t == server_type) || self.catalog.server_type(server_type).is_some();
+        if !known {
             if reported.insert((key, "server_type")) {
                 self.diags.push(
                     Diagnostic::error(format!("unknown server type \"{server_type}\""))
                         .at(Self::at(resource, "server_type"))
-                        .label("not in the price catalog")
+                        .label("not a Hetzner server type")
                         .hint(hint_list(server_type, types, "server types")),
                 );
             }
             return;
         }
-        let Some(location) = resource.str_attr("location") else {
-            return;
-        };
-        if !locations.iter().any(|l| l == location) {
+        let Some(location) = resource.str_attr("location") else { return };
+        if !locations.iter().any(|l| l == location) || !reported.insert((key, "availability")) {
             return;
         }
-        let (message, warning) = match self.catalog.availability(server_type, location) {
+        let diagnostic = match self.catalog.availability(server_type, location) {
             Availability::Available => return,
-            Availability::NotPriced => (
-                format!("server type \"{server_type}\" is not sold in {location}"),
-                false,
-            ),
-            Availability::Deprecated {
-                announced,
-                unavailable_after,
-                note,
-            } => (
-                format!(
-                    "server type \"{server_type}\" is deprecated in {location} (announced {announced}{}){}",
-                    unavailable_after
-                        .map(|d| format!(", not orderable after {d}"))
-                        .unwrap_or_default(),
-                    if note.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {note}")
-                    }
-                ),
-                true,
-            ),
-            Availability::Restricted { since, note } => (
-                format!(
-                    "server type \"{server_type}\" has restricted availability in {location} since {since}{}",
-                    if note.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {note}")
-                    }
-                ),
-                true,
-            ),
+            Availability::NotPriced if sold_anywhere_in_time(server_type, location) => Diagnostic::warning(format!(
+                "the price list has no price for \"{server_type}\" in {location}: its cost is unknown"
+            ))
+            .hint("other price lists price it there; pick one with --pricing DATE, or a current type"),
+            Availability::NotPriced => {
+                let sold: Vec<String> =
+                    locations.iter().filter(|l| self.catalog.server_monthly(server_type, l).is_some()).cloned().collect();
+                Diagnostic::error(format!("server type \"{server_type}\" is not sold in {location}")).hint(format!(
+                    "{server_type} is sold in: {}",
+                    if sold.is_empty() { "no location of this price list".to_owned() } else { sold.join(", ") }
+                ))
+            }
+            Availability::Deprecated { announced, unavailable_after, note } => Diagnostic::warning(format!(
+                "server type \"{server_type}\" is deprecated in {location} (announced {announced}{})",
+                unavailable_after.map(|d| format!(", not orderable after {d}")).unwrap_or_default(),
+            ))
+            .detail(note)
+            .hint("existing servers keep running; pick a current type for new ones"),
+            Availability::Restricted { since, note } => Diagnostic::warning(format!(
+                "server type \"{server_type}\" has restricted availability in {location} since {since}"
+            ))
+            .detail(note)
+            .hint("creating new servers of this type may fail; a CPX or CCX type is more likely to be available"),
         };
-        let where_sold: Vec<String> = locations
-            .iter()
-            .filter(|l| self.catalog.server_monthly(server_type, l).is_some())
-            .cloned()
-            .collect();
-        if !reported.insert((
-            resource
-                .composite
-                .clone()
-                .unwrap_or_else(|| resource.address.block()),
-            "availability",
-        )) {
-            return;
-        }
-        let diagnostic = if warning {
-            Diagnostic::warning(message)
-        } else {
-            Diagnostic::error(message)
-        };
-        self.diags.push(
-            diagnostic
-                .at(Self::at(resource, "server_type"))
-                .hint(format!(
-                    "{} is priced in: {}; pick a current type for new servers",
-                    server_type,
-                    if where_sold.is_empty() {
-                        "no location".to_owned()
-                    } else {
-                        where_sold.join(", ")
-                    }
-                )),
-        );
+        self.diags.push(diagnostic.at(Self::at(resource, "server_type")));
     }
 
     pub(super) fn volumes(&mut self) {
@@ -517,4 +464,12 @@ mod tests {
         assert!(!is_hostname("-app"));
         assert!(!is_hostname(&"a".repeat(64)));
     }
+}
+
+/// Whether any embedded price list prices the type at the location: a list that lacks the price
+/// then lacks a fact, rather than the type not being sold there.
+fn sold_anywhere_in_time(server_type: &str, location: &str) -> bool {
+    static LISTS: std::sync::OnceLock<Vec<Catalog>> = std::sync::OnceLock::new();
+    let lists = LISTS.get_or_init(|| Catalog::lists().iter().filter_map(|list| Catalog::load(&list.id).ok()).collect());
+    lists.iter().any(|catalog| catalog.server_monthly(server_type, location).is_some())
 }

@@ -1,0 +1,69 @@
+//! Running the real binary and writing fixtures. A fixture is one string holding several files,
+//! each introduced by a `//- path` line (rust-analyzer's test-utils style).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The stack bundled in `phases/`.
+pub fn phases_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../phases")
+}
+
+/// What one run printed.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The run as one text for a snapshot.
+    pub fn transcript(&self) -> String {
+        format!("exit code: {}\n----- stdout -----\n{}----- stderr -----\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// Runs `terrace ARGS` in `dir`, with a clean, colourless environment.
+pub fn terrace(dir: &Path, args: &[&str]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_terrace"));
+    command.args(args).current_dir(dir).env("NO_COLOR", "1");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TERRACE_") || key.starts_with("HCLOUD_") {
+            command.env_remove(key);
+        }
+    }
+    let output = command.output().expect("the terrace binary runs");
+    let run = Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    assert!(!run.stderr.contains("panicked"), "terrace panicked:\n{}", run.stderr);
+    run
+}
+
+/// Writes a `//- path` fixture into a new temporary folder.
+pub fn fixture(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let mut current: Option<(String, String)> = None;
+    let mut files = Vec::new();
+    for line in text.lines() {
+        if let Some(path) = line.strip_prefix("//- ") {
+            files.extend(current.take());
+            current = Some((path.trim().to_owned(), String::new()));
+        } else if let Some((_, body)) = current.as_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    files.extend(current);
+    assert!(!files.is_empty(), "a fixture holds at least one `//- path` file");
+    for (path, body) in files {
+        let path = dir.path().join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create fixture folder");
+        }
+        std::fs::write(path, body).expect("write fixture file");
+    }
+    dir
+}
