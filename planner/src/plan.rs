@@ -96,6 +96,8 @@ pub struct KindCost {
     pub after_net: Decimal,
     #[serde(with = "rust_decimal::serde::str")]
     pub delta_net: Decimal,
+    /// Resources of this kind whose price the catalog lacks (left out of the sums).
+    pub unknown: usize,
 }
 
 /// Totals, in net EUR per month. Unknown prices are left out of the sums and listed.
@@ -297,7 +299,9 @@ pub fn summarize(changes: &[ResourceChange], catalog: &Catalog) -> CostSummary {
             before_net: Decimal::ZERO,
             after_net: Decimal::ZERO,
             delta_net: Decimal::ZERO,
+            unknown: 0,
         });
+        let mut priced = true;
         if let Some(cost) = &change.cost_before {
             entry.count_before += 1;
             match cost.monthly_net {
@@ -305,7 +309,7 @@ pub fn summarize(changes: &[ResourceChange], catalog: &Catalog) -> CostSummary {
                     before += net;
                     entry.before_net += net;
                 }
-                None => unknown.push(change.address.clone()),
+                None => priced = false,
             }
         }
         if let Some(cost) = &change.cost_after {
@@ -315,8 +319,12 @@ pub fn summarize(changes: &[ResourceChange], catalog: &Catalog) -> CostSummary {
                     after += net;
                     entry.after_net += net;
                 }
-                None => unknown.push(change.address.clone()),
+                None => priced = false,
             }
+        }
+        if !priced {
+            entry.unknown += 1;
+            unknown.push(change.address.clone());
         }
     }
     unknown.sort();

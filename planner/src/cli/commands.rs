@@ -85,14 +85,37 @@ fn validate(args: &StackArgs) -> Result<ExitCode, CliError> {
     let catalog = catalog(args)?;
     let inputs = var_inputs(args)?;
     let loaded = pipeline::load(&args.dir);
-    let mut all = Diagnostics::default();
+    let mut found: Vec<(Diagnostic, Vec<String>)> = Vec::new();
     let mut phases = 0;
     if let Some(stack) = &loaded.stack {
         for phase in &stack.phases {
             let (compiled, diags) = compile_phase(stack, phase, &inputs, &catalog);
-            all.extend(diags);
             phases += usize::from(compiled.is_some());
+            let own_file = stack.phase(phase).map(|def| def.span.file);
+            for diagnostic in diags {
+                // A problem in an inherited definition shows once, naming the phases it breaks.
+                match found.iter_mut().find(|(seen, _)| *seen == diagnostic) {
+                    Some((_, in_phases)) => in_phases.push(phase.clone()),
+                    None => {
+                        let inherited = diagnostic.span.as_ref().is_some_and(|s| Some(s.file) != own_file);
+                        let phases = if inherited { vec![phase.clone()] } else { Vec::new() };
+                        found.push((diagnostic, phases));
+                    }
+                }
+            }
         }
+    }
+    let mut all = Diagnostics::default();
+    for (mut diagnostic, in_phases) in found {
+        if !in_phases.is_empty() {
+            let names: Vec<String> = in_phases.iter().map(|p| format!("`{p}`")).collect();
+            let note = format!("found while compiling phase{} {}", if names.len() == 1 { "" } else { "s" }, names.join(", "));
+            diagnostic.detail = Some(match diagnostic.detail.take() {
+                Some(detail) => format!("{detail}\n{note}"),
+                None => note,
+            });
+        }
+        all.push(diagnostic);
     }
     let failed = loaded.diags.has_errors() || all.has_errors() || loaded.stack.is_none();
     all.extend(loaded.diags);

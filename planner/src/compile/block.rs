@@ -337,21 +337,7 @@ impl BodyReader<'_, '_, '_> {
                 }
             }
         }
-        for spec in schema.attrs {
-            if attrs.contains_key(spec.name) {
-                continue;
-            }
-            if let Some(default) = spec.default {
-                attrs.insert(
-                    spec.name.to_owned(),
-                    match default {
-                        Dflt::Str(text) => Value::str(text),
-                        Dflt::Int(n) => Value::Number(n as f64),
-                        Dflt::Bool(b) => Value::Bool(b),
-                    },
-                );
-            }
-        }
+        apply_defaults(schema, &mut attrs);
         if let Some(span) = top {
             let written = attrs.clone();
             self.check_required(schema, &written, path, span);
@@ -533,6 +519,20 @@ impl BodyReader<'_, '_, '_> {
                     );
                 }
             }
+        }
+    }
+}
+
+/// Fills in the schema's defaults for attributes that were not written.
+pub(super) fn apply_defaults(schema: &BlockSchema, attrs: &mut BTreeMap<String, Value>) {
+    for spec in schema.attrs {
+        if let (false, Some(default)) = (attrs.contains_key(spec.name), spec.default) {
+            let value = match default {
+                Dflt::Str(text) => Value::str(text),
+                Dflt::Int(n) => Value::Number(n as f64),
+                Dflt::Bool(b) => Value::Bool(b),
+            };
+            attrs.insert(spec.name.to_owned(), value);
         }
     }
 }

@@ -161,7 +161,7 @@ impl State<'_> {
         exports.insert("primary_ipv4".into(), attr_ref(&host, "ipv4_address"));
         exports.insert("replica_private_ips".into(), Value::List(Vec::new()));
         let summary = format!(
-            "{} on the existing {host}{}",
+            "{}: on the existing {host}{}",
             describe_service(instance),
             shape.volume_gb.map_or(String::new(), |gb| format!(
                 ", data on a {gb} GB volume attached to it"
@@ -365,22 +365,19 @@ impl State<'_> {
                     .collect(),
             ),
         );
-        let summary = format!(
-            "{} on {} {} server{} ({}{}){}",
-            describe_service(instance),
-            servers.len(),
-            server_type.as_str().unwrap_or("?"),
-            if servers.len() == 1 { "" } else { "s" },
-            location.as_str().unwrap_or("?"),
-            if replica_location != location {
-                format!(", replicas in {}", replica_location.as_str().unwrap_or("?"))
-            } else {
-                String::new()
-            },
-            shape
-                .volume_gb
-                .map_or(String::new(), |gb| format!(", a {gb} GB volume each")),
-        );
+        let text = |value: &Value| value.as_str().unwrap_or("?").to_owned();
+        let mut summary = format!("{}: primary {} in {}", describe_service(instance), text(&server_type), text(&location));
+        if replicas > 0 {
+            summary.push_str(&format!(
+                ", {replicas} replica{} {} in {}",
+                if replicas == 1 { "" } else { "s" },
+                text(&replica_type),
+                text(&replica_location)
+            ));
+        }
+        if let Some(gb) = shape.volume_gb {
+            summary.push_str(&format!(", {gb} GB volume each"));
+        }
         Some(Built {
             resources,
             exports,
@@ -424,6 +421,7 @@ impl State<'_> {
         mut attrs: BTreeMap<String, Value>,
     ) -> Resource {
         let address = instance.address.child(kind, name, index);
+        super::block::apply_defaults(crate::schema::of(kind), &mut attrs);
         attrs.insert(
             "name".into(),
             Value::String(self.name_of(&BTreeMap::new(), &address)),

@@ -6,6 +6,8 @@
 mod block;
 mod composite;
 mod merge;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 

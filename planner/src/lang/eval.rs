@@ -558,7 +558,8 @@ impl<'s, 'd> Evaluator<'s, 'd> {
         ops: &[hcl::edit::Decorated<TraversalOperator>],
     ) -> Eval {
         for op in ops {
-            if !value.is_known() {
+            // An unknown scalar stays unknown; a list or object holding unknowns can still be read into.
+            if matches!(value, Value::Unknown | Value::Ref(Reference { attribute: Some(_), .. })) {
                 return Ok(Value::Unknown);
             }
             value = match (op.value(), value) {

@@ -42,9 +42,10 @@ pub fn plan(plan: &Plan) -> String {
     let _ = writeln!(out, "| Resource kind | Count | Before | After | Delta |");
     let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: |");
     for kind in &cost.by_kind {
+        let unknown = if kind.unknown > 0 { format!(" ({} unknown)", kind.unknown) } else { String::new() };
         let _ = writeln!(
             out,
-            "| {} | {} → {} | {} | {} | {} |",
+            "| {} | {} → {}{unknown} | {} | {} | {} |",
             kind.kind,
             kind.count_before,
             kind.count_after,
@@ -76,11 +77,7 @@ pub fn plan(plan: &Plan) -> String {
             list.join(", ")
         );
     }
-    let changes: Vec<_> = plan
-        .resource_changes
-        .iter()
-        .filter(|c| c.action != Action::NoOp)
-        .collect();
+    let changes = super::by_address(plan);
     if changes.is_empty() {
         let _ = writeln!(out, "No changes.\n");
     } else {

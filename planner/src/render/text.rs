@@ -33,11 +33,7 @@ pub fn plan(plan: &Plan, style: Style) -> String {
     }
     let _ = writeln!(out, "\nterrace will perform the following actions:");
     let mut composite_shown = std::collections::BTreeSet::new();
-    for change in plan
-        .resource_changes
-        .iter()
-        .filter(|c| c.action != Action::NoOp)
-    {
+    for change in super::by_address(plan) {
         if let Some(composite) = &change.composite {
             if composite_shown.insert(composite.clone()) {
                 if let Some(summary) = plan.composites.iter().find(|c| &c.address == composite) {
@@ -98,6 +94,7 @@ pub(super) fn cost_note(change: &ResourceChange) -> String {
     let before = change.cost_before.as_ref().map(|c| c.monthly_net);
     let after = change.cost_after.as_ref().map(|c| c.monthly_net);
     match (before, after) {
+        (None, Some(None)) | (Some(_), Some(None)) => "price unknown".to_owned(),
         (None, Some(after)) => format!("{}/mo", money_opt(after)),
         (Some(before), None) => format!("-{}/mo", money_opt(before).trim_start_matches('-')),
         (Some(Some(b)), Some(Some(a))) if a != b => format!("{} -> {}/mo", money(b), money(a)),
@@ -309,17 +306,17 @@ fn write_cost(out: &mut String, plan: &Plan) {
     let _ = writeln!(out, "\nMonthly cost ({}, net)", plan.pricing.currency);
     let _ = writeln!(
         out,
-        "  {:<28} {:>10} {:>10} {:>10}",
+        "  {:<34} {:>10} {:>10} {:>10}",
         "", "before", "after", "delta"
     );
     for kind in &cost.by_kind {
-        let label = format!(
-            "{} ({} -> {})",
-            kind.kind, kind.count_before, kind.count_after
-        );
+        let mut label = format!("{} ({} -> {})", kind.kind, kind.count_before, kind.count_after);
+        if kind.unknown > 0 {
+            label.push_str(&format!(", {} unknown", kind.unknown));
+        }
         let _ = writeln!(
             out,
-            "  {label:<28} {:>10} {:>10} {:>10}",
+            "  {label:<34} {:>10} {:>10} {:>10}",
             money(kind.before_net),
             money(kind.after_net),
             delta(kind.delta_net)
@@ -327,7 +324,7 @@ fn write_cost(out: &mut String, plan: &Plan) {
     }
     let _ = writeln!(
         out,
-        "  {:<28} {:>10} {:>10} {:>10}",
+        "  {:<34} {:>10} {:>10} {:>10}",
         "total",
         money(cost.before_net),
         money(cost.after_net),
@@ -339,7 +336,7 @@ fn write_cost(out: &mut String, plan: &Plan) {
     );
     let _ = writeln!(
         out,
-        "  {gross_label:<28} {:>10} {:>10} {:>10}",
+        "  {gross_label:<34} {:>10} {:>10} {:>10}",
         money(cost.before_gross),
         money(cost.after_gross),
         delta(cost.delta_gross)
