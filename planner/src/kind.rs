@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 /// A block kind. Primitives map one to one to Hetzner objects (buckets to Object Storage);
 /// composites (`postgres`, `redis`) compile into primitives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The variants are declared in alphabetical order of their names, so the derived order sorts
+/// addresses like strings (a test checks it) without comparing strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Bucket,
@@ -71,19 +73,6 @@ impl Kind {
     }
 }
 
-impl PartialOrd for Kind {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Kind {
-    /// Alphabetical by name, so that sorted addresses read like a sorted list of strings.
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
-    }
-}
-
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -98,5 +87,23 @@ impl FromStr for Kind {
             .into_iter()
             .find(|kind| kind.as_str() == text)
             .ok_or(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_order_of_kinds_is_alphabetical() {
+        let mut by_name = Kind::ALL;
+        by_name.sort_by_key(|kind| kind.as_str());
+        assert_eq!(by_name, Kind::ALL);
+        let mut by_order = Kind::ALL;
+        by_order.sort();
+        assert_eq!(by_order, Kind::ALL);
+        for kind in Kind::ALL {
+            assert_eq!(kind.as_str().parse::<Kind>(), Ok(kind));
+        }
     }
 }

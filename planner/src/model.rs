@@ -23,14 +23,23 @@ pub struct Lifecycle {
 #[derive(Debug, Clone, Default)]
 pub struct Origin {
     pub block: Option<Span>,
-    /// Spans of attributes by path (`size`, `subnet[0].ip_range`).
-    pub attrs: BTreeMap<String, Span>,
+    /// Spans of attributes by path (`size`, `subnet[0].ip_range`). A list, not a map: it is only
+    /// searched when a diagnostic is made, and building it is on the hot path.
+    pub attrs: Vec<(String, Span)>,
 }
 
 impl Origin {
     /// The attribute's span, or the block's when the attribute was not written.
     pub fn attr(&self, path: &str) -> Option<Span> {
-        self.attrs.get(path).cloned().or_else(|| self.block.clone())
+        self.written(path).or_else(|| self.block.clone())
+    }
+
+    /// The attribute's span, if it was written.
+    pub fn written(&self, path: &str) -> Option<Span> {
+        self.attrs
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, span)| span.clone())
     }
 }
 

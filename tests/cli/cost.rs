@@ -17,10 +17,23 @@ fn cost_json_deltas_add_up() {
     let json: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
     let phases = json["phases"].as_array().expect("phases");
     assert_eq!(phases.len(), 5);
-    let net = |i: usize| phases[i]["monthly_net"].as_str().expect("a decimal string").parse::<f64>().expect("number");
+    let net = |i: usize| {
+        phases[i]["monthly_net"]
+            .as_str()
+            .expect("a decimal string")
+            .parse::<f64>()
+            .expect("number")
+    };
     for i in 1..phases.len() {
-        let delta: f64 = phases[i]["delta_net"].as_str().expect("delta").parse().expect("number");
-        assert!((net(i) - net(i - 1) - delta).abs() < 1e-9, "phase {i}: delta does not match");
+        let delta: f64 = phases[i]["delta_net"]
+            .as_str()
+            .expect("delta")
+            .parse()
+            .expect("number");
+        assert!(
+            (net(i) - net(i - 1) - delta).abs() < 1e-9,
+            "phase {i}: delta does not match"
+        );
     }
     assert!(phases[0]["delta_net"].is_null());
 }

@@ -97,8 +97,15 @@ fn validate(args: &StackArgs) -> Result<ExitCode, CliError> {
                 match found.iter_mut().find(|(seen, _)| *seen == diagnostic) {
                     Some((_, in_phases)) => in_phases.push(phase.clone()),
                     None => {
-                        let inherited = diagnostic.span.as_ref().is_some_and(|s| Some(s.file) != own_file);
-                        let phases = if inherited { vec![phase.clone()] } else { Vec::new() };
+                        let inherited = diagnostic
+                            .span
+                            .as_ref()
+                            .is_some_and(|s| Some(s.file) != own_file);
+                        let phases = if inherited {
+                            vec![phase.clone()]
+                        } else {
+                            Vec::new()
+                        };
                         found.push((diagnostic, phases));
                     }
                 }
@@ -109,7 +116,11 @@ fn validate(args: &StackArgs) -> Result<ExitCode, CliError> {
     for (mut diagnostic, in_phases) in found {
         if !in_phases.is_empty() {
             let names: Vec<String> = in_phases.iter().map(|p| format!("`{p}`")).collect();
-            let note = format!("found while compiling phase{} {}", if names.len() == 1 { "" } else { "s" }, names.join(", "));
+            let note = format!(
+                "found while compiling phase{} {}",
+                if names.len() == 1 { "" } else { "s" },
+                names.join(", ")
+            );
             diagnostic.detail = Some(match diagnostic.detail.take() {
                 Some(detail) => format!("{detail}\n{note}"),
                 None => note,

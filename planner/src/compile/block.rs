@@ -31,7 +31,7 @@ pub(super) struct Instance {
 }
 
 impl State<'_> {
-    pub(super) fn block(&mut self, block: &MergedBlock) {
+    pub(super) fn block(&mut self, block: &MergedBlock<'_>) {
         let def = &block.def;
         let key = (def.kind, def.name.clone());
         let file = def.span.file;
@@ -107,7 +107,11 @@ impl State<'_> {
                     "name".into(),
                     Value::String(self.name_of(&attrs, &instance.address)),
                 );
-                readable.push(attrs.clone());
+                readable.push(if self.kept.contains(&key) {
+                    attrs.clone()
+                } else {
+                    BTreeMap::new()
+                });
                 self.deps.insert(instance.address.clone(), instance.deps);
                 self.resources.push(Resource {
                     address: instance.address,
@@ -161,7 +165,7 @@ impl State<'_> {
             eval: &mut eval,
             origin: Origin {
                 block: Some(block_span.clone()),
-                attrs: BTreeMap::new(),
+                attrs: Vec::new(),
             },
             failed: false,
             lifecycle: Lifecycle::default(),
@@ -169,7 +173,7 @@ impl State<'_> {
             kind,
             address: &address,
         };
-        let attrs = reader.body(body, schema::of(kind), "", Some(block_span));
+        let attrs = reader.body(body, schema::of(kind), "", Some(block_span), None);
         let BodyReader {
             origin,
             failed,
@@ -212,16 +216,18 @@ impl BodyReader<'_, '_, '_> {
         self.failed = true;
     }
 
-    /// Reads a body; `top` is the block's own span when this is the block itself (not a nested one).
+    /// Reads a body; `top` is the block's own span when this is the block itself, `nested_span`
+    /// the nested block's header otherwise (where a missing required attribute is reported).
     fn body(
         &mut self,
         body: &Body,
         schema: &BlockSchema,
         path: &str,
         top: Option<&Span>,
+        nested_span: Option<&Span>,
     ) -> BTreeMap<String, Value> {
         let mut attrs = BTreeMap::new();
-        let mut seen = BTreeSet::new();
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
         let what = if path.is_empty() {
             self.kind.to_string()
         } else {
@@ -232,7 +238,7 @@ impl BodyReader<'_, '_, '_> {
                 Structure::Attribute(attr) => {
                     let key = attr.key.as_str();
                     let key_span = self.span(attr.key.span());
-                    if !seen.insert(key.to_owned()) {
+                    if !seen.insert(key) {
                         self.error(
                             Diagnostic::error(format!("attribute `{key}` is set twice"))
                                 .at(key_span)
@@ -253,7 +259,7 @@ impl BodyReader<'_, '_, '_> {
                     };
                     let full = format!("{path}{key}");
                     if let Some(span) = self.span(attr.value.span()) {
-                        self.origin.attrs.insert(full.clone(), span);
+                        self.origin.attrs.push((full.clone(), span));
                     }
                     match self.eval.eval(&attr.value) {
                         Ok(value) => match coerce(value, spec.ty) {
@@ -315,14 +321,17 @@ impl BodyReader<'_, '_, '_> {
                     } else {
                         format!("{path}{ident}.")
                     };
-                    let inner_span = ident_span.clone();
-                    let value =
-                        Value::Map(self.body(&inner.body, nested.schema, &inner_path, None));
-                    if let Some(span) = inner_span {
+                    let value = Value::Map(self.body(
+                        &inner.body,
+                        nested.schema,
+                        &inner_path,
+                        None,
+                        ident_span.as_ref(),
+                    ));
+                    if let Some(span) = ident_span {
                         self.origin
                             .attrs
-                            .insert(inner_path.trim_end_matches('.').to_owned(), span.clone());
-                        self.check_required(nested.schema, &attrs_of(&value), &inner_path, &span);
+                            .push((inner_path.trim_end_matches('.').to_owned(), span));
                     }
                     if nested.repeated {
                         if let Value::List(items) = attrs
@@ -338,9 +347,14 @@ impl BodyReader<'_, '_, '_> {
             }
         }
         apply_defaults(schema, &mut attrs);
-        if let Some(span) = top {
-            let written = attrs.clone();
-            self.check_required(schema, &written, path, span);
+        // Required means written: a written attribute whose value failed is reported once, there.
+        let required_at = if top.is_some() {
+            top.cloned()
+        } else {
+            nested_span.cloned()
+        };
+        if let Some(span) = required_at {
+            self.check_required(schema, &seen, path, &span);
         }
         attrs
     }
@@ -348,12 +362,12 @@ impl BodyReader<'_, '_, '_> {
     fn check_required(
         &mut self,
         schema: &BlockSchema,
-        attrs: &BTreeMap<String, Value>,
+        written: &BTreeSet<&str>,
         path: &str,
         span: &Span,
     ) {
         for spec in schema.attrs.iter().filter(|spec| spec.required) {
-            if !attrs.contains_key(spec.name) {
+            if !written.contains(spec.name) {
                 let in_what = if path.is_empty() {
                     format!("`{}`", self.address)
                 } else {
@@ -535,10 +549,6 @@ pub(super) fn apply_defaults(schema: &BlockSchema, attrs: &mut BTreeMap<String, 
             attrs.insert(spec.name.to_owned(), value);
         }
     }
-}
-
-fn attrs_of(value: &Value) -> BTreeMap<String, Value> {
-    value.as_map().cloned().unwrap_or_default()
 }
 
 fn type_hint(ty: Ty) -> String {

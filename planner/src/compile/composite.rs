@@ -366,7 +366,12 @@ impl State<'_> {
             ),
         );
         let text = |value: &Value| value.as_str().unwrap_or("?").to_owned();
-        let mut summary = format!("{}: primary {} in {}", describe_service(instance), text(&server_type), text(&location));
+        let mut summary = format!(
+            "{}: primary {} in {}",
+            describe_service(instance),
+            text(&server_type),
+            text(&location)
+        );
         if replicas > 0 {
             summary.push_str(&format!(
                 ", {replicas} replica{} {} in {}",
@@ -428,7 +433,7 @@ impl State<'_> {
         );
         let mut origin = Origin {
             block: instance.origin.block.clone(),
-            attrs: BTreeMap::new(),
+            attrs: Vec::new(),
         };
         for (key, span) in &instance.origin.attrs {
             let mapped = match key.as_str() {
@@ -438,7 +443,7 @@ impl State<'_> {
                 }
                 other => other,
             };
-            origin.attrs.insert(mapped.to_owned(), span.clone());
+            origin.attrs.push((mapped.to_owned(), span.clone()));
         }
         Resource {
             address,

@@ -15,12 +15,12 @@ pub struct Merged<'a> {
     pub variables: BTreeMap<String, VariableDef>,
     pub locals: BTreeMap<String, NamedExpr>,
     pub outputs: BTreeMap<String, OutputDef>,
-    pub blocks: BTreeMap<(Kind, String), MergedBlock>,
+    pub blocks: BTreeMap<(Kind, String), MergedBlock<'a>>,
 }
 
 #[derive(Debug, Clone)]
-pub struct MergedBlock {
-    pub def: BlockDef,
+pub struct MergedBlock<'a> {
+    pub def: &'a BlockDef,
     /// The phase whose file defines it.
     pub phase: String,
 }
@@ -138,9 +138,9 @@ fn remove(
     }
 }
 
-fn add_file(
-    merged: &mut Merged<'_>,
-    defs: &crate::lang::Definitions,
+fn add_file<'a>(
+    merged: &mut Merged<'a>,
+    defs: &'a crate::lang::Definitions,
     phase: &str,
     diags: &mut Diagnostics,
 ) {
@@ -162,7 +162,7 @@ fn add_file(
         merged.blocks.insert(
             key,
             MergedBlock {
-                def: block.clone(),
+                def: block,
                 phase: phase.to_owned(),
             },
         );

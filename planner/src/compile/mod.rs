@@ -73,6 +73,7 @@ pub fn compile(
         composites: Vec::new(),
         outputs: Vec::new(),
         deps: BTreeMap::new(),
+        kept: BTreeSet::new(),
         diags,
     };
     for block in merged.blocks.values() {
@@ -121,7 +122,15 @@ pub fn compile(
             let to = match root {
                 Root::Var(_) => continue,
                 Root::Local(name) => Node::Local(name.clone()),
-                Root::Object(kind, name) => Node::Object(*kind, name.clone()),
+                Root::Object(kind, name, reads) => {
+                    // The compiler keeps a block's attribute values for reading only where
+                    // something reads them: a composite reads its network's and host's.
+                    let composite = matches!(from, Node::Object(k, _) if k.is_composite());
+                    if *reads || composite {
+                        state.kept.insert((*kind, name.clone()));
+                    }
+                    Node::Object(*kind, name.clone())
+                }
             };
             graph.depend(from, &to);
         }
@@ -183,7 +192,7 @@ pub fn compile(
         resources,
         composites,
         outputs,
-        deps,
+        mut deps,
         mut diags,
         ..
     } = state;
@@ -212,7 +221,7 @@ pub fn compile(
         for reference in resource.attrs.values().flat_map(|value| value.references()) {
             targets.insert(reference.address.clone());
         }
-        targets.extend(deps.get(&address).cloned().unwrap_or_default());
+        targets.extend(deps.remove(&address).unwrap_or_default());
         edges.push((address.clone(), targets));
         dag.add(address, resource);
     }
@@ -385,6 +394,8 @@ struct State<'a> {
     outputs: Vec<Output>,
     /// Dependencies found while evaluating each resource (also through strings and `depends_on`).
     deps: BTreeMap<Address, BTreeSet<Address>>,
+    /// Blocks whose attribute values are read (see `Root::Object`): only these are kept in `objects`.
+    kept: BTreeSet<(Kind, String)>,
     diags: Diagnostics,
 }
 

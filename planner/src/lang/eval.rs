@@ -559,7 +559,14 @@ impl<'s, 'd> Evaluator<'s, 'd> {
     ) -> Eval {
         for op in ops {
             // An unknown scalar stays unknown; a list or object holding unknowns can still be read into.
-            if matches!(value, Value::Unknown | Value::Ref(Reference { attribute: Some(_), .. })) {
+            if matches!(
+                value,
+                Value::Unknown
+                    | Value::Ref(Reference {
+                        attribute: Some(_),
+                        ..
+                    })
+            ) {
                 return Ok(Value::Unknown);
             }
             value = match (op.value(), value) {
@@ -646,7 +653,9 @@ fn is_object_list(expr: &Expression) -> bool {
 pub enum Root {
     Var(String),
     Local(String),
-    Object(Kind, String),
+    /// A block; `true` when the expression reads one of its attributes (`server.app.location`)
+    /// rather than naming it (`server.app`).
+    Object(Kind, String, bool),
 }
 
 /// Every variable, local and block an expression mentions, with where.
@@ -661,10 +670,16 @@ pub fn roots(expr: &Expression, out: &mut Vec<(Root, Option<std::ops::Range<usiz
                     let root = match ident.as_str() {
                         "var" => Some(Root::Var(name)),
                         "local" => Some(Root::Local(name)),
-                        other => other
-                            .parse::<Kind>()
-                            .ok()
-                            .map(|kind| Root::Object(kind, name)),
+                        other => other.parse::<Kind>().ok().map(|kind| {
+                            // Anything after the name (and an index) reads into the object.
+                            let reads = traversal.operators[1..].iter().any(|op| {
+                                !matches!(
+                                    op.value(),
+                                    TraversalOperator::Index(_) | TraversalOperator::LegacyIndex(_)
+                                )
+                            });
+                            Root::Object(kind, name, reads)
+                        }),
                     };
                     if let Some(root) = root {
                         out.push((root, expr.span()));

@@ -31,7 +31,7 @@ pub fn load_stack(dir: &Path, sources: &mut Sources, diags: &mut Diagnostics) ->
         return None;
     };
     let mut reader = Reader { file, diags };
-    let (stack_block, shared) = reader.stack_file(&body);
+    let (stack_block, shared) = reader.stack_file(body);
     let Some((name, phases, phase_spans, backend)) = stack_block else {
         reader.diags.push(
             Diagnostic::error(format!("{STACK_FILE} declares no stack"))
@@ -58,7 +58,7 @@ pub fn load_stack(dir: &Path, sources: &mut Sources, diags: &mut Diagnostics) ->
             continue;
         };
         let mut reader = Reader { file, diags };
-        if let Some(def) = reader.phase_file(&body, phase) {
+        if let Some(def) = reader.phase_file(body, phase) {
             phase_files.push(def);
         }
     }
@@ -134,10 +134,10 @@ impl Reader<'_> {
         }
     }
 
-    fn stack_file(&mut self, body: &Body) -> (Option<StackHeader>, Definitions) {
+    fn stack_file(&mut self, body: Body) -> (Option<StackHeader>, Definitions) {
         let mut header = None;
         let mut defs = Definitions::default();
-        for structure in body.iter() {
+        for structure in body {
             match structure {
                 Structure::Block(block) if block.ident.as_str() == "stack" => {
                     if header.is_some() {
@@ -148,7 +148,7 @@ impl Reader<'_> {
                         );
                         continue;
                     }
-                    header = self.stack_block(block);
+                    header = self.stack_block(&block);
                 }
                 Structure::Block(block)
                     if matches!(block.ident.as_str(), "variable" | "locals") =>
@@ -170,7 +170,7 @@ impl Reader<'_> {
                             .hint(hint),
                     );
                 }
-                Structure::Attribute(attr) => self.stray_attribute(attr),
+                Structure::Attribute(attr) => self.stray_attribute(&attr),
             }
         }
         (header, defs)
@@ -233,10 +233,10 @@ impl Reader<'_> {
         Some((name, phases, spans, backend))
     }
 
-    fn phase_file(&mut self, body: &Body, expected: &str) -> Option<PhaseDef> {
+    fn phase_file(&mut self, body: Body, expected: &str) -> Option<PhaseDef> {
         let mut phase: Option<PhaseDef> = None;
         let mut defs = Definitions::default();
-        for structure in body.iter() {
+        for structure in body {
             match structure {
                 Structure::Block(block) if block.ident.as_str() == "phase" => {
                     if let Some(first) = &phase {
@@ -250,10 +250,10 @@ impl Reader<'_> {
                         );
                         continue;
                     }
-                    phase = self.phase_block(block, expected);
+                    phase = self.phase_block(&block, expected);
                 }
                 Structure::Block(block) => self.definition(block, &mut defs),
-                Structure::Attribute(attr) => self.stray_attribute(attr),
+                Structure::Attribute(attr) => self.stray_attribute(&attr),
             }
         }
         match phase {
@@ -363,11 +363,11 @@ impl Reader<'_> {
     }
 
     /// `variable`, `locals`, `output` or a resource block.
-    fn definition(&mut self, block: &Block, defs: &mut Definitions) {
+    fn definition(&mut self, block: Block, defs: &mut Definitions) {
         let ident = block.ident.as_str();
         match ident {
             "variable" => {
-                let Some(name) = self.single_label(block, "variable") else {
+                let Some(name) = self.single_label(&block, "variable") else {
                     return;
                 };
                 let mut var = VariableDef {
@@ -426,7 +426,7 @@ impl Reader<'_> {
                 }
             }
             "output" => {
-                let Some(name) = self.single_label(block, "output") else {
+                let Some(name) = self.single_label(&block, "output") else {
                     return;
                 };
                 let mut output = OutputDef {
@@ -466,14 +466,15 @@ impl Reader<'_> {
             }
             _ => match ident.parse::<Kind>() {
                 Ok(kind) => {
-                    let Some(name) = self.single_label(block, ident) else {
+                    let Some(name) = self.single_label(&block, ident) else {
                         return;
                     };
+                    let span = self.span_or_start(block.ident.span());
                     defs.blocks.push(BlockDef {
                         kind,
                         name,
-                        body: block.body.clone(),
-                        span: self.span_or_start(block.ident.span()),
+                        body: block.body,
+                        span,
                     });
                 }
                 Err(()) => {

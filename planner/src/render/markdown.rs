@@ -42,7 +42,11 @@ pub fn plan(plan: &Plan) -> String {
     let _ = writeln!(out, "| Resource kind | Count | Before | After | Delta |");
     let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: |");
     for kind in &cost.by_kind {
-        let unknown = if kind.unknown > 0 { format!(" ({} unknown)", kind.unknown) } else { String::new() };
+        let unknown = if kind.unknown > 0 {
+            format!(" ({} unknown)", kind.unknown)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
             "| {} | {} → {}{unknown} | {} | {} | {} |",

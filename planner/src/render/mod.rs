@@ -20,7 +20,11 @@ pub fn json<T: Serialize>(value: &T) -> String {
 
 /// The changes to show, in address order (the plan itself keeps them in apply order).
 pub(crate) fn by_address(plan: &crate::plan::Plan) -> Vec<&crate::plan::ResourceChange> {
-    let mut changes: Vec<_> = plan.resource_changes.iter().filter(|c| c.action != crate::plan::Action::NoOp).collect();
+    let mut changes: Vec<_> = plan
+        .resource_changes
+        .iter()
+        .filter(|c| c.action != crate::plan::Action::NoOp)
+        .collect();
     changes.sort_by(|a, b| a.address.cmp(&b.address));
     changes
 }

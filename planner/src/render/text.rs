@@ -310,7 +310,10 @@ fn write_cost(out: &mut String, plan: &Plan) {
         "", "before", "after", "delta"
     );
     for kind in &cost.by_kind {
-        let mut label = format!("{} ({} -> {})", kind.kind, kind.count_before, kind.count_after);
+        let mut label = format!(
+            "{} ({} -> {})",
+            kind.kind, kind.count_before, kind.count_after
+        );
         if kind.unknown > 0 {
             label.push_str(&format!(", {} unknown", kind.unknown));
         }

@@ -94,10 +94,22 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn server_type(&mut self, resource: &Resource, types: &[String], locations: &[String], reported: &mut BTreeSet<(Address, &'static str)>) {
-        let Some(server_type) = resource.str_attr("server_type") else { return };
-        let key = resource.composite.clone().unwrap_or_else(|| resource.address.block());
-        let known = types.iter().any(|t| t == server_type) || self.catalog.server_type(server_type).is_some();
+    fn server_type(
+        &mut self,
+        resource: &Resource,
+        types: &[String],
+        locations: &[String],
+        reported: &mut BTreeSet<(Address, &'static str)>,
+    ) {
+        let Some(server_type) = resource.str_attr("server_type") else {
+            return;
+        };
+        let key = resource
+            .composite
+            .clone()
+            .unwrap_or_else(|| resource.address.block());
+        let known = types.iter().any(|t| t == server_type)
+            || self.catalog.server_type(server_type).is_some();
         if !known {
             if reported.insert((key, "server_type")) {
                 self.diags.push(
@@ -109,7 +121,9 @@ impl<'a> Checker<'a> {
             }
             return;
         }
-        let Some(location) = resource.str_attr("location") else { return };
+        let Some(location) = resource.str_attr("location") else {
+            return;
+        };
         if !locations.iter().any(|l| l == location) || !reported.insert((key, "availability")) {
             return;
         }
@@ -139,7 +153,8 @@ impl<'a> Checker<'a> {
             .detail(note)
             .hint("creating new servers of this type may fail; a CPX or CCX type is more likely to be available"),
         };
-        self.diags.push(diagnostic.at(Self::at(resource, "server_type")));
+        self.diags
+            .push(diagnostic.at(Self::at(resource, "server_type")));
     }
 
     pub(super) fn volumes(&mut self) {
@@ -360,7 +375,7 @@ impl<'a> Checker<'a> {
                     .resources
                     .iter()
                     .find(|(a, _)| a.is_within(&composite.address))
-                    .and_then(|(_, r)| r.origin.attrs.get("memory_mb").cloned());
+                    .and_then(|(_, r)| r.origin.written("memory_mb"));
                 self.diags.push(
                     Diagnostic::error(format!(
                         "`{}` asks for {memory_mb} MB, more than 75% of the {} GB of its server",
@@ -470,6 +485,13 @@ mod tests {
 /// then lacks a fact, rather than the type not being sold there.
 fn sold_anywhere_in_time(server_type: &str, location: &str) -> bool {
     static LISTS: std::sync::OnceLock<Vec<Catalog>> = std::sync::OnceLock::new();
-    let lists = LISTS.get_or_init(|| Catalog::lists().iter().filter_map(|list| Catalog::load(&list.id).ok()).collect());
-    lists.iter().any(|catalog| catalog.server_monthly(server_type, location).is_some())
+    let lists = LISTS.get_or_init(|| {
+        Catalog::lists()
+            .iter()
+            .filter_map(|list| Catalog::load(&list.id).ok())
+            .collect()
+    });
+    lists
+        .iter()
+        .any(|catalog| catalog.server_monthly(server_type, location).is_some())
 }

@@ -566,7 +566,17 @@ impl Catalog {
 
     /// One location by name.
     pub fn location(&self, name: &str) -> Option<LocationInfo> {
-        self.locations().into_iter().find(|l| l.name == name)
+        // Called per resource by the validator: find first, then copy only the one found.
+        self.extras
+            .locations
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| LocationInfo {
+                name: l.name.clone(),
+                city: l.city.clone(),
+                country: l.country.clone(),
+                network_zone: l.network_zone.clone(),
+            })
     }
 
     /// The network zones of the known locations, sorted.
