@@ -78,6 +78,8 @@ pub struct Diagnostic {
     pub span: Option<Span>,
     /// The label printed under the snippet.
     pub label: Option<String>,
+    /// More places in the same file, each with its label (the `{` an error never closes).
+    pub related: Vec<(Span, String)>,
     pub hint: Option<String>,
 }
 
@@ -89,6 +91,7 @@ impl Diagnostic {
             detail: None,
             span: None,
             label: None,
+            related: Vec::new(),
             hint: None,
         }
     }
@@ -107,6 +110,11 @@ impl Diagnostic {
 
     pub fn label(mut self, label: impl Into<String>) -> Self {
         self.label = Some(label.into());
+        self
+    }
+
+    pub fn related(mut self, span: Span, label: impl Into<String>) -> Self {
+        self.related.push((span, label.into()));
         self
     }
 

@@ -188,11 +188,8 @@ pub fn plan_from_empty(compiled: &Compiled, catalog: &Catalog, warnings: Vec<Str
         for (name, value) in &resource.attrs {
             collect_paths(name, value, &mut after_unknown, &mut sensitive);
         }
-        for computed in crate::schema::of(resource.kind).computed {
-            if !resource.attrs.contains_key(*computed) {
-                after_unknown.push((*computed).to_owned());
-            }
-        }
+        after_unknown
+            .extend(crate::schema::computed_for(resource.kind, &resource.attrs).map(str::to_owned));
         after_unknown.sort();
         changes.push(ResourceChange {
             address: resource.address.clone(),

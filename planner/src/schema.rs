@@ -220,6 +220,7 @@ const SERVER: BlockSchema = BlockSchema {
         "ipv4_address",
         "ipv6_address",
         "ipv6_network",
+        "private_ip",
         "status",
     ],
 };
@@ -537,6 +538,23 @@ pub fn of(kind: Kind) -> &'static BlockSchema {
         Kind::SshKey => &SSH_KEY,
         Kind::Volume => &VOLUME,
     }
+}
+
+/// The computed attributes a resource with these attributes will have: a private IP only on a
+/// network, and none of those already set.
+pub fn computed_for<'a>(
+    kind: Kind,
+    attrs: &'a std::collections::BTreeMap<String, crate::value::Value>,
+) -> impl Iterator<Item = &'static str> + 'a {
+    let on_network = attrs
+        .get("network")
+        .is_some_and(|v| !matches!(v, crate::value::Value::Null));
+    of(kind)
+        .computed
+        .iter()
+        .copied()
+        .filter(move |name| !attrs.contains_key(*name))
+        .filter(move |name| *name != "private_ip" || on_network)
 }
 
 /// The attribute names a reference may read on an object of this kind: configured and computed ones.

@@ -127,7 +127,7 @@ server "app" {
     ),
     (
         "wrong_type_enum_value",
-        &["wrong type for `format`", "\"ext4\", \"xfs\""],
+        &["invalid value for `format`", "\"ext4\", \"xfs\""],
         r#"
 volume "data" {
   size     = 10
@@ -740,7 +740,7 @@ primary_ip "b" {
     ),
     (
         "invalid_label_key",
-        &["invalid label `-role` on `server.app`"],
+        &["invalid label key on `server.app`: `-role`"],
         r#"
 server "app" {
   server_type = "cpx22"

@@ -5,10 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hcl::edit::Span as _;
+use hcl::edit::expr::ObjectKey;
 use hcl::edit::structure::{Body, Structure};
 
 use super::State;
 use super::merge::MergedBlock;
+use super::types::coerce;
 use crate::addr::Address;
 use crate::diag::{Diagnostic, Span};
 use crate::kind::Kind;
@@ -16,7 +18,7 @@ use crate::lang::Expression;
 use crate::lang::eval::{Evaluator, Failed, Scope};
 use crate::model::{Lifecycle, Origin, Resource};
 use crate::schema::{self, BlockSchema, Default as Dflt, META_ATTRS, Ty, suggest};
-use crate::value::{Reference, Value};
+use crate::value::Value;
 
 /// The most instances one `count` may make.
 pub(super) const MAX_COUNT: u32 = 10_000;
@@ -261,6 +263,21 @@ impl BodyReader<'_, '_, '_> {
                     if let Some(span) = self.span(attr.value.span()) {
                         self.origin.attrs.push((full.clone(), span));
                     }
+                    if let (Ty::Labels, Expression::Object(object)) = (spec.ty, &attr.value) {
+                        // Each label's key, so that a bad label is pointed at exactly.
+                        for (label, _) in object.iter() {
+                            let name = match label {
+                                ObjectKey::Ident(ident) => ident.as_str().to_owned(),
+                                ObjectKey::Expression(Expression::String(text)) => {
+                                    text.value().clone()
+                                }
+                                ObjectKey::Expression(_) => continue,
+                            };
+                            if let Some(span) = self.span(label.span()) {
+                                self.origin.attrs.push((format!("{full}.{name}"), span));
+                            }
+                        }
+                    }
                     match self.eval.eval(&attr.value) {
                         Ok(value) => match coerce(value, spec.ty) {
                             Ok(value) => {
@@ -271,16 +288,9 @@ impl BodyReader<'_, '_, '_> {
                                 };
                                 attrs.insert(key.to_owned(), value);
                             }
-                            Err(message) => {
+                            Err(error) => {
                                 let span = self.span(attr.value.span());
-                                self.error(
-                                    Diagnostic::error(format!(
-                                        "wrong type for `{full}`: {message}"
-                                    ))
-                                    .at(span)
-                                    .label(format!("expected {}", spec.ty.describe()))
-                                    .hint(type_hint(spec.ty)),
-                                );
+                                self.error(error.diagnostic(&full, spec.ty).at(span));
                             }
                         },
                         Err(Failed) => self.failed = true,
@@ -437,13 +447,12 @@ impl BodyReader<'_, '_, '_> {
                     }
                 }
                 Ok(_) => {}
-                Err(message) => {
+                Err(error) => {
                     let span = self.span(expr.span());
-                    self.error(
-                        Diagnostic::error(format!("wrong type for `depends_on`: {message}"))
-                            .at(span)
-                            .hint("list blocks: `depends_on = [server.db, network.private]`"),
-                    );
+                    let diagnostic = error
+                        .diagnostic("depends_on", Ty::Refs(&Kind::ALL))
+                        .hint("list blocks: `depends_on = [server.db, network.private]`");
+                    self.error(diagnostic.at(span));
                 }
             },
             Err(Failed) => self.failed = true,
@@ -548,148 +557,5 @@ pub(super) fn apply_defaults(schema: &BlockSchema, attrs: &mut BTreeMap<String, 
             };
             attrs.insert(spec.name.to_owned(), value);
         }
-    }
-}
-
-fn type_hint(ty: Ty) -> String {
-    match ty {
-        Ty::Ref(kinds) | Ty::Refs(kinds) => format!(
-            "refer to the block itself, e.g. `{}.NAME`",
-            kinds.first().map_or("server", |kind| kind.as_str())
-        ),
-        Ty::Int => "write a number without quotes, e.g. `40`".into(),
-        Ty::Bool => "write `true` or `false` without quotes".into(),
-        Ty::Labels => "write `labels = { role = \"app\" }`".into(),
-        Ty::ListOfString => "write a list: `[\"a\", \"b\"]`".into(),
-        Ty::Enum(options) => format!("use one of: {}", options.join(", ")),
-        Ty::String | Ty::Text => "write the value in quotes".into(),
-    }
-}
-
-/// Checks a value against a type, converting where the type asks for it (a single reference where a
-/// list is expected becomes a list).
-pub(super) fn coerce(value: Value, ty: Ty) -> Result<Value, String> {
-    let unknown_scalar = matches!(
-        &value,
-        Value::Unknown
-            | Value::Ref(Reference {
-                attribute: Some(_),
-                ..
-            })
-    );
-    match ty {
-        Ty::Ref(_) | Ty::Refs(_) => {}
-        _ if unknown_scalar => return Ok(value),
-        _ => {}
-    }
-    if let Value::Sensitive(inner) = value {
-        return coerce(*inner, ty).map(|inner| Value::Sensitive(Box::new(inner)));
-    }
-    let found = value.type_name();
-    match (ty, value) {
-        (Ty::String | Ty::Text, value @ Value::String(_)) => Ok(value),
-        (Ty::Int, Value::Number(n)) if n.fract() == 0.0 => Ok(Value::Number(n)),
-        (Ty::Int, Value::Number(n)) => Err(format!("{n} is not a whole number")),
-        (Ty::Bool, value @ Value::Bool(_)) => Ok(value),
-        (Ty::Enum(options), Value::String(text)) => {
-            if options.contains(&text.as_str()) {
-                Ok(Value::String(text))
-            } else {
-                let hint = suggest(&text, options.iter().copied())
-                    .map(|s| format!(" (did you mean \"{s}\"?)"))
-                    .unwrap_or_default();
-                Err(format!(
-                    "\"{text}\" is not one of {}{hint}",
-                    options.join(", ")
-                ))
-            }
-        }
-        (Ty::ListOfString, Value::List(items)) => {
-            if let Some(bad) = items.iter().find(|item| {
-                !matches!(
-                    item,
-                    Value::String(_)
-                        | Value::Unknown
-                        | Value::Ref(Reference {
-                            attribute: Some(_),
-                            ..
-                        })
-                )
-            }) {
-                return Err(format!(
-                    "the list holds {}, not only strings",
-                    bad.type_name()
-                ));
-            }
-            Ok(Value::List(items))
-        }
-        (Ty::Labels, Value::Map(map)) => {
-            if let Some((key, bad)) = map
-                .iter()
-                .find(|(_, v)| !matches!(v, Value::String(_) | Value::Unknown))
-            {
-                return Err(format!(
-                    "label `{key}` is {}, labels are strings",
-                    bad.type_name()
-                ));
-            }
-            Ok(Value::Map(map))
-        }
-        (Ty::Ref(kinds), Value::Ref(reference)) => check_ref(reference, kinds).map(Value::Ref),
-        (Ty::Ref(_), Value::List(items)) if items.iter().all(|i| matches!(i, Value::Ref(_))) => {
-            let block = items
-                .first()
-                .and_then(Value::as_ref)
-                .map(|r| r.address.block().to_string())
-                .unwrap_or_default();
-            Err(format!(
-                "`{block}` has count, so it names {} objects; pick one, e.g. `{block}[0]`",
-                items.len()
-            ))
-        }
-        (Ty::Refs(kinds), Value::Ref(reference)) => {
-            Ok(Value::List(vec![Value::Ref(check_ref(reference, kinds)?)]))
-        }
-        (Ty::Refs(kinds), Value::List(items)) => {
-            let mut out = Vec::new();
-            for item in items {
-                match item {
-                    Value::Ref(reference) => out.push(Value::Ref(check_ref(reference, kinds)?)),
-                    Value::List(inner) => {
-                        if let Value::List(more) = coerce(Value::List(inner), ty)? {
-                            out.extend(more);
-                        }
-                    }
-                    other => {
-                        return Err(format!(
-                            "found {} where a reference belongs",
-                            other.type_name()
-                        ));
-                    }
-                }
-            }
-            Ok(Value::List(out))
-        }
-        (_, _) => Err(format!("found {found}")),
-    }
-}
-
-fn check_ref(reference: Reference, kinds: &[Kind]) -> Result<Reference, String> {
-    if reference.attribute.is_some() {
-        return Err(format!(
-            "`{reference}` is an attribute value; refer to the object itself: `{}`",
-            reference.address
-        ));
-    }
-    let kind = reference.address.kind();
-    if kinds.contains(&kind) {
-        Ok(reference)
-    } else {
-        let wanted: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-        Err(format!(
-            "`{}` is a {kind}, not a {}",
-            reference.address,
-            wanted.join(" or ")
-        ))
     }
 }

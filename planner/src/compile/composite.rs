@@ -381,7 +381,10 @@ impl State<'_> {
             ));
         }
         if let Some(gb) = shape.volume_gb {
-            summary.push_str(&format!(", {gb} GB volume each"));
+            summary.push_str(&format!(
+                ", {gb} GB volume{}",
+                if replicas > 0 { " each" } else { "" }
+            ));
         }
         Some(Built {
             resources,

@@ -47,27 +47,43 @@ pub(super) fn merge<'a>(
     let mut chain = vec![target];
     while let Some((parent, span)) = &chain[chain.len() - 1].extends {
         if chain.iter().any(|p| &p.name == parent) {
-            let path: Vec<&str> = chain
-                .iter()
-                .map(|p| p.name.as_str())
-                .chain([parent.as_str()])
-                .collect();
+            // The cycle, rotated to start at its first name, so that every phase on it reports
+            // the same diagnostic (and `validate` shows it once).
+            let start = chain.iter().position(|p| &p.name == parent).unwrap_or(0);
+            let mut cycle: Vec<&PhaseDef> = chain[start..].to_vec();
+            let first = (0..cycle.len())
+                .min_by_key(|&i| &cycle[i].name)
+                .unwrap_or(0);
+            cycle.rotate_left(first);
+            let mut names: Vec<&str> = cycle.iter().map(|p| p.name.as_str()).collect();
+            names.push(names[0]);
+            let at = cycle[0].extends.as_ref().map(|(_, span)| span.clone());
             diags.push(
                 Diagnostic::error(format!(
                     "phases extend each other in a cycle: {}",
-                    path.join(" -> ")
+                    names.join(" -> ")
                 ))
-                .at(Some(span.clone()))
-                .hint("one phase of the chain must not extend another"),
+                .at(at.or_else(|| Some(span.clone())))
+                .hint("one phase of the cycle must not extend another"),
             );
             return None;
         }
         match stack.phase(parent) {
             Some(def) => chain.push(def),
             None => {
-                let hint = suggest(parent, stack.phases.iter().map(String::as_str))
+                let child = chain[chain.len() - 1].name.as_str();
+                let others: Vec<&str> = stack
+                    .phases
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|p| *p != child)
+                    .collect();
+                let hint = suggest(parent, others.iter().copied())
                     .map(|s| format!("did you mean `{s}`?"))
-                    .unwrap_or_else(|| format!("the stack's phases: {}", stack.phases.join(", ")));
+                    .unwrap_or_else(|| match others.as_slice() {
+                        [] => "this is the stack's only phase: drop `extends`".to_owned(),
+                        _ => format!("a phase extends one of the others: {}", others.join(", ")),
+                    });
                 if stack.phases.contains(parent) {
                     // Its file failed to load; that failure is already reported.
                     return None;

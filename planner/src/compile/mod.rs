@@ -8,6 +8,7 @@ mod composite;
 mod merge;
 #[cfg(test)]
 mod tests;
+mod types;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -151,7 +152,7 @@ pub fn compile(
                     Diagnostic::error(format!("dependency cycle: {path}"))
                         .at(span)
                         .label("this refers, through the others, back to itself")
-                        .hint("break the cycle: one of these must not refer to the next (e.g. attach firewalls with `apply_to` or with the server's `firewalls`, not both)"),
+                        .hint(cycle_hint(&cycle)),
                 );
             }
             return (None, state.diags);
@@ -274,6 +275,23 @@ pub fn compile(
         outputs,
     };
     (Some(compiled), diags)
+}
+
+/// What to do about a cycle, by what it is made of.
+fn cycle_hint(cycle: &[Node]) -> String {
+    let has = |kind: Kind| {
+        cycle
+            .iter()
+            .any(|node| matches!(node, Node::Object(k, _) if *k == kind))
+    };
+    if cycle.iter().all(|node| matches!(node, Node::Local(_))) {
+        "a local cannot be computed from itself: one of these must not refer to the next".into()
+    } else if has(Kind::Firewall) && has(Kind::Server) {
+        "attach a firewall either with its `apply_to` or with the server's `firewalls`, not both"
+            .into()
+    } else {
+        "break the cycle: one of these must not refer to the next".into()
+    }
 }
 
 fn expr_roots(expr: &Expression) -> Vec<Root> {

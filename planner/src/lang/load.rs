@@ -92,24 +92,87 @@ fn read_file(
     match hcl::edit::parser::parse_body(&sources.get(file).text) {
         Ok(body) => Some((file, body)),
         Err(error) => {
-            let offset = error.location().offset();
-            let message = error.message().trim().to_owned();
-            diags.push(
-                Diagnostic::error("syntax error")
-                    .at(Some(Span {
-                        file,
-                        range: offset..offset + 1,
-                    }))
-                    .label(if message.is_empty() {
-                        "here".to_owned()
-                    } else {
-                        message
-                    })
-                    .hint("check for an unclosed brace, bracket or string just before this place"),
-            );
+            let text = &sources.get(file).text;
+            diags.push(syntax_error(
+                file,
+                text,
+                error.location().offset(),
+                error.message().trim(),
+            ));
             None
         }
     }
+}
+
+/// A parse error as a diagnostic that says what is wrong in the user's terms.
+fn syntax_error(file: FileId, text: &str, offset: usize, message: &str) -> Diagnostic {
+    let at = |range: std::ops::Range<usize>| Some(Span { file, range });
+    let rest = text.get(offset..).unwrap_or_default();
+    if message.contains("redefined attribute") {
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .collect();
+        return Diagnostic::error(format!("attribute `{name}` is set twice"))
+            .at(at(offset..offset + name.len().max(1)))
+            .label("set again here")
+            .hint("keep one of them");
+    }
+    if let Some(open) = unclosed_brace(&text[..offset.min(text.len())]) {
+        if rest.trim().is_empty() || message.contains("expected `}`") {
+            return Diagnostic::error("syntax error: a `{` is never closed")
+                .at(at(offset..offset + 1))
+                .label(message.to_owned())
+                .related(
+                    Span {
+                        file,
+                        range: open..open + 1,
+                    },
+                    "this `{` is never closed",
+                )
+                .hint("close the block with `}`");
+        }
+    }
+    let shown = rest.chars().next().filter(|c| !c.is_whitespace());
+    let summary = match shown {
+        Some(c) => format!("syntax error: unexpected `{c}`"),
+        None => "syntax error".to_owned(),
+    };
+    Diagnostic::error(summary)
+        .at(at(offset..offset + shown.map_or(1, char::len_utf8)))
+        .label(if message.is_empty() { "here".to_owned() } else { message.to_owned() })
+        .hint("HCL has attributes `name = value` and blocks `kind \"name\" { ... }`; strings are in double quotes")
+}
+
+/// The byte offset of the innermost `{` left open in `text`, skipping strings and comments.
+fn unclosed_brace(text: &str) -> Option<usize> {
+    let mut open = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => {
+                while let Some((_, c)) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' | '\n' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '#' => while chars.next_if(|(_, c)| *c != '\n').is_some() {},
+            '/' if chars.peek().is_some_and(|(_, c)| *c == '/') => {
+                while chars.next_if(|(_, c)| *c != '\n').is_some() {}
+            }
+            '{' => open.push(i),
+            '}' => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    open.pop()
 }
 
 type StackHeader = (String, Vec<String>, Vec<Span>, Option<BackendDef>);

@@ -1,5 +1,5 @@
-//! Diagnostics as miette reports: the summary, `file:line:column`, the offending snippet with a
-//! label, and the hint.
+//! Diagnostics as miette reports: the summary, `file:line:column`, the offending snippet with its
+//! labels, and the hint.
 
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
 
@@ -32,18 +32,12 @@ pub fn render(diags: &[Diagnostic], sources: &Sources, color: bool) -> String {
     let errors = diags.iter().filter(|d| d.is_error()).count();
     let warnings = diags.len() - errors;
     if errors > 0 {
-        out.push_str(&format!(
-            "{errors} error{}{}\n",
-            if errors == 1 { "" } else { "s" },
-            if warnings > 0 {
-                format!(
-                    ", {warnings} warning{}",
-                    if warnings == 1 { "" } else { "s" }
-                )
-            } else {
-                String::new()
-            }
-        ));
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        out.push_str(&format!("{errors} error{}", plural(errors)));
+        if warnings > 0 {
+            out.push_str(&format!(", {warnings} warning{}", plural(warnings)));
+        }
+        out.push('\n');
     }
     out
 }
@@ -62,7 +56,7 @@ struct Report {
     severity: miette::Severity,
     help: Option<String>,
     source: Option<NamedSource<String>>,
-    label: Option<LabeledSpan>,
+    labels: Vec<LabeledSpan>,
 }
 
 impl Report {
@@ -76,21 +70,34 @@ impl Report {
             message.push('\n');
             message.push_str(detail);
         }
-        let (source, label) = match &diagnostic.span {
-            Some(span) => {
-                let file = sources.get(span.file);
-                let start = span.range.start.min(file.text.len());
-                let len = span.range.end.min(file.text.len()).saturating_sub(start);
-                let named =
-                    NamedSource::new(file.name.clone(), file.text.clone()).with_language("hcl");
-                let label = LabeledSpan::new_with_span(
-                    diagnostic.label.clone(),
-                    SourceSpan::new(start.into(), len),
-                );
-                (Some(named), Some(label))
+        let mut source = None;
+        let mut labels = Vec::new();
+        if let Some(span) = &diagnostic.span {
+            let file = sources.get(span.file);
+            let clamp = |range: &std::ops::Range<usize>| {
+                let start = range.start.min(file.text.len());
+                SourceSpan::new(
+                    start.into(),
+                    range.end.min(file.text.len()).saturating_sub(start),
+                )
+            };
+            source =
+                Some(NamedSource::new(file.name.clone(), file.text.clone()).with_language("hcl"));
+            labels.push(LabeledSpan::new_primary_with_span(
+                diagnostic.label.clone(),
+                clamp(&span.range),
+            ));
+            for (related, label) in diagnostic
+                .related
+                .iter()
+                .filter(|(r, _)| r.file == span.file)
+            {
+                labels.push(LabeledSpan::new_with_span(
+                    Some(label.clone()),
+                    clamp(&related.range),
+                ));
             }
-            None => (None, None),
-        };
+        }
         Self {
             message,
             severity: match diagnostic.severity {
@@ -99,7 +106,7 @@ impl Report {
             },
             help: diagnostic.hint.clone(),
             source,
-            label,
+            labels,
         }
     }
 }
@@ -128,8 +135,9 @@ impl miette::Diagnostic for Report {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        self.label
-            .clone()
-            .map(|label| Box::new(std::iter::once(label)) as Box<dyn Iterator<Item = LabeledSpan>>)
+        if self.labels.is_empty() {
+            return None;
+        }
+        Some(Box::new(self.labels.iter().cloned()))
     }
 }

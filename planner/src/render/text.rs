@@ -184,14 +184,12 @@ fn write_change(out: &mut String, change: &ResourceChange, style: Style) {
         }
     }
     if change.action == Action::Create {
-        for computed in schema::of(change.kind).computed {
-            if !after.contains_key(*computed) {
-                let _ = writeln!(
-                    out,
-                    "      {} {computed:<width$} = (known after apply)",
-                    paint_symbol(style, "+")
-                );
-            }
+        for computed in schema::computed_for(change.kind, after) {
+            let _ = writeln!(
+                out,
+                "      {} {computed:<width$} = (known after apply)",
+                paint_symbol(style, "+")
+            );
         }
     }
     if hidden > 0 {

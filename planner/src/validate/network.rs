@@ -480,14 +480,23 @@ impl<'a> NetworkChecker<'a> {
             ips.sort();
             ips.dedup();
             if ips.len() > 1 {
+                // Point at the second assignment: the `assignee` of the second IP, or the server's
+                // `public_net` when that is where it is assigned.
                 let span = self
                     .compiled
                     .resource(&ips[1])
-                    .and_then(|r| r.origin.block.clone());
+                    .and_then(|r| r.origin.written("assignee"))
+                    .or_else(|| {
+                        self.compiled
+                            .resource(&server)
+                            .and_then(|r| r.origin.attr("public_net"))
+                    });
+                let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
                 self.diags.push(
-                    Diagnostic::error(format!("`{server}` would get {} primary {ty} addresses: {}", ips.len(), ips.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")))
+                    Diagnostic::error(format!("`{server}` would get {} primary {ty} addresses: {}", ips.len(), list.join(", ")))
                         .at(span)
-                        .hint(format!("a server has at most one primary IPv4 and one primary IPv6; use a floating_ip for more")),
+                        .label("a second one assigned here")
+                        .hint("a server has at most one primary IPv4 and one primary IPv6; use a floating_ip for more"),
                 );
             }
         }

@@ -251,15 +251,23 @@ impl<'a> Checker<'a> {
             }
             if let Some(Value::Map(labels)) = resource.attr("labels") {
                 for (key, value) in labels {
-                    let problem = label_key_problem(key)
-                        .or_else(|| value.as_str().and_then(label_value_problem));
-                    if let Some(problem) = problem {
-                        self.diags.push(
-                            Diagnostic::error(format!("invalid label `{key}` on `{}`: {problem}", resource.address))
-                                .at(Self::at(resource, "labels"))
-                                .hint("label keys: an optional DNS prefix and `/`, then up to 63 of [a-zA-Z0-9-_.] starting and ending alphanumeric; values: the same, or empty"),
-                        );
-                    }
+                    let (what, problem) = match label_key_problem(key) {
+                        Some(problem) => ("key", problem),
+                        None => match value.as_str().and_then(label_value_problem) {
+                            Some(problem) => ("value", problem),
+                            None => continue,
+                        },
+                    };
+                    let at = resource
+                        .origin
+                        .written(&format!("labels.{key}"))
+                        .or_else(|| Self::at(resource, "labels"));
+                    self.diags.push(
+                        Diagnostic::error(format!("invalid label {what} on `{}`: `{key}`", resource.address))
+                            .at(at)
+                            .label(problem)
+                            .hint("Hetzner label keys are an optional DNS prefix and `/`, then up to 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit; values likewise, or empty"),
+                    );
                 }
             }
         }
@@ -436,7 +444,10 @@ fn label_key_problem(key: &str) -> Option<String> {
         None => (None, key),
     };
     if name.is_empty() || !label_part_ok(name) {
-        return Some("the key's name part must be 1 to 63 of [a-zA-Z0-9-_.], starting and ending alphanumeric".into());
+        return Some(
+            "up to 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit"
+                .into(),
+        );
     }
     if let Some(prefix) = prefix {
         if prefix.is_empty()
@@ -452,8 +463,10 @@ fn label_key_problem(key: &str) -> Option<String> {
 }
 
 fn label_value_problem(value: &str) -> Option<String> {
-    (!label_part_ok(value))
-        .then(|| "a value is up to 63 of [a-zA-Z0-9-_.], starting and ending alphanumeric".into())
+    (!label_part_ok(value)).then(|| {
+        "up to 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit"
+            .into()
+    })
 }
 
 #[cfg(test)]
