@@ -17,22 +17,21 @@ fn cost_json_deltas_add_up() {
     let json: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
     let phases = json["phases"].as_array().expect("phases");
     assert_eq!(phases.len(), 5);
-    let net = |i: usize| {
-        phases[i]["monthly_net"]
+    let number = |value: &serde_json::Value| -> f64 {
+        value
             .as_str()
             .expect("a decimal string")
-            .parse::<f64>()
-            .expect("number")
-    };
-    for i in 1..phases.len() {
-        let delta: f64 = phases[i]["delta_net"]
-            .as_str()
-            .expect("delta")
             .parse()
-            .expect("number");
+            .expect("a number")
+    };
+    for pair in phases.windows(2) {
+        let (previous, phase) = (&pair[0], &pair[1]);
+        let delta = number(&phase["delta_net"]);
+        let expected = number(&phase["monthly_net"]) - number(&previous["monthly_net"]);
         assert!(
-            (net(i) - net(i - 1) - delta).abs() < 1e-9,
-            "phase {i}: delta does not match"
+            (expected - delta).abs() < 1e-9,
+            "{}: delta does not match",
+            phase["name"]
         );
     }
     assert!(phases[0]["delta_net"].is_null());

@@ -1,7 +1,10 @@
 //! Integration tests over the whole tool: the real `terrace` binary, run in temporary folders, its
 //! exit code, stdout and stderr snapshotted with insta.
 
+mod commands;
 mod cost;
 mod diagnostics;
+mod docs;
 mod plan;
+mod robustness;
 mod support;

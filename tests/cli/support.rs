@@ -5,20 +5,20 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The stack bundled in `phases/`.
-pub fn phases_dir() -> PathBuf {
+pub(crate) fn phases_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../phases")
 }
 
 /// What one run printed.
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
     /// The run as one text for a snapshot.
-    pub fn transcript(&self) -> String {
+    pub(crate) fn transcript(&self) -> String {
         format!(
             "exit code: {}\n----- stdout -----\n{}----- stderr -----\n{}",
             self.code, self.stdout, self.stderr
@@ -27,7 +27,7 @@ impl Run {
 }
 
 /// Runs `terrace ARGS` in `dir`, with a clean, colourless environment.
-pub fn terrace(dir: &Path, args: &[&str]) -> Run {
+pub(crate) fn terrace(dir: &Path, args: &[&str]) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_terrace"));
     command.args(args).current_dir(dir).env("NO_COLOR", "1");
     for (key, _) in std::env::vars() {
@@ -50,7 +50,7 @@ pub fn terrace(dir: &Path, args: &[&str]) -> Run {
 }
 
 /// Writes a `//- path` fixture into a new temporary folder.
-pub fn fixture(text: &str) -> tempfile::TempDir {
+pub(crate) fn fixture(text: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let mut current: Option<(String, String)> = None;
     let mut files = Vec::new();

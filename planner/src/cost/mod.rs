@@ -45,26 +45,37 @@ impl Cost {
     }
 }
 
-/// Prices resources against one catalog. The Object Storage base fee is charged once per project,
-/// whatever the number of buckets: the first bucket (by address) carries it.
+/// Prices resources against one catalog. Object Storage is billed per project, whatever the number
+/// of buckets: a base fee that includes some storage, and storage above that per TB-hour. The first
+/// bucket (by address) carries the project's fee, with the storage all buckets declare.
 pub struct Pricer<'a> {
     catalog: &'a Catalog,
     first_bucket: Option<Address>,
+    /// The sum of the buckets' `storage_gb`.
+    declared_storage_gb: u64,
 }
+
+/// Hours in an average month (8760 / 12), for storage billed per TB-hour without a monthly cap.
+const HOURS_PER_MONTH: u32 = 730;
 
 impl<'a> Pricer<'a> {
     pub fn new<'r>(
         catalog: &'a Catalog,
         resources: impl IntoIterator<Item = &'r Resource>,
     ) -> Self {
-        let first_bucket = resources
+        let buckets: Vec<&Resource> = resources
             .into_iter()
             .filter(|r| r.kind == Kind::Bucket)
-            .map(|r| r.address.clone())
-            .min();
+            .collect();
+        let first_bucket = buckets.iter().map(|r| r.address.clone()).min();
+        let declared_storage_gb = buckets
+            .iter()
+            .filter_map(|r| r.attr("storage_gb").and_then(Value::as_u64))
+            .sum();
         Self {
             catalog,
             first_bucket,
+            declared_storage_gb,
         }
     }
 
@@ -147,25 +158,11 @@ impl<'a> Pricer<'a> {
                     monthly_net: net(catalog.floating_ip_monthly(ip, home)),
                 }])
             }
+            Kind::Bucket if self.first_bucket.as_ref() == Some(&resource.address) => {
+                self.object_storage()
+            }
             Kind::Bucket => {
-                if self.first_bucket.as_ref() == Some(&resource.address) {
-                    let storage = catalog.object_storage();
-                    let item = storage.as_ref().map_or_else(
-                        || "Object Storage base fee".to_owned(),
-                        |s| {
-                            format!(
-                                "Object Storage base fee (includes {} TB storage, {} TB egress)",
-                                s.included_storage_tb, s.included_egress_tb
-                            )
-                        },
-                    );
-                    Cost::from_items(vec![CostItem {
-                        item,
-                        monthly_net: storage.map(|s| s.base_monthly.net),
-                    }])
-                } else {
-                    Cost::free("covered by the Object Storage base fee of the project")
-                }
+                Cost::free("covered by the project's Object Storage fee (see the first bucket)")
             }
             Kind::Network
             | Kind::Firewall
@@ -176,6 +173,40 @@ impl<'a> Pricer<'a> {
                 Cost::free("a composite costs what its primitives cost")
             }
         }
+    }
+}
+
+impl Pricer<'_> {
+    /// The project's Object Storage: the base fee, and declared storage above what it includes.
+    fn object_storage(&self) -> Cost {
+        let Some(storage) = self.catalog.object_storage() else {
+            return Cost::from_items(vec![CostItem {
+                item: "Object Storage base fee".into(),
+                monthly_net: None,
+            }]);
+        };
+        let mut items = vec![CostItem {
+            item: format!(
+                "Object Storage base fee (includes {} TB storage, {} TB egress)",
+                storage.included_storage_tb.normalize(),
+                storage.included_egress_tb.normalize()
+            ),
+            monthly_net: Some(storage.base_monthly.net),
+        }];
+        let declared_tb = Decimal::from(self.declared_storage_gb) / Decimal::ONE_THOUSAND;
+        let extra_tb = declared_tb - storage.included_storage_tb;
+        if extra_tb > Decimal::ZERO {
+            items.push(CostItem {
+                item: format!(
+                    "{} TB of storage above the included amount, {HOURS_PER_MONTH} hours",
+                    extra_tb.normalize()
+                ),
+                monthly_net: storage
+                    .extra_storage_per_tb_hour
+                    .map(|p| (p.net * extra_tb * Decimal::from(HOURS_PER_MONTH)).round_dp(4)),
+            });
+        }
+        Cost::from_items(items)
     }
 }
 
@@ -204,4 +235,111 @@ pub fn delta(value: Decimal) -> String {
 /// Money or `unknown`.
 pub fn money_opt(value: Option<Decimal>) -> String {
     value.map_or_else(|| "unknown".to_owned(), money)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::model::{Lifecycle, Origin};
+
+    fn resource(address: &str, attrs: &[(&str, Value)]) -> Resource {
+        let address: Address = address.parse().expect("address");
+        Resource {
+            kind: address.kind(),
+            address,
+            attrs: attrs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect::<BTreeMap<_, _>>(),
+            composite: None,
+            lifecycle: Lifecycle::default(),
+            origin: Origin::default(),
+        }
+    }
+
+    fn net(cost: &Cost) -> Option<String> {
+        cost.monthly_net.map(|n| n.normalize().to_string())
+    }
+
+    #[test]
+    fn a_server_costs_its_type_its_ipv4_and_its_backups() {
+        let catalog = Catalog::embedded();
+        let server = resource(
+            "server.app",
+            &[
+                ("server_type", Value::str("cpx22")),
+                ("location", Value::str("fsn1")),
+                ("backups", Value::Bool(true)),
+            ],
+        );
+        let cost = Pricer::new(&catalog, [&server]).cost(&server);
+        // 19.49 for the type, 0.50 for the IPv4, 0 for the IPv6, 20% of 19.49 for backups.
+        assert_eq!(net(&cost), Some("23.888".into()));
+        assert_eq!(cost.items.len(), 4);
+        let mut ipv6_only = server.clone();
+        ipv6_only.attrs.insert("backups".into(), Value::Bool(false));
+        ipv6_only.attrs.insert(
+            "public_net".into(),
+            Value::Map(BTreeMap::from([(
+                "ipv4_enabled".to_owned(),
+                Value::Bool(false),
+            )])),
+        );
+        assert_eq!(
+            net(&Pricer::new(&catalog, [&ipv6_only]).cost(&ipv6_only)),
+            Some("19.49".into())
+        );
+    }
+
+    #[test]
+    fn a_missing_price_is_unknown_not_zero() {
+        let catalog = Catalog::embedded();
+        let lb = resource(
+            "load_balancer.us",
+            &[
+                ("type", Value::str("lb11")),
+                ("location", Value::str("ash")),
+            ],
+        );
+        let cost = Pricer::new(&catalog, [&lb]).cost(&lb);
+        assert_eq!(cost.monthly_net, None);
+        assert_eq!(money_opt(cost.monthly_net), "unknown");
+    }
+
+    #[test]
+    fn object_storage_is_charged_once_per_project_with_declared_storage() {
+        let catalog = Catalog::embedded();
+        let a = resource(
+            "bucket.a",
+            &[
+                ("location", Value::str("fsn1")),
+                ("storage_gb", Value::Number(1500.0)),
+            ],
+        );
+        let b = resource(
+            "bucket.b",
+            &[
+                ("location", Value::str("fsn1")),
+                ("storage_gb", Value::Number(500.0)),
+            ],
+        );
+        let pricer = Pricer::new(&catalog, [&b, &a]);
+        // 6.49 base (1 TB included) + 1 TB above it at 0.0087 per TB-hour for 730 hours.
+        assert_eq!(net(&pricer.cost(&a)), Some("12.841".into()));
+        assert_eq!(net(&pricer.cost(&b)), Some("0".into()));
+    }
+
+    #[test]
+    fn volumes_cost_per_gb() {
+        let catalog = Catalog::embedded();
+        let volume = resource("volume.data", &[("size", Value::Number(40.0))]);
+        assert_eq!(
+            net(&Pricer::new(&catalog, [&volume]).cost(&volume)),
+            Some("2.288".into())
+        );
+        assert_eq!(money(Decimal::new(2288, 3)), "€2.29");
+        assert_eq!(delta(Decimal::new(-5, 1)), "-€0.50");
+    }
 }

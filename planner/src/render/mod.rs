@@ -5,6 +5,7 @@ pub mod compare;
 pub mod diagnostics;
 pub mod graph;
 pub mod markdown;
+pub mod reference;
 pub mod text;
 
 use serde::Serialize;

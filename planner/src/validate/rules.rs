@@ -469,6 +469,21 @@ fn label_value_problem(value: &str) -> Option<String> {
     })
 }
 
+/// Whether any embedded price list prices the type at the location: a list that lacks the price
+/// then lacks a fact, rather than the type not being sold there.
+fn sold_anywhere_in_time(server_type: &str, location: &str) -> bool {
+    static LISTS: std::sync::OnceLock<Vec<Catalog>> = std::sync::OnceLock::new();
+    let lists = LISTS.get_or_init(|| {
+        Catalog::lists()
+            .iter()
+            .filter_map(|list| Catalog::load(&list.id).ok())
+            .collect()
+    });
+    lists
+        .iter()
+        .any(|catalog| catalog.server_monthly(server_type, location).is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,19 +507,4 @@ mod tests {
         assert!(!is_hostname("-app"));
         assert!(!is_hostname(&"a".repeat(64)));
     }
-}
-
-/// Whether any embedded price list prices the type at the location: a list that lacks the price
-/// then lacks a fact, rather than the type not being sold there.
-fn sold_anywhere_in_time(server_type: &str, location: &str) -> bool {
-    static LISTS: std::sync::OnceLock<Vec<Catalog>> = std::sync::OnceLock::new();
-    let lists = LISTS.get_or_init(|| {
-        Catalog::lists()
-            .iter()
-            .filter_map(|list| Catalog::load(&list.id).ok())
-            .collect()
-    });
-    lists
-        .iter()
-        .any(|catalog| catalog.server_monthly(server_type, location).is_some())
 }

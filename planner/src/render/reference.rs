@@ -1,0 +1,80 @@
+//! The language reference (docs/reference.md), generated from the schema so that it cannot drift:
+//! every kind with its attributes, types, defaults and update semantics.
+
+use std::fmt::Write as _;
+
+use crate::kind::Kind;
+use crate::schema::{self, BlockSchema, Default, LIFECYCLE, META_ATTRS};
+
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "<!-- Generated from planner/src/schema.rs by `TERRACE_UPDATE_DOCS=1 cargo test -p terrace --test cli docs`; do not edit. -->\n\
+         # Block kinds\n\n\
+         Every block kind of the phase language, with its attributes. **replaces** marks an attribute \
+         whose change replaces the object (Hetzner cannot change it in place); *computed* attributes \
+         are known after apply and can be read in references.\n\n\
+         Every block also takes `count`, `depends_on` and a `lifecycle` block (see the end).\n",
+    );
+    for kind in Kind::ALL {
+        let what = if kind.is_composite() {
+            "composite"
+        } else {
+            "primitive"
+        };
+        let _ = write!(out, "\n## `{kind}` ({what})\n\n");
+        section(&mut out, schema::of(kind), 0);
+        let computed = schema::of(kind).computed;
+        if !computed.is_empty() {
+            let names: Vec<String> = computed.iter().map(|c| format!("`{c}`")).collect();
+            let _ = writeln!(out, "\n*Computed:* {}", names.join(", "));
+        }
+    }
+    out.push_str(
+        "\n## Every block\n\n| attribute | type | default | notes |\n| --- | --- | --- | --- |\n",
+    );
+    for attr in META_ATTRS {
+        let _ = writeln!(out, "| `{}` | {} | | |", attr.name, attr.ty.describe());
+    }
+    out.push_str("\n### `lifecycle` block\n\n");
+    section(&mut out, &LIFECYCLE, 0);
+    out
+}
+
+fn section(out: &mut String, schema: &BlockSchema, depth: usize) {
+    out.push_str("| attribute | type | default | notes |\n| --- | --- | --- | --- |\n");
+    for attr in schema.attrs {
+        let default = match attr.default {
+            Some(Default::Str(text)) => format!("`\"{text}\"`"),
+            Some(Default::Int(n)) => format!("`{n}`"),
+            Some(Default::Bool(b)) => format!("`{b}`"),
+            None => String::new(),
+        };
+        let mut notes = Vec::new();
+        if attr.required {
+            notes.push("required");
+        }
+        if attr.forces_replacement {
+            notes.push("**replaces**");
+        }
+        if attr.sensitive {
+            notes.push("sensitive");
+        }
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {default} | {} |",
+            attr.name,
+            attr.ty.describe(),
+            notes.join(", ")
+        );
+    }
+    for nested in schema.blocks {
+        let heading = "#".repeat(3 + depth.min(2));
+        let repeat = if nested.repeated {
+            "repeatable"
+        } else {
+            "at most once"
+        };
+        let _ = write!(out, "\n{heading} `{}` block ({repeat})\n\n", nested.name);
+        section(out, nested.schema, depth + 1);
+    }
+}
