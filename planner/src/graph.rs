@@ -43,10 +43,11 @@ impl<K: Ord + Clone, V> Dag<K, V> {
 
     /// `from` depends on `to`. Unknown keys and self-edges are ignored; duplicates are kept once.
     pub fn depend(&mut self, from: &K, to: &K) {
-        if let (Some(&a), Some(&b)) = (self.index.get(from), self.index.get(to)) {
-            if a != b && self.graph.find_edge(a, b).is_none() {
-                self.graph.add_edge(a, b, ());
-            }
+        if let (Some(&a), Some(&b)) = (self.index.get(from), self.index.get(to))
+            && a != b
+            && self.graph.find_edge(a, b).is_none()
+        {
+            self.graph.add_edge(a, b, ());
         }
     }
 

@@ -250,10 +250,8 @@ impl State<'_> {
                     .unwrap_or_else(|| Value::str("ubuntu-24.04")),
             );
             server.insert("backups".into(), Value::Bool(false));
-            if in_network {
-                if let Some(network) = &network {
-                    server.insert("network".into(), obj_ref(network));
-                }
+            if in_network && let Some(network) = &network {
+                server.insert("network".into(), obj_ref(network));
             }
             if let Some(group) = &spread {
                 server.insert("placement_group".into(), obj_ref(group));

@@ -118,20 +118,20 @@ fn syntax_error(file: FileId, text: &str, offset: usize, message: &str) -> Diagn
             .label("set again here")
             .hint("keep one of them");
     }
-    if let Some(open) = unclosed_brace(&text[..offset.min(text.len())]) {
-        if rest.trim().is_empty() || message.contains("expected `}`") {
-            return Diagnostic::error("syntax error: a `{` is never closed")
-                .at(at(offset..offset + 1))
-                .label(message.to_owned())
-                .related(
-                    Span {
-                        file,
-                        range: open..open + 1,
-                    },
-                    "this `{` is never closed",
-                )
-                .hint("close the block with `}`");
-        }
+    if let Some(open) = unclosed_brace(&text[..offset.min(text.len())])
+        && (rest.trim().is_empty() || message.contains("expected `}`"))
+    {
+        return Diagnostic::error("syntax error: a `{` is never closed")
+            .at(at(offset..offset + 1))
+            .label(message.to_owned())
+            .related(
+                Span {
+                    file,
+                    range: open..open + 1,
+                },
+                "this `{` is never closed",
+            )
+            .hint("close the block with `}`");
     }
     let shown = rest.chars().next().filter(|c| !c.is_whitespace());
     let summary = match shown {

@@ -34,19 +34,17 @@ pub fn plan(plan: &Plan, style: Style) -> String {
     let _ = writeln!(out, "\nterrace will perform the following actions:");
     let mut composite_shown = std::collections::BTreeSet::new();
     for change in super::by_address(plan) {
-        if let Some(composite) = &change.composite {
-            if composite_shown.insert(composite.clone()) {
-                if let Some(summary) = plan.composites.iter().find(|c| &c.address == composite) {
-                    let _ = writeln!(
-                        out,
-                        "\n  {}",
-                        style.bold(&format!("# {}: {}", summary.address, summary.summary))
-                    );
-                    let members: Vec<String> =
-                        summary.members.iter().map(ToString::to_string).collect();
-                    let _ = writeln!(out, "  # expands to: {}", members.join(", "));
-                }
-            }
+        if let Some(composite) = &change.composite
+            && composite_shown.insert(composite.clone())
+            && let Some(summary) = plan.composites.iter().find(|c| &c.address == composite)
+        {
+            let _ = writeln!(
+                out,
+                "\n  {}",
+                style.bold(&format!("# {}: {}", summary.address, summary.summary))
+            );
+            let members: Vec<String> = summary.members.iter().map(ToString::to_string).collect();
+            let _ = writeln!(out, "  # expands to: {}", members.join(", "));
         }
         out.push('\n');
         write_change(&mut out, change, style);

@@ -140,23 +140,23 @@ impl<'a> NetworkChecker<'a> {
                             .hint("a subnet is a /30 or larger"),
                     );
                 }
-                if let Some(range) = range {
-                    if !range.contains(&sub) {
-                        self.diags.push(
-                            Diagnostic::error(format!(
-                                "subnet {text} lies outside the network range {range}"
-                            ))
-                            .at(network.origin.attr(&path))
-                            .hint(format!(
-                                "pick a subnet inside {range}, e.g. {}",
-                                range
-                                    .subnets(24.max(range.prefix_len()))
-                                    .ok()
-                                    .and_then(|mut s| s.next())
-                                    .map_or(range.to_string(), |s| s.to_string())
-                            )),
-                        );
-                    }
+                if let Some(range) = range
+                    && !range.contains(&sub)
+                {
+                    self.diags.push(
+                        Diagnostic::error(format!(
+                            "subnet {text} lies outside the network range {range}"
+                        ))
+                        .at(network.origin.attr(&path))
+                        .hint(format!(
+                            "pick a subnet inside {range}, e.g. {}",
+                            range
+                                .subnets(24.max(range.prefix_len()))
+                                .ok()
+                                .and_then(|mut s| s.next())
+                                .map_or(range.to_string(), |s| s.to_string())
+                        )),
+                    );
                 }
                 if let Some((other, j)) = seen
                     .iter()
@@ -322,14 +322,14 @@ impl<'a> NetworkChecker<'a> {
                     );
                 }
                 for key in ["listen_port", "destination_port"] {
-                    if let Some(p) = service.get(key).and_then(Value::as_u64) {
-                        if !(1..=65535).contains(&p) {
-                            self.diags.push(
-                                Diagnostic::error(format!("port {p} is out of range"))
-                                    .at(lb.origin.attr(&format!("service[{i}].{key}")))
-                                    .hint("ports run from 1 to 65535"),
-                            );
-                        }
+                    if let Some(p) = service.get(key).and_then(Value::as_u64)
+                        && !(1..=65535).contains(&p)
+                    {
+                        self.diags.push(
+                            Diagnostic::error(format!("port {p} is out of range"))
+                                .at(lb.origin.attr(&format!("service[{i}].{key}")))
+                                .hint("ports run from 1 to 65535"),
+                        );
                     }
                 }
             }
@@ -453,17 +453,16 @@ impl<'a> NetworkChecker<'a> {
                 if let (Some(a), Some(b)) = (
                     ip_resource.str_attr("location"),
                     server.str_attr("location"),
-                ) {
-                    if a != b {
-                        self.diags.push(
-                            Diagnostic::error(format!(
-                                "primary IP `{}` is in {a} but server `{}` is in {b}",
-                                ip.address, server.address
-                            ))
-                            .at(server.origin.attr(&format!("public_net.{key}")))
-                            .hint("a primary IP is bound to its location"),
-                        );
-                    }
+                ) && a != b
+                {
+                    self.diags.push(
+                        Diagnostic::error(format!(
+                            "primary IP `{}` is in {a} but server `{}` is in {b}",
+                            ip.address, server.address
+                        ))
+                        .at(server.origin.attr(&format!("public_net.{key}")))
+                        .hint("a primary IP is bound to its location"),
+                    );
                 }
                 assigned
                     .entry((server.address.clone(), actual.to_owned()))

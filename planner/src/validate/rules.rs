@@ -160,27 +160,28 @@ impl<'a> Checker<'a> {
     pub(super) fn volumes(&mut self) {
         let mut per_server: BTreeMap<Address, Vec<Address>> = BTreeMap::new();
         for resource in self.resources().filter(|r| r.kind == Kind::Volume) {
-            if let Some(size) = resource.attr("size").and_then(Value::as_u64) {
-                if !(VOLUME_MIN_GB..=VOLUME_MAX_GB).contains(&size) {
-                    self.diags.push(
-                        Diagnostic::error(format!(
-                            "volume size {size} GB is out of range for `{}`",
-                            resource.address
-                        ))
-                        .at(Self::at(resource, "size"))
-                        .label(format!("must be {VOLUME_MIN_GB} to {VOLUME_MAX_GB} GB"))
-                        .hint("Hetzner volumes hold 10 GB to 10 TB (10240 GB)"),
-                    );
-                }
+            if let Some(size) = resource.attr("size").and_then(Value::as_u64)
+                && !(VOLUME_MIN_GB..=VOLUME_MAX_GB).contains(&size)
+            {
+                self.diags.push(
+                    Diagnostic::error(format!(
+                        "volume size {size} GB is out of range for `{}`",
+                        resource.address
+                    ))
+                    .at(Self::at(resource, "size"))
+                    .label(format!("must be {VOLUME_MIN_GB} to {VOLUME_MAX_GB} GB"))
+                    .hint("Hetzner volumes hold 10 GB to 10 TB (10240 GB)"),
+                );
             }
             let server = resource
                 .ref_attr("server")
                 .and_then(|a| self.compiled.resource(a));
             match (resource.str_attr("location"), server) {
                 (Some(location), Some(server)) => {
-                    if let Some(server_location) = server.str_attr("location") {
-                        if server_location != location {
-                            self.diags.push(
+                    if let Some(server_location) = server.str_attr("location")
+                        && server_location != location
+                    {
+                        self.diags.push(
                                 Diagnostic::error(format!(
                                     "volume `{}` is in {location} but its server `{}` is in {server_location}",
                                     resource.address, server.address
@@ -188,7 +189,6 @@ impl<'a> Checker<'a> {
                                 .at(Self::at(resource, "location"))
                                 .hint("a volume attaches only to a server in its own location; drop `location` to follow the server"),
                             );
-                        }
                     }
                 }
                 (None, None) if resource.attr("location").is_none() => {
@@ -449,15 +449,14 @@ fn label_key_problem(key: &str) -> Option<String> {
                 .into(),
         );
     }
-    if let Some(prefix) = prefix {
-        if prefix.is_empty()
+    if let Some(prefix) = prefix
+        && (prefix.is_empty()
             || prefix.len() > 253
             || !prefix
                 .split('.')
-                .all(|p| !p.is_empty() && label_part_ok(p) && !p.contains('_'))
-        {
-            return Some("the key's prefix must be a DNS subdomain".into());
-        }
+                .all(|p| !p.is_empty() && label_part_ok(p) && !p.contains('_')))
+    {
+        return Some("the key's prefix must be a DNS subdomain".into());
     }
     None
 }

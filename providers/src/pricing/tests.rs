@@ -200,10 +200,10 @@ fn every_priced_type_and_location_is_known_to_extras() {
         }
         let mut unknown = Vec::new();
         walk(&response, "", &mut |path, map| {
-            if let Some(loc) = map.get("location").and_then(Value::as_str) {
-                if c.location(loc).is_none() {
-                    unknown.push(format!("{path}: {loc}"));
-                }
+            if let Some(loc) = map.get("location").and_then(Value::as_str)
+                && c.location(loc).is_none()
+            {
+                unknown.push(format!("{path}: {loc}"));
             }
         });
         assert!(
@@ -763,10 +763,10 @@ fn check_schema(
         problems.push(format!("{path} is not {}", schema["type"]));
         return;
     }
-    if let Some(enumeration) = schema.get("enum").and_then(Value::as_array) {
-        if !enumeration.contains(value) {
-            problems.push(format!("{path} = {value} not in {enumeration:?}"));
-        }
+    if let Some(enumeration) = schema.get("enum").and_then(Value::as_array)
+        && !enumeration.contains(value)
+    {
+        problems.push(format!("{path} = {value} not in {enumeration:?}"));
     }
     for required in schema
         .get("required")
