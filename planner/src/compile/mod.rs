@@ -140,20 +140,12 @@ pub fn compile(
         Ok(order) => order.into_iter().cloned().collect(),
         Err(cycles) => {
             for cycle in cycles {
-                let path = cycle
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" -> ");
                 let span = cycle
                     .first()
                     .and_then(|node| graph.get(node).cloned().flatten());
-                state.diags.push(
-                    Diagnostic::error(format!("dependency cycle: {path}"))
-                        .at(span)
-                        .label("this refers, through the others, back to itself")
-                        .hint(cycle_hint(&cycle)),
-                );
+                state
+                    .diags
+                    .push(cycle_error(&cycle, span, cycle_hint(&cycle)));
             }
             return (None, state.diags);
         }
@@ -242,20 +234,12 @@ pub fn compile(
     }
     if let Err(cycles) = dag.topological_order() {
         for cycle in cycles {
-            let path = cycle
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(" -> ");
             let span = cycle
                 .first()
                 .and_then(|a| dag.get(a))
                 .and_then(|r| r.origin.block.clone());
-            diags.push(
-                Diagnostic::error(format!("dependency cycle: {path}"))
-                    .at(span)
-                    .hint("break the cycle: one of these resources must not refer to the next"),
-            );
+            let hint = "break the cycle: one of these resources must not refer to the next";
+            diags.push(cycle_error(&cycle, span, hint.to_owned()));
         }
     }
     if diags.has_errors() {
@@ -275,6 +259,15 @@ pub fn compile(
         outputs,
     };
     (Some(compiled), diags)
+}
+
+/// A cycle of the definition or the resource graph, printed as the cycle.
+fn cycle_error<K: std::fmt::Display>(cycle: &[K], span: Option<Span>, hint: String) -> Diagnostic {
+    let path: Vec<String> = cycle.iter().map(ToString::to_string).collect();
+    Diagnostic::error(format!("dependency cycle: {}", path.join(" -> ")))
+        .at(span)
+        .label("this refers, through the others, back to itself")
+        .hint(hint)
 }
 
 /// What to do about a cycle, by what it is made of.
