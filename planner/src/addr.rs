@@ -91,6 +91,13 @@ impl Address {
         Address { segments }
     }
 
+    /// This address with the given index on its first segment (the block's `count` instance).
+    pub fn with_first_index(&self, index: Option<u32>) -> Address {
+        let mut segments = self.segments.clone();
+        segments[0].index = index;
+        Address { segments }
+    }
+
     /// True when `self` is `other` or lies inside it (`postgres.main.server.primary` in `postgres.main`),
     /// or is one instance of the counted block `other` (`server.app[1]` in `server.app`).
     pub fn is_within(&self, other: &Address) -> bool {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use terrace_providers::pricing::Catalog;
 
 use crate::addr::Address;
-use crate::cost::{Cost, Pricer};
+use crate::cost::Cost;
 use crate::kind::Kind;
 use crate::model::{Compiled, PhaseInfo};
 use crate::value::Value;
@@ -80,6 +80,15 @@ pub struct ResourceChange {
     pub sensitive: Vec<String>,
     /// Why the action was chosen (the attribute forcing a replace, ...): for people, not programs.
     pub reasons: Vec<String>,
+    /// The Hetzner API calls the change needs (`create`, `resize`, `poweroff`, `change_type`, ...).
+    pub api_actions: Vec<String>,
+    /// The change powers the server off for a while.
+    pub power_off: bool,
+    /// Deleting or replacing this object loses data (a volume, a bucket, a database server).
+    pub data_loss: bool,
+    /// Where the object was recorded, when the plan moves it (a block gained or lost `count`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_address: Option<Address>,
     pub cost_before: Option<Cost>,
     pub cost_after: Option<Cost>,
 }
@@ -145,6 +154,8 @@ pub struct PlannedOutput {
     pub value: Value,
     pub known_after_apply: bool,
     pub sensitive: bool,
+    /// Against the recorded outputs: `create`, `update`, `delete` or `no_op`.
+    pub action: Action,
 }
 
 /// A plan: what `terrace plan` shows and `terrace apply` carries out.
@@ -156,6 +167,8 @@ pub struct Plan {
     pub phase: PhaseInfo,
     /// The phase recorded in state before this plan, if any.
     pub prior_phase: Option<String>,
+    /// A plan that destroys everything recorded (`terrace plan --destroy`).
+    pub destroy: bool,
     pub pricing: PricingInfo,
     pub summary: Counts,
     pub resource_changes: Vec<ResourceChange>,
@@ -164,6 +177,9 @@ pub struct Plan {
     pub cost: CostSummary,
     /// Warnings found while planning (deprecated server types, ...), already formatted.
     pub warnings: Vec<String>,
+    /// Why this plan may not be applied (data loss without --allow-data-loss, prevent_destroy, a
+    /// volume that would shrink). Empty for an applicable plan.
+    pub refusals: Vec<String>,
 }
 
 impl Plan {
@@ -176,64 +192,66 @@ impl Plan {
 
 /// The plan from empty state: every resource of the phase is created, in dependency order.
 pub fn plan_from_empty(compiled: &Compiled, catalog: &Catalog, warnings: Vec<String>) -> Plan {
-    let pricer = Pricer::new(catalog, compiled.resources.iter().map(|(_, r)| r));
-    let order = compiled.resources.topological_order().unwrap_or_default();
-    let mut changes = Vec::with_capacity(order.len());
-    for address in order {
-        let Some(resource) = compiled.resource(address) else {
-            continue;
-        };
-        let mut after_unknown = Vec::new();
-        let mut sensitive = Vec::new();
-        for (name, value) in &resource.attrs {
-            collect_paths(name, value, &mut after_unknown, &mut sensitive);
-        }
-        after_unknown
-            .extend(crate::schema::computed_for(resource.kind, &resource.attrs).map(str::to_owned));
-        after_unknown.sort();
-        changes.push(ResourceChange {
-            address: resource.address.clone(),
-            kind: resource.kind,
-            composite: resource.composite.clone(),
-            action: Action::Create,
-            actions: Action::Create.steps(false),
-            before: None,
-            after: Some(resource.attrs.clone()),
-            after_unknown,
-            sensitive,
-            reasons: Vec::new(),
-            cost_before: None,
-            cost_after: Some(pricer.cost(resource)),
-        });
-    }
-    let composites = compiled
-        .composites
-        .iter()
-        .map(|c| CompositeSummary {
-            address: c.address.clone(),
-            kind: c.kind,
-            summary: c.summary.clone(),
-            members: c.members.clone(),
+    let empty = terrace_state::State::new(Some(compiled.stack.clone()));
+    crate::diff::plan(
+        Some(compiled),
+        &empty,
+        catalog,
+        &crate::diff::PlanOptions::default(),
+        warnings,
+    )
+}
+
+/// A plan from its changes: the counts, the composites and outputs of the desired phase (none when
+/// destroying), the cost totals.
+pub(crate) fn assemble(
+    desired: Option<&Compiled>,
+    changes: Vec<ResourceChange>,
+    catalog: &Catalog,
+    warnings: Vec<String>,
+) -> Plan {
+    let composites = desired
+        .map(|compiled| {
+            compiled
+                .composites
+                .iter()
+                .map(|c| CompositeSummary {
+                    address: c.address.clone(),
+                    kind: c.kind,
+                    summary: c.summary.clone(),
+                    members: c.members.clone(),
+                })
+                .collect()
         })
-        .collect();
-    let outputs = compiled
-        .outputs
-        .iter()
-        .map(|o| PlannedOutput {
-            name: o.name.clone(),
-            value: o.value.clone(),
-            known_after_apply: !o.value.is_known(),
-            sensitive: o.sensitive || matches!(o.value, Value::Sensitive(_)),
+        .unwrap_or_default();
+    let outputs = desired
+        .map(|compiled| {
+            compiled
+                .outputs
+                .iter()
+                .map(|o| PlannedOutput {
+                    name: o.name.clone(),
+                    value: o.value.clone(),
+                    known_after_apply: !o.value.is_known(),
+                    sensitive: o.sensitive || matches!(o.value, Value::Sensitive(_)),
+                    action: Action::Create,
+                })
+                .collect()
         })
-        .collect();
+        .unwrap_or_default();
     let cost = summarize(&changes, catalog);
     let summary = count(&changes);
+    let (stack, phase) = match desired {
+        Some(compiled) => (compiled.stack.clone(), compiled.phase.clone()),
+        None => (String::new(), PhaseInfo::default()),
+    };
     Plan {
         format_version: FORMAT_VERSION,
         terrace_version: env!("CARGO_PKG_VERSION"),
-        stack: compiled.stack.clone(),
-        phase: compiled.phase.clone(),
+        stack,
+        phase,
         prior_phase: None,
+        destroy: desired.is_none(),
         pricing: PricingInfo::of(catalog),
         summary,
         resource_changes: changes,
@@ -241,10 +259,11 @@ pub fn plan_from_empty(compiled: &Compiled, catalog: &Catalog, warnings: Vec<Str
         outputs,
         cost,
         warnings,
+        refusals: Vec::new(),
     }
 }
 
-fn collect_paths(
+pub(crate) fn collect_paths(
     path: &str,
     value: &Value,
     unknown: &mut Vec<String>,

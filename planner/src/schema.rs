@@ -63,6 +63,21 @@ pub enum Default {
     Bool(bool),
 }
 
+/// How a change of an attribute (or nested block) reaches Hetzner
+/// (../shared/hetzner/RESOURCE-SEMANTICS.md, checked against the API description).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Update {
+    /// Hetzner cannot change it: the object is replaced.
+    Replace,
+    /// Changed in place by these API calls; `power_off` when the server must be off meanwhile.
+    InPlace {
+        actions: &'static [&'static str],
+        power_off: bool,
+    },
+    /// terrace's own setting (a cost estimate, a composite's part): no API call.
+    Local,
+}
+
 /// One attribute of a block.
 #[derive(Debug, Clone, Copy)]
 pub struct Attr {
@@ -70,10 +85,16 @@ pub struct Attr {
     pub ty: Ty,
     pub required: bool,
     pub default: Option<Default>,
-    /// Changing it replaces the object (Hetzner cannot change it in place).
-    pub forces_replacement: bool,
+    pub update: Update,
     /// Never printed.
     pub sensitive: bool,
+}
+
+impl Attr {
+    /// Changing it replaces the object.
+    pub fn forces_replacement(&self) -> bool {
+        self.update == Update::Replace
+    }
 }
 
 /// A nested block (`subnet`, `service`, `health_check`).
@@ -84,6 +105,8 @@ pub struct Nested {
     /// May appear more than once; its values become a list.
     pub repeated: bool,
     pub required: bool,
+    /// How a change of these blocks reaches Hetzner.
+    pub update: Update,
 }
 
 /// The attributes and nested blocks of one block type, and the attributes the API computes.
@@ -111,7 +134,20 @@ impl BlockSchema {
             .map(|attr| attr.name)
             .chain(self.blocks.iter().map(|block| block.name))
     }
+
+    /// How a change of the attribute or nested block `name` reaches Hetzner.
+    pub fn update_of(&self, name: &str) -> Option<Update> {
+        self.attr(name)
+            .map(|a| a.update)
+            .or_else(|| self.block(name).map(|b| b.update))
+    }
 }
+
+/// The update of `name` and `labels`, and of other plain settings: `PUT /<kind>s/{id}`.
+const PUT: Update = Update::InPlace {
+    actions: &["update (PUT)"],
+    power_off: false,
+};
 
 const fn attr(name: &'static str, ty: Ty) -> Attr {
     Attr {
@@ -119,7 +155,7 @@ const fn attr(name: &'static str, ty: Ty) -> Attr {
         ty,
         required: false,
         default: None,
-        forces_replacement: false,
+        update: PUT,
         sensitive: false,
     }
 }
@@ -132,7 +168,29 @@ const fn required(name: &'static str, ty: Ty) -> Attr {
 }
 
 const fn replacing(mut a: Attr) -> Attr {
-    a.forces_replacement = true;
+    a.update = Update::Replace;
+    a
+}
+
+const fn by(mut a: Attr, actions: &'static [&'static str]) -> Attr {
+    a.update = Update::InPlace {
+        actions,
+        power_off: false,
+    };
+    a
+}
+
+/// Changed in place, with the server powered off meanwhile.
+const fn powered_off(mut a: Attr, actions: &'static [&'static str]) -> Attr {
+    a.update = Update::InPlace {
+        actions,
+        power_off: true,
+    };
+    a
+}
+
+const fn local(mut a: Attr) -> Attr {
+    a.update = Update::Local;
     a
 }
 
@@ -146,38 +204,53 @@ const fn secret(mut a: Attr) -> Attr {
     a
 }
 
-const fn nested(name: &'static str, schema: &'static BlockSchema, repeated: bool) -> Nested {
+const fn nested(
+    name: &'static str,
+    schema: &'static BlockSchema,
+    repeated: bool,
+    update: Update,
+) -> Nested {
     Nested {
         name,
         schema,
         repeated,
         required: false,
+        update,
     }
 }
 
-pub const LOCATIONS_NOTE: &str =
-    "locations come from the price catalog (fsn1, nbg1, hel1, ash, hil, sin)";
+const fn actions(actions: &'static [&'static str]) -> Update {
+    Update::InPlace {
+        actions,
+        power_off: false,
+    }
+}
 
 const NAME: Attr = attr("name", Ty::String);
 const LABELS: Attr = attr("labels", Ty::Labels);
-const DELETE_PROTECTION: Attr =
-    with_default(attr("delete_protection", Ty::Bool), Default::Bool(false));
+const DELETE_PROTECTION: Attr = with_default(
+    by(attr("delete_protection", Ty::Bool), &["change_protection"]),
+    Default::Bool(false),
+);
 const IP_TYPE: Ty = Ty::Enum(&["ipv4", "ipv6"]);
 
 /// Attributes every block accepts, whatever its kind (Terraform's meta-arguments).
 pub const META_ATTRS: &[Attr] = &[
-    attr("count", Ty::Int),
-    attr("depends_on", Ty::Refs(&Kind::ALL)),
+    local(attr("count", Ty::Int)),
+    local(attr("depends_on", Ty::Refs(&Kind::ALL))),
 ];
 
 pub const LIFECYCLE: BlockSchema = BlockSchema {
     attrs: &[
-        with_default(attr("prevent_destroy", Ty::Bool), Default::Bool(false)),
-        with_default(
+        local(with_default(
+            attr("prevent_destroy", Ty::Bool),
+            Default::Bool(false),
+        )),
+        local(with_default(
             attr("create_before_destroy", Ty::Bool),
             Default::Bool(false),
-        ),
-        attr("ignore_changes", Ty::ListOfString),
+        )),
+        local(attr("ignore_changes", Ty::ListOfString)),
     ],
     blocks: &[],
     computed: &[],
@@ -197,7 +270,10 @@ const PUBLIC_NET: BlockSchema = BlockSchema {
 const SERVER: BlockSchema = BlockSchema {
     attrs: &[
         NAME,
-        required("server_type", Ty::String),
+        powered_off(
+            required("server_type", Ty::String),
+            &["poweroff", "change_type", "poweron"],
+        ),
         replacing(with_default(
             attr("image", Ty::String),
             Default::Str("ubuntu-24.04"),
@@ -206,15 +282,52 @@ const SERVER: BlockSchema = BlockSchema {
         LABELS,
         replacing(attr("user_data", Ty::Text)),
         replacing(attr("ssh_keys", Ty::Refs(&[Kind::SshKey]))),
-        attr("network", Ty::Ref(&[Kind::Network])),
-        attr("private_ip", Ty::String),
-        attr("firewalls", Ty::Refs(&[Kind::Firewall])),
-        attr("placement_group", Ty::Ref(&[Kind::PlacementGroup])),
-        with_default(attr("backups", Ty::Bool), Default::Bool(false)),
+        by(
+            attr("network", Ty::Ref(&[Kind::Network])),
+            &["detach_from_network", "attach_to_network"],
+        ),
+        by(
+            attr("private_ip", Ty::String),
+            &["detach_from_network", "attach_to_network"],
+        ),
+        by(
+            attr("firewalls", Ty::Refs(&[Kind::Firewall])),
+            &[
+                "firewall remove_from_resources",
+                "firewall apply_to_resources",
+            ],
+        ),
+        powered_off(
+            attr("placement_group", Ty::Ref(&[Kind::PlacementGroup])),
+            &[
+                "poweroff",
+                "remove_from_placement_group",
+                "add_to_placement_group",
+                "poweron",
+            ],
+        ),
+        with_default(
+            by(
+                attr("backups", Ty::Bool),
+                &["enable_backup / disable_backup"],
+            ),
+            Default::Bool(false),
+        ),
         DELETE_PROTECTION,
-        with_default(attr("rebuild_protection", Ty::Bool), Default::Bool(false)),
+        with_default(
+            by(attr("rebuild_protection", Ty::Bool), &["change_protection"]),
+            Default::Bool(false),
+        ),
     ],
-    blocks: &[nested("public_net", &PUBLIC_NET, false)],
+    blocks: &[nested(
+        "public_net",
+        &PUBLIC_NET,
+        false,
+        Update::InPlace {
+            actions: &["poweroff", "primary_ip unassign / assign", "poweron"],
+            power_off: true,
+        },
+    )],
     computed: &[
         "id",
         "ipv4_address",
@@ -228,10 +341,16 @@ const SERVER: BlockSchema = BlockSchema {
 const VOLUME: BlockSchema = BlockSchema {
     attrs: &[
         NAME,
-        required("size", Ty::Int),
+        by(required("size", Ty::Int), &["resize"]),
         replacing(attr("location", Ty::String)),
-        attr("server", Ty::Ref(&[Kind::Server])),
-        with_default(attr("automount", Ty::Bool), Default::Bool(false)),
+        by(
+            attr("server", Ty::Ref(&[Kind::Server])),
+            &["detach", "attach"],
+        ),
+        with_default(
+            by(attr("automount", Ty::Bool), &["detach", "attach"]),
+            Default::Bool(false),
+        ),
         replacing(attr("format", Ty::Enum(&["ext4", "xfs"]))),
         LABELS,
         DELETE_PROTECTION,
@@ -266,7 +385,9 @@ const ROUTE: BlockSchema = BlockSchema {
 const NETWORK: BlockSchema = BlockSchema {
     attrs: &[
         NAME,
-        required("ip_range", Ty::String),
+        // Hetzner can only extend a network's range (`change_ip_range`); the diff replaces the
+        // network when the new range does not contain the old one.
+        by(required("ip_range", Ty::String), &["change_ip_range"]),
         LABELS,
         with_default(
             attr("expose_routes_to_vswitch", Ty::Bool),
@@ -275,8 +396,18 @@ const NETWORK: BlockSchema = BlockSchema {
         DELETE_PROTECTION,
     ],
     blocks: &[
-        nested("subnet", &SUBNET, true),
-        nested("route", &ROUTE, true),
+        nested(
+            "subnet",
+            &SUBNET,
+            true,
+            actions(&["delete_subnet", "add_subnet"]),
+        ),
+        nested(
+            "route",
+            &ROUTE,
+            true,
+            actions(&["delete_route", "add_route"]),
+        ),
     ],
     computed: &["id"],
 };
@@ -300,15 +431,20 @@ const HEALTH_CHECK: BlockSchema = BlockSchema {
 
 const SERVICE: BlockSchema = BlockSchema {
     attrs: &[
-        replacing(required("protocol", Ty::Enum(&["tcp", "http", "https"]))),
-        replacing(attr("listen_port", Ty::Int)),
+        required("protocol", Ty::Enum(&["tcp", "http", "https"])),
+        attr("listen_port", Ty::Int),
         attr("destination_port", Ty::Int),
         with_default(attr("proxyprotocol", Ty::Bool), Default::Bool(false)),
         attr("certificates", Ty::Refs(&[Kind::Certificate])),
         with_default(attr("sticky_sessions", Ty::Bool), Default::Bool(false)),
         with_default(attr("redirect_http", Ty::Bool), Default::Bool(false)),
     ],
-    blocks: &[nested("health_check", &HEALTH_CHECK, false)],
+    blocks: &[nested(
+        "health_check",
+        &HEALTH_CHECK,
+        false,
+        actions(&["update_service"]),
+    )],
     computed: &[],
 };
 
@@ -326,21 +462,44 @@ const TARGET: BlockSchema = BlockSchema {
 const LOAD_BALANCER: BlockSchema = BlockSchema {
     attrs: &[
         NAME,
-        required("type", Ty::String),
+        by(required("type", Ty::String), &["change_type"]),
         replacing(attr("location", Ty::String)),
         replacing(attr("network_zone", Ty::String)),
-        attr("network", Ty::Ref(&[Kind::Network])),
+        by(
+            attr("network", Ty::Ref(&[Kind::Network])),
+            &["detach_from_network", "attach_to_network"],
+        ),
         with_default(
-            attr("algorithm", Ty::Enum(&["round_robin", "least_connections"])),
+            by(
+                attr("algorithm", Ty::Enum(&["round_robin", "least_connections"])),
+                &["change_algorithm"],
+            ),
             Default::Str("round_robin"),
         ),
-        with_default(attr("public_interface", Ty::Bool), Default::Bool(true)),
+        with_default(
+            by(
+                attr("public_interface", Ty::Bool),
+                &["enable_public_interface / disable_public_interface"],
+            ),
+            Default::Bool(true),
+        ),
         LABELS,
         DELETE_PROTECTION,
     ],
     blocks: &[
-        nested("service", &SERVICE, true),
-        nested("target", &TARGET, true),
+        // A service is keyed by its listen port: a new port is delete_service + add_service.
+        nested(
+            "service",
+            &SERVICE,
+            true,
+            actions(&["add_service / update_service / delete_service"]),
+        ),
+        nested(
+            "target",
+            &TARGET,
+            true,
+            actions(&["remove_target", "add_target"]),
+        ),
     ],
     computed: &["id", "ipv4_address", "ipv6_address", "private_ip"],
 };
@@ -370,8 +529,13 @@ const APPLY_TO: BlockSchema = BlockSchema {
 const FIREWALL: BlockSchema = BlockSchema {
     attrs: &[NAME, LABELS],
     blocks: &[
-        nested("rule", &RULE, true),
-        nested("apply_to", &APPLY_TO, true),
+        nested("rule", &RULE, true, actions(&["set_rules"])),
+        nested(
+            "apply_to",
+            &APPLY_TO,
+            true,
+            actions(&["remove_from_resources", "apply_to_resources"]),
+        ),
     ],
     computed: &["id"],
 };
@@ -394,7 +558,10 @@ const PRIMARY_IP: BlockSchema = BlockSchema {
         NAME,
         replacing(required("type", IP_TYPE)),
         replacing(required("location", Ty::String)),
-        attr("assignee", Ty::Ref(&[Kind::Server])),
+        powered_off(
+            attr("assignee", Ty::Ref(&[Kind::Server])),
+            &["poweroff", "unassign", "assign", "poweron"],
+        ),
         with_default(attr("auto_delete", Ty::Bool), Default::Bool(false)),
         LABELS,
         DELETE_PROTECTION,
@@ -408,7 +575,10 @@ const FLOATING_IP: BlockSchema = BlockSchema {
         NAME,
         replacing(required("type", IP_TYPE)),
         replacing(required("home_location", Ty::String)),
-        attr("server", Ty::Ref(&[Kind::Server])),
+        by(
+            attr("server", Ty::Ref(&[Kind::Server])),
+            &["unassign", "assign"],
+        ),
         attr("description", Ty::String),
         LABELS,
         DELETE_PROTECTION,
@@ -441,9 +611,10 @@ const CERTIFICATE: BlockSchema = BlockSchema {
 
 const BUCKET: BlockSchema = BlockSchema {
     attrs: &[
-        NAME,
+        // Bucket names are global and fixed at creation (S3 API).
+        replacing(NAME),
         replacing(required("location", Ty::String)),
-        attr("storage_gb", Ty::Int),
+        local(attr("storage_gb", Ty::Int)),
     ],
     blocks: &[],
     computed: &["endpoint"],
@@ -451,40 +622,54 @@ const BUCKET: BlockSchema = BlockSchema {
 
 const BACKUP: BlockSchema = BlockSchema {
     attrs: &[
-        with_default(
+        local(with_default(
             attr("schedule", Ty::Enum(&["daily", "hourly"])),
             Default::Str("daily"),
-        ),
-        with_default(attr("retention_days", Ty::Int), Default::Int(30)),
-        attr("bucket", Ty::Ref(&[Kind::Bucket])),
-        with_default(attr("continuous", Ty::Bool), Default::Bool(false)),
-        with_default(attr("pitr_days", Ty::Int), Default::Int(7)),
+        )),
+        local(with_default(
+            attr("retention_days", Ty::Int),
+            Default::Int(30),
+        )),
+        local(attr("bucket", Ty::Ref(&[Kind::Bucket]))),
+        local(with_default(
+            attr("continuous", Ty::Bool),
+            Default::Bool(false),
+        )),
+        local(with_default(attr("pitr_days", Ty::Int), Default::Int(7))),
     ],
     blocks: &[],
     computed: &[],
 };
 
+/// A composite's settings reach Hetzner through the primitives it expands to; the diff works on
+/// those, so the composite's own attributes are `Local`.
 const POSTGRES: BlockSchema = BlockSchema {
     attrs: &[
-        with_default(attr("version", Ty::Int), Default::Int(16)),
-        attr("extensions", Ty::ListOfString),
-        attr("server_type", Ty::String),
-        attr("location", Ty::String),
-        required("storage_gb", Ty::Int),
-        with_default(attr("replicas", Ty::Int), Default::Int(0)),
-        attr("replica_location", Ty::String),
-        attr("replica_server_type", Ty::String),
-        attr("shard_key", Ty::String),
-        with_default(attr("pgbouncer", Ty::Bool), Default::Bool(false)),
-        attr("network", Ty::Ref(&[Kind::Network])),
-        attr("on", Ty::Ref(&[Kind::Server])),
-        with_default(attr("image", Ty::String), Default::Str("ubuntu-24.04")),
-        attr("database", Ty::String),
-        attr("user", Ty::String),
-        attr("clients", Ty::Refs(&[Kind::Server])),
-        attr("labels", Ty::Labels),
+        local(with_default(attr("version", Ty::Int), Default::Int(16))),
+        local(attr("extensions", Ty::ListOfString)),
+        local(attr("server_type", Ty::String)),
+        local(attr("location", Ty::String)),
+        local(required("storage_gb", Ty::Int)),
+        local(with_default(attr("replicas", Ty::Int), Default::Int(0))),
+        local(attr("replica_location", Ty::String)),
+        local(attr("replica_server_type", Ty::String)),
+        local(attr("shard_key", Ty::String)),
+        local(with_default(
+            attr("pgbouncer", Ty::Bool),
+            Default::Bool(false),
+        )),
+        local(attr("network", Ty::Ref(&[Kind::Network]))),
+        local(attr("on", Ty::Ref(&[Kind::Server]))),
+        local(with_default(
+            attr("image", Ty::String),
+            Default::Str("ubuntu-24.04"),
+        )),
+        local(attr("database", Ty::String)),
+        local(attr("user", Ty::String)),
+        local(attr("clients", Ty::Refs(&[Kind::Server]))),
+        local(attr("labels", Ty::Labels)),
     ],
-    blocks: &[nested("backup", &BACKUP, false)],
+    blocks: &[nested("backup", &BACKUP, false, Update::Local)],
     computed: &[
         "primary_private_ip",
         "primary_ipv4",
@@ -500,16 +685,19 @@ const POSTGRES: BlockSchema = BlockSchema {
 
 const REDIS: BlockSchema = BlockSchema {
     attrs: &[
-        with_default(attr("version", Ty::Int), Default::Int(7)),
-        required("memory_mb", Ty::Int),
-        attr("server_type", Ty::String),
-        attr("location", Ty::String),
-        attr("network", Ty::Ref(&[Kind::Network])),
-        with_default(attr("replicas", Ty::Int), Default::Int(0)),
-        attr("on", Ty::Ref(&[Kind::Server])),
-        with_default(attr("image", Ty::String), Default::Str("ubuntu-24.04")),
-        attr("clients", Ty::Refs(&[Kind::Server])),
-        attr("labels", Ty::Labels),
+        local(with_default(attr("version", Ty::Int), Default::Int(7))),
+        local(required("memory_mb", Ty::Int)),
+        local(attr("server_type", Ty::String)),
+        local(attr("location", Ty::String)),
+        local(attr("network", Ty::Ref(&[Kind::Network]))),
+        local(with_default(attr("replicas", Ty::Int), Default::Int(0))),
+        local(attr("on", Ty::Ref(&[Kind::Server]))),
+        local(with_default(
+            attr("image", Ty::String),
+            Default::Str("ubuntu-24.04"),
+        )),
+        local(attr("clients", Ty::Refs(&[Kind::Server]))),
+        local(attr("labels", Ty::Labels)),
     ],
     blocks: &[],
     computed: &[

@@ -1,2 +1,19 @@
-//! terrace's recorded state. For now only the in-memory model the planner reads; the file format,
-//! backends and locking come with the state issue.
+//! terrace's recorded state, in three layers: the in-memory model (`model`), the versioned file
+//! format with its upgrade functions (`format`), and storage behind the `Backend` trait with
+//! locking (`backend`, `local`), whose one conformance suite (`conformance`) every backend passes.
+//!
+//! The crate knows nothing of the planner: addresses are plain strings here, parsed by the planner.
+//! The file format is a contract, documented in `docs/state-format.md`.
+
+pub mod backend;
+pub mod conformance;
+mod error;
+pub mod format;
+pub mod local;
+pub mod model;
+
+pub use backend::{Backend, LockGuard, LockInfo};
+pub use error::StateError;
+pub use format::{FORMAT_VERSION, from_json, to_json};
+pub use local::{LocalBackend, write_state_atomically};
+pub use model::{OutputState, ResourceState, State};

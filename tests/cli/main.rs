@@ -5,6 +5,8 @@ mod commands;
 mod cost;
 mod diagnostics;
 mod docs;
+mod migrations;
 mod plan;
+mod recorded;
 mod robustness;
 mod support;

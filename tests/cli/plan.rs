@@ -1,6 +1,6 @@
 //! `terrace plan` of each bundled phase from empty state, in all three formats.
 
-use super::support::{phases_dir, terrace};
+use super::support::{stack_copy, terrace};
 
 const PHASES: [&str; 5] = [
     "block-storage",
@@ -12,7 +12,7 @@ const PHASES: [&str; 5] = [
 
 fn plan(phase: &str, format: &str) -> String {
     let run = terrace(
-        &phases_dir(),
+        stack_copy().path(),
         &["plan", "--phase", phase, "--format", format],
     );
     assert_eq!(run.code, 0, "plan of {phase} failed:\n{}", run.stderr);
@@ -46,16 +46,16 @@ fn plans_of_the_seed_phases_as_json() {
 
 #[test]
 fn the_default_phase_is_the_first_one() {
-    let run = terrace(&phases_dir(), &["plan", "--format", "json"]);
+    let run = terrace(stack_copy().path(), &["plan", "--format", "json"]);
     let json: serde_json::Value = serde_json::from_str(&run.stdout).expect("the JSON plan parses");
     assert_eq!(json["phase"]["name"], "block-storage");
 }
 
 #[test]
 fn detailed_exitcode_reports_changes_with_2() {
-    let run = terrace(&phases_dir(), &["plan", "--detailed-exitcode"]);
+    let run = terrace(stack_copy().path(), &["plan", "--detailed-exitcode"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    let plain = terrace(&phases_dir(), &["plan"]);
+    let plain = terrace(stack_copy().path(), &["plan"]);
     assert_eq!(plain.code, 0);
 }
 
@@ -69,7 +69,7 @@ fn every_plan_names_its_price_list() {
         );
     }
     let older = terrace(
-        &phases_dir(),
+        stack_copy().path(),
         &["plan", "--phase", "managed-db", "--pricing", "2026-04-01"],
     );
     assert_eq!(older.code, 0, "{}", older.stderr);

@@ -77,3 +77,16 @@ pub(crate) fn fixture(text: &str) -> tempfile::TempDir {
     }
     dir
 }
+
+/// A copy of the bundled stack in a temporary folder: plans take the state lock and may write
+/// state beside the definitions, and tests run in parallel.
+pub(crate) fn stack_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(phases_dir()).expect("phases/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "hcl") {
+            std::fs::copy(&path, dir.path().join(path.file_name().expect("a name"))).expect("copy");
+        }
+    }
+    dir
+}

@@ -20,19 +20,29 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Check every phase of the stack: syntax, references, types and Hetzner's static rules.
     Validate(StackArgs),
-    /// Show what applying a phase would do, with monthly costs.
+    /// Show what applying a phase would change against the recorded state, with monthly costs.
     Plan(PlanArgs),
     /// Compare every phase of the stack by monthly cost, side by side.
     Cost(CostArgs),
     /// Print a phase's resource graph.
     Graph(GraphArgs),
+    /// Read and edit the recorded state.
+    State(StateArgs),
+    /// Print the outputs recorded by the last apply.
+    Output(OutputArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DirArg {
+    /// The stack folder (holding terrace.hcl).
+    #[arg(long, env = "TERRACE_DIR", default_value = ".")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct StackArgs {
-    /// The stack folder (holding terrace.hcl).
-    #[arg(long, env = "TERRACE_DIR", default_value = ".")]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub dir: DirArg,
     /// Set a variable: --var name=value (repeatable). TERRACE_VAR_name works too.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
@@ -45,7 +55,7 @@ pub(crate) struct StackArgs {
 pub(crate) struct PlanArgs {
     #[command(flatten)]
     pub stack: StackArgs,
-    /// The phase to plan (default: the stack's first phase when nothing is recorded).
+    /// The phase to plan (default: the phase recorded in state, else the stack's first).
     #[arg(long)]
     pub phase: Option<String>,
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
@@ -53,6 +63,27 @@ pub(crate) struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Save the plan (with the state's lineage and serial and a digest of the definitions).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Plan only these addresses and what they depend on (repeatable).
+    #[arg(long = "target", value_name = "ADDR")]
+    pub targets: Vec<String>,
+    /// Allow deleting or replacing volumes, buckets and database servers.
+    #[arg(long)]
+    pub allow_data_loss: bool,
+    /// Plan the destruction of everything recorded.
+    #[arg(long)]
+    pub destroy: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LockArgs {
+    /// How long to wait for the state lock (e.g. 30s, 2m); 0s fails at once.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub lock_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +104,41 @@ pub(crate) struct GraphArgs {
     pub format: GraphFormat,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct StateArgs {
+    #[command(subcommand)]
+    pub command: StateCommand,
+    #[command(flatten)]
+    pub dir: DirArg,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum StateCommand {
+    /// List the recorded resources' addresses.
+    List,
+    /// Show one recorded resource.
+    Show { address: String },
+    /// Forget a resource (the object itself stays in Hetzner Cloud).
+    Rm { address: String },
+    /// Record a resource under another address.
+    Mv { from: String, to: String },
+    /// Break a stale lock by its id.
+    Unlock { id: String },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct OutputArgs {
+    #[command(flatten)]
+    pub dir: DirArg,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+    pub format: OutputFormat,
+    /// Print sensitive values instead of hiding them.
+    #[arg(long)]
+    pub show_sensitive: bool,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub(crate) enum PlanFormat {
     Text,
@@ -84,4 +150,11 @@ pub(crate) enum PlanFormat {
 pub(crate) enum GraphFormat {
     Dot,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum OutputFormat {
+    Json,
+    /// `NAME=value` lines, for an app's `.env`.
+    Env,
 }

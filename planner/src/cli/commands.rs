@@ -1,14 +1,12 @@
-//! The commands: each reads the stack, calls the library and prints the rendered result.
+//! The commands that read only the definitions: validate, cost, graph; and the dispatch.
 
 use std::io::Write as _;
 
 use terrace::compare::compare;
 use terrace::diag::{Diagnostic, Diagnostics, Sources};
 use terrace::lang::Stack;
-use terrace::model::Compiled;
 use terrace::pipeline::{self, Loaded, compile_phase};
-use terrace::plan::plan_from_empty;
-use terrace::render::{self, Style};
+use terrace::render;
 
 use super::args::{Cli, Command, GraphFormat, PlanFormat, StackArgs};
 use super::settings::{self, catalog, var_inputs};
@@ -17,59 +15,22 @@ use super::{CliError, ExitCode};
 pub(crate) fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Validate(args) => validate(&args),
-        Command::Plan(args) => {
-            let (compiled, warnings, catalog) = match one_phase(&args.stack, args.phase.as_deref())?
-            {
-                Some(found) => found,
-                None => return Ok(ExitCode::Error),
-            };
-            let plan = plan_from_empty(&compiled, &catalog, warnings);
-            let text = match args.format {
-                PlanFormat::Text => render::text::plan(
-                    &plan,
-                    Style {
-                        color: settings::stdout_color(),
-                    },
-                ),
-                PlanFormat::Json => render::json(&plan),
-                PlanFormat::Markdown => render::markdown::plan(&plan),
-            };
-            print(&text);
-            Ok(if args.detailed_exitcode && plan.has_changes() {
-                ExitCode::Changes
-            } else {
-                ExitCode::Success
-            })
-        }
-        Command::Cost(args) => {
+        Command::Plan(args) => super::plan::plan(&args),
+        Command::Cost(args) => cost(&args),
+        Command::Graph(args) => {
             let catalog = catalog(&args.stack)?;
             let inputs = var_inputs(&args.stack)?;
             let Some((loaded, stack)) = load(&args.stack) else {
                 return Ok(ExitCode::Error);
             };
-            let mut all = Diagnostics::default();
-            all.extend(loaded.diags);
-            let mut compiled = Vec::new();
-            for phase in &stack.phases {
-                let (result, diags) = compile_phase(&stack, phase, &inputs, &catalog);
-                all.extend(diags);
-                compiled.extend(result);
-            }
-            if all.has_errors() {
-                eprint_diags(all, &loaded.sources);
-                return Ok(ExitCode::Error);
-            }
-            let comparison = compare(&stack.name, &compiled, &catalog);
-            let text = match args.format {
-                PlanFormat::Text => render::compare::text(&comparison),
-                PlanFormat::Json => render::json(&comparison),
-                PlanFormat::Markdown => render::compare::markdown(&comparison),
-            };
-            print(&text);
-            Ok(ExitCode::Success)
-        }
-        Command::Graph(args) => {
-            let Some((compiled, _, _)) = one_phase(&args.stack, args.phase.as_deref())? else {
+            let phase = args
+                .phase
+                .clone()
+                .or_else(|| stack.phases.first().cloned())
+                .unwrap_or_default();
+            let (compiled, diags) = compile_phase(&stack, &phase, &inputs, &catalog);
+            let Some(compiled) = compiled else {
+                eprint_diags(diags, &loaded.sources);
                 return Ok(ExitCode::Error);
             };
             print(&match args.format {
@@ -78,13 +39,41 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, CliError> {
             });
             Ok(ExitCode::Success)
         }
+        Command::State(args) => super::state::state(&args),
+        Command::Output(args) => super::state::output(&args),
     }
+}
+
+fn cost(args: &super::args::CostArgs) -> Result<ExitCode, CliError> {
+    let catalog = catalog(&args.stack)?;
+    let inputs = var_inputs(&args.stack)?;
+    let Some((loaded, stack)) = load(&args.stack) else {
+        return Ok(ExitCode::Error);
+    };
+    let mut all = Diagnostics::default();
+    let mut compiled = Vec::new();
+    for phase in &stack.phases {
+        let (result, diags) = compile_phase(&stack, phase, &inputs, &catalog);
+        all.extend(diags);
+        compiled.extend(result);
+    }
+    if all.has_errors() {
+        eprint_diags(all, &loaded.sources);
+        return Ok(ExitCode::Error);
+    }
+    let comparison = compare(&stack.name, &compiled, &catalog);
+    print(&match args.format {
+        PlanFormat::Text => render::compare::text(&comparison),
+        PlanFormat::Json => render::json(&comparison),
+        PlanFormat::Markdown => render::compare::markdown(&comparison),
+    });
+    Ok(ExitCode::Success)
 }
 
 fn validate(args: &StackArgs) -> Result<ExitCode, CliError> {
     let catalog = catalog(args)?;
     let inputs = var_inputs(args)?;
-    let loaded = pipeline::load(&args.dir);
+    let loaded = pipeline::load(&args.dir.dir);
     let mut found: Vec<(Diagnostic, Vec<String>)> = Vec::new();
     let mut phases = 0;
     if let Some(stack) = &loaded.stack {
@@ -116,11 +105,8 @@ fn validate(args: &StackArgs) -> Result<ExitCode, CliError> {
     for (mut diagnostic, in_phases) in found {
         if !in_phases.is_empty() {
             let names: Vec<String> = in_phases.iter().map(|p| format!("`{p}`")).collect();
-            let note = format!(
-                "found while compiling phase{} {}",
-                if names.len() == 1 { "" } else { "s" },
-                names.join(", ")
-            );
+            let plural = if names.len() == 1 { "" } else { "s" };
+            let note = format!("found while compiling phase{plural} {}", names.join(", "));
             diagnostic.detail = Some(match diagnostic.detail.take() {
                 Some(detail) => format!("{detail}\n{note}"),
                 None => note,
@@ -140,8 +126,12 @@ fn validate(args: &StackArgs) -> Result<ExitCode, CliError> {
 }
 
 /// Loads the stack; on errors prints them and returns `None`.
-fn load(args: &StackArgs) -> Option<(Loaded, Stack)> {
-    let mut loaded = pipeline::load(&args.dir);
+pub(super) fn load(args: &StackArgs) -> Option<(Loaded, Stack)> {
+    load_dir(&args.dir.dir)
+}
+
+pub(super) fn load_dir(dir: &std::path::Path) -> Option<(Loaded, Stack)> {
+    let mut loaded = pipeline::load(dir);
     if loaded.diags.has_errors() || loaded.stack.is_none() {
         let diags = std::mem::take(&mut loaded.diags);
         eprint_diags(diags, &loaded.sources);
@@ -151,39 +141,8 @@ fn load(args: &StackArgs) -> Option<(Loaded, Stack)> {
     Some((loaded, stack))
 }
 
-type PhaseResult = (Compiled, Vec<String>, terrace_providers::pricing::Catalog);
-
-/// Loads, compiles and validates one phase (the first by default). Prints diagnostics.
-fn one_phase(args: &StackArgs, phase: Option<&str>) -> Result<Option<PhaseResult>, CliError> {
-    let catalog = catalog(args)?;
-    let inputs = var_inputs(args)?;
-    let Some((loaded, stack)) = load(args) else {
-        return Ok(None);
-    };
-    let phase = match phase {
-        Some(phase) => phase.to_owned(),
-        None => match stack.phases.first() {
-            Some(first) => first.clone(),
-            None => return Ok(None),
-        },
-    };
-    let (compiled, diags) = compile_phase(&stack, &phase, &inputs, &catalog);
-    let warnings: Vec<String> = diags
-        .clone()
-        .into_sorted()
-        .iter()
-        .filter(|d| !d.is_error())
-        .map(warning_line)
-        .collect();
-    let Some(compiled) = compiled else {
-        eprint_diags(diags, &loaded.sources);
-        return Ok(None);
-    };
-    let _ = &loaded;
-    Ok(Some((compiled, warnings, catalog)))
-}
-
-fn warning_line(diagnostic: &Diagnostic) -> String {
+/// A warning as one line of a plan.
+pub(super) fn warning_line(diagnostic: &Diagnostic) -> String {
     let mut line = diagnostic.summary.clone();
     if let Some(detail) = diagnostic.detail.as_ref().filter(|d| !d.is_empty()) {
         line.push_str(": ");
@@ -195,7 +154,7 @@ fn warning_line(diagnostic: &Diagnostic) -> String {
     line
 }
 
-fn eprint_diags(diags: Diagnostics, sources: &Sources) {
+pub(super) fn eprint_diags(diags: Diagnostics, sources: &Sources) {
     if diags.is_empty() {
         return;
     }
@@ -204,6 +163,6 @@ fn eprint_diags(diags: Diagnostics, sources: &Sources) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
-fn print(text: &str) {
+pub(super) fn print(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }

@@ -3,7 +3,9 @@
 
 pub(crate) mod args;
 mod commands;
+mod plan;
 mod settings;
+mod state;
 
 use std::io::Write as _;
 

@@ -59,3 +59,52 @@ pub(crate) fn catalog(args: &StackArgs) -> Result<Catalog, CliError> {
         }),
     }
 }
+
+/// The stack's state backend: `backend "local" { path = "..." }` in terrace.hcl, by default
+/// `terrace.state.json` beside it. Paths are relative to the stack folder.
+pub(crate) fn backend(
+    dir: &std::path::Path,
+    stack: &terrace::lang::Stack,
+) -> Result<terrace_state::LocalBackend, CliError> {
+    let Some(def) = &stack.backend else {
+        return Ok(terrace_state::LocalBackend::new(
+            dir.join("terrace.state.json"),
+        ));
+    };
+    if def.kind != "local" {
+        return Err(CliError {
+            message: format!(
+                "backend `{}` is not available in this version of terrace",
+                def.kind
+            ),
+            hint: Some("use `backend \"local\" { path = \"terrace.state.json\" }`".into()),
+            code: ExitCode::Error,
+        });
+    }
+    let mut path = std::path::PathBuf::from("terrace.state.json");
+    for attr in def.body.attributes() {
+        match (
+            attr.key.as_str(),
+            terrace::lang::load::static_string(&attr.value),
+        ) {
+            ("path", Some(value)) => path = value.into(),
+            (key, _) => {
+                return Err(CliError {
+                    message: format!("backend \"local\": `{key}` must be `path = \"FILE\"`"),
+                    hint: None,
+                    code: ExitCode::Error,
+                });
+            }
+        }
+    }
+    Ok(terrace_state::LocalBackend::new(dir.join(path)))
+}
+
+/// A state error for the user.
+pub(crate) fn state_error(error: terrace_state::StateError) -> CliError {
+    CliError {
+        message: error.to_string(),
+        hint: None,
+        code: ExitCode::Error,
+    }
+}

@@ -146,11 +146,14 @@ impl State<'_> {
             "ipv4_address"
         };
         let mut resources = Vec::new();
+        // `volume.data`, not `volume.primary`: a database on a shared host is a different object
+        // from a service's own primary volume, so moving to servers of its own creates new storage
+        // (and the plan marks the old volume's loss) rather than moving a live data directory.
         if let Some(size) = shape.volume_gb {
             resources.push(self.member(
                 instance,
                 Kind::Volume,
-                "primary",
+                "data",
                 None,
                 volume_attrs(size, &host, location.clone()),
             ));
@@ -303,7 +306,7 @@ impl State<'_> {
             .collect();
         if servers.iter().any(|(_, joined)| !joined) {
             for (address, _) in &servers {
-                sources.push(attr_ref(address, "ipv4_address"));
+                sources.push(attr_ref(address, "ipv4_cidr"));
             }
         }
         if !sources.is_empty() {

@@ -381,20 +381,20 @@ fn a_service_on_an_existing_server_gets_only_its_volume() {
     let compiled = compile(&format!("{STACK}{SERVICES}"), "one");
     assert_eq!(
         members(&compiled, "postgres.local"),
-        ["postgres.local.volume.primary"]
+        ["postgres.local.volume.data"]
     );
     assert_eq!(
-        attr(&compiled, "postgres.local.volume.primary", "location"),
+        attr(&compiled, "postgres.local.volume.data", "location"),
         &Value::str("hel1")
     );
     assert_eq!(
-        attr(&compiled, "postgres.local.volume.primary", "size"),
+        attr(&compiled, "postgres.local.volume.data", "size"),
         &Value::Number(20.0)
     );
     assert_eq!(
         compiled
             .resources
-            .dependencies(&addr("postgres.local.volume.primary")),
+            .dependencies(&addr("postgres.local.volume.data")),
         [&addr("server.app")]
     );
 }

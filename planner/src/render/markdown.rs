@@ -21,6 +21,40 @@ pub fn plan(plan: &Plan) -> String {
         plan.stack, plan.phase.name
     );
     let _ = writeln!(out, "{}\n", header(plan).replace('`', "**"));
+    // What a reviewer must not miss comes first: refusals, data loss, servers powered off.
+    if !plan.refusals.is_empty() {
+        let _ = writeln!(out, "> [!CAUTION]\n> **This plan cannot be applied:**");
+        for refusal in &plan.refusals {
+            let _ = writeln!(out, "> - {refusal}");
+        }
+        out.push('\n');
+    }
+    let lost: Vec<String> = plan
+        .resource_changes
+        .iter()
+        .filter(|c| c.data_loss)
+        .map(|c| format!("`{}`", c.address))
+        .collect();
+    if !lost.is_empty() {
+        let _ = writeln!(
+            out,
+            "> [!WARNING]\n> **Data loss:** {} would be destroyed or replaced.\n",
+            lost.join(", ")
+        );
+    }
+    let off: Vec<String> = plan
+        .resource_changes
+        .iter()
+        .filter(|c| c.power_off)
+        .map(|c| format!("`{}`", c.address))
+        .collect();
+    if !off.is_empty() {
+        let _ = writeln!(
+            out,
+            "> [!NOTE]\n> **Powered off during the change:** {}.\n",
+            off.join(", ")
+        );
+    }
     for warning in &plan.warnings {
         let _ = writeln!(out, "> [!WARNING]\n> {warning}\n");
     }
@@ -100,11 +134,20 @@ pub fn plan(plan: &Plan) -> String {
                 Action::Replace => "♻️",
                 Action::NoOp => "",
             };
+            let mut action = verb(change.action).to_owned();
+            if !change.reasons.is_empty() && change.action != crate::plan::Action::Delete {
+                action.push_str(&format!(" ({})", change.reasons.join("; ")));
+            }
+            if change.action == crate::plan::Action::Update && !change.api_actions.is_empty() {
+                action.push_str(&format!(": {}", change.api_actions.join(", ")));
+            }
+            if change.data_loss {
+                action.push_str(" **data loss**");
+            }
             let _ = writeln!(
                 out,
-                "| {symbol} | `{}` | {} | {} |",
+                "| {symbol} | `{}` | {action} | {} |",
                 change.address,
-                verb(change.action),
                 cost_note(change)
             );
         }

@@ -53,8 +53,22 @@ fn section(out: &mut String, schema: &BlockSchema, depth: usize) {
         if attr.required {
             notes.push("required");
         }
-        if attr.forces_replacement {
-            notes.push("**replaces**");
+        let update;
+        match attr.update {
+            schema::Update::Replace => notes.push("**replaces**"),
+            schema::Update::InPlace { actions, power_off } => {
+                update = format!(
+                    "in place: {}{}",
+                    actions.join(", "),
+                    if power_off {
+                        " (powers the server off)"
+                    } else {
+                        ""
+                    }
+                );
+                notes.push(&update);
+            }
+            schema::Update::Local => {}
         }
         if attr.sensitive {
             notes.push("sensitive");

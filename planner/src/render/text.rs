@@ -1,6 +1,7 @@
 //! The plan as text, Terraform-like: one block per resource with `+`, `-`, `~` and `-/+`, values
-//! known only after apply and secrets marked, multi-line values as heredocs, then the summary line
-//! and the monthly cost table.
+//! known only after apply and secrets marked, multi-line values as heredocs (and, when they change,
+//! as a unified diff), the API calls an update needs, data loss flagged; then the summary line, the
+//! outputs and the monthly cost table.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -23,11 +24,15 @@ pub fn plan(plan: &Plan, style: Style) -> String {
         let _ = writeln!(out, "\n{} {warning}", style.yellow("Warning:"));
     }
     if !plan.has_changes() {
-        let _ = writeln!(
-            out,
-            "\nNo changes. The infrastructure matches phase `{}`.",
-            plan.phase.name
-        );
+        let what = if plan.destroy {
+            "Nothing is recorded: nothing to destroy.".to_owned()
+        } else {
+            format!(
+                "No changes. The infrastructure matches phase `{}`.",
+                plan.phase.name
+            )
+        };
+        let _ = writeln!(out, "\n{what}");
         write_cost(&mut out, plan);
         return out;
     }
@@ -61,15 +66,29 @@ pub fn plan(plan: &Plan, style: Style) -> String {
     );
     write_outputs(&mut out, plan);
     write_cost(&mut out, plan);
+    if !plan.refusals.is_empty() {
+        let _ = writeln!(out, "\n{}", style.red("This plan cannot be applied:"));
+        for refusal in &plan.refusals {
+            let _ = writeln!(out, "  - {refusal}");
+        }
+    }
     out
 }
 
 pub(super) fn header(plan: &Plan) -> String {
-    let mut text = format!("Stack `{}`, phase `{}`", plan.stack, plan.phase.name);
+    let mut text = if plan.destroy {
+        format!("Stack `{}`: destroy everything recorded", plan.stack)
+    } else {
+        format!("Stack `{}`, phase `{}`", plan.stack, plan.phase.name)
+    };
     if let Some(users) = &plan.phase.users {
         let _ = write!(text, " ({users} users)");
     }
-    if let Some(prior) = &plan.prior_phase {
+    if let Some(prior) = plan
+        .prior_phase
+        .as_ref()
+        .filter(|p| **p != plan.phase.name || plan.destroy)
+    {
         let _ = write!(text, ", from phase `{prior}`");
     }
     if let Some(description) = &plan.phase.description {
@@ -94,6 +113,7 @@ pub(super) fn cost_note(change: &ResourceChange) -> String {
     match (before, after) {
         (None, Some(None)) | (Some(_), Some(None)) => "price unknown".to_owned(),
         (None, Some(after)) => format!("{}/mo", money_opt(after)),
+        (Some(Some(before)), None) if before.is_zero() => "€0.00/mo".to_owned(),
         (Some(before), None) => format!("-{}/mo", money_opt(before).trim_start_matches('-')),
         (Some(Some(b)), Some(Some(a))) if a != b => format!("{} -> {}/mo", money(b), money(a)),
         (Some(_), Some(after)) => format!("{}/mo", money_opt(after)),
@@ -110,18 +130,26 @@ fn write_change(out: &mut String, change: &ResourceChange, style: Style) {
         Action::Replace => ("-/+", Style::yellow),
         Action::NoOp => (" ", Style::dim),
     };
-    let _ = writeln!(
-        out,
-        "  {}",
-        style.bold(&format!(
-            "# {} {}  ({})",
-            change.address,
-            verb(change.action),
-            cost_note(change)
-        ))
+    let mut title = format!(
+        "# {} {}  ({})",
+        change.address,
+        verb(change.action),
+        cost_note(change)
     );
+    if change.data_loss {
+        title.push_str("  DATA LOSS");
+    }
+    let _ = writeln!(out, "  {}", style.bold(&title));
     for reason in &change.reasons {
         let _ = writeln!(out, "  # ({reason})");
+    }
+    if change.action == Action::Update {
+        let off = if change.power_off {
+            ", powers the server off"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "  # (API: {}{off})", change.api_actions.join(", "));
     }
     let _ = writeln!(out, "  {} {} {{", paint(style, symbol), change.address);
     let empty = BTreeMap::new();
@@ -136,23 +164,27 @@ fn write_change(out: &mut String, change: &ResourceChange, style: Style) {
     for key in keys {
         let (old, new) = (before.get(key), after.get(key));
         let sensitive = change.sensitive.iter().any(|p| p == key);
-        let line_symbol = match (old, new) {
-            (None, Some(_)) => "+",
-            (Some(_), None) => "-",
-            (Some(a), Some(b)) if a != b => "~",
+        let line_symbol = match (change.action, old, new) {
+            (Action::Delete, _, _) => "-",
+            (_, None, Some(_)) => "+",
+            (_, Some(_), None) => "-",
+            (_, Some(a), Some(b)) if a != b => "~",
             _ => {
-                if change.action != Action::Delete {
-                    hidden += 1;
-                    continue;
-                }
-                "-"
+                hidden += 1;
+                continue;
             }
         };
-        if matches!(new.or(old), Some(Value::Null)) && line_symbol == "+" {
+        if matches!(new.or(old), Some(Value::Null)) && line_symbol != "~" {
             continue;
         }
-        let is_block = nested.block(key).is_some();
-        lines.push((line_symbol, key.as_str(), old, new, is_block, sensitive));
+        lines.push((
+            line_symbol,
+            key.as_str(),
+            old,
+            new,
+            nested.block(key).is_some(),
+            sensitive,
+        ));
     }
     let width = lines
         .iter()
@@ -161,23 +193,54 @@ fn write_change(out: &mut String, change: &ResourceChange, style: Style) {
         .max()
         .unwrap_or(0);
     for (symbol, key, old, new, is_block, sensitive) in lines {
-        let value = new.or(old).unwrap_or(&Value::Null);
         if is_block {
-            write_blocks(out, symbol, key, value, 6, style);
+            if symbol == "~" {
+                write_blocks(out, "-", key, old.unwrap_or(&Value::Null), 6, style);
+                write_blocks(out, "+", key, new.unwrap_or(&Value::Null), 6, style);
+            } else {
+                write_blocks(
+                    out,
+                    symbol,
+                    key,
+                    new.or(old).unwrap_or(&Value::Null),
+                    6,
+                    style,
+                );
+            }
         } else if symbol == "~" {
-            let _ = writeln!(
-                out,
-                "      {} {key:<width$} = {} -> {}",
-                style.yellow("~"),
-                show(old.unwrap_or(&Value::Null), sensitive, 6),
-                show(new.unwrap_or(&Value::Null), sensitive, 6)
-            );
+            let (old, new) = (old.unwrap_or(&Value::Null), new.unwrap_or(&Value::Null));
+            match (old, new) {
+                (Value::String(a), Value::String(b))
+                    if (a.contains('\n') || b.contains('\n')) && !sensitive =>
+                {
+                    let _ = writeln!(out, "      {} {key:<width$} = <<-EOT", style.yellow("~"));
+                    let diff = similar::TextDiff::from_lines(a.as_str(), b.as_str());
+                    for line in diff.unified_diff().context_radius(3).to_string().lines() {
+                        let _ = writeln!(out, "            {line}");
+                    }
+                    let _ = writeln!(out, "        EOT");
+                }
+                _ => {
+                    let _ = writeln!(
+                        out,
+                        "      {} {key:<width$} = {} -> {}",
+                        style.yellow("~"),
+                        show(old, sensitive, 6),
+                        show(new, sensitive, 6)
+                    );
+                }
+            }
         } else {
+            let value = if symbol == "-" {
+                old.or(new)
+            } else {
+                new.or(old)
+            };
+            let shown = show(value.unwrap_or(&Value::Null), sensitive, 6);
             let _ = writeln!(
                 out,
-                "      {} {key:<width$} = {}",
-                paint_symbol(style, symbol),
-                show(value, sensitive, 6)
+                "      {} {key:<width$} = {shown}",
+                paint_symbol(style, symbol)
             );
         }
     }
@@ -238,11 +301,11 @@ fn write_blocks(
             if is_nested(inner) {
                 write_blocks(out, symbol, inner_key, inner, indent + 4, style);
             } else {
+                let shown = show(inner, false, indent + 4);
                 let _ = writeln!(
                     out,
-                    "{pad}    {} {inner_key:<width$} = {}",
-                    paint_symbol(style, symbol),
-                    show(inner, false, indent + 4)
+                    "{pad}    {} {inner_key:<width$} = {shown}",
+                    paint_symbol(style, symbol)
                 );
             }
         }
@@ -280,12 +343,22 @@ fn show(value: &Value, sensitive: bool, indent: usize) -> String {
 }
 
 fn write_outputs(out: &mut String, plan: &Plan) {
-    if plan.outputs.is_empty() {
+    let changed: Vec<_> = plan
+        .outputs
+        .iter()
+        .filter(|o| o.action != Action::NoOp)
+        .collect();
+    if changed.is_empty() {
         return;
     }
     let _ = writeln!(out, "\nChanges to outputs:");
-    let width = plan.outputs.iter().map(|o| o.name.len()).max().unwrap_or(0);
-    for output in &plan.outputs {
+    let width = changed.iter().map(|o| o.name.len()).max().unwrap_or(0);
+    for output in changed {
+        let symbol = match output.action {
+            Action::Delete => "-",
+            Action::Update => "~",
+            _ => "+",
+        };
         let value = if output.sensitive {
             "(sensitive value)".to_owned()
         } else if output.known_after_apply {
@@ -293,7 +366,7 @@ fn write_outputs(out: &mut String, plan: &Plan) {
         } else {
             output.value.to_string()
         };
-        let _ = writeln!(out, "  + {:<width$} = {value}", output.name);
+        let _ = writeln!(out, "  {symbol} {:<width$} = {value}", output.name);
     }
 }
 
@@ -311,7 +384,7 @@ fn write_cost(out: &mut String, plan: &Plan) {
             kind.kind, kind.count_before, kind.count_after
         );
         if kind.unknown > 0 {
-            label.push_str(&format!(", {} unknown", kind.unknown));
+            let _ = write!(label, ", {} unknown", kind.unknown);
         }
         let _ = writeln!(
             out,

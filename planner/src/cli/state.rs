@@ -1,0 +1,211 @@
+//! `terrace state list|show|rm|mv|unlock` and `terrace output`.
+
+use serde_json::Value as Json;
+use terrace::addr::Address;
+use terrace_state::Backend as _;
+
+use super::args::{OutputArgs, OutputFormat, StateArgs, StateCommand};
+use super::commands::{load_dir, print};
+use super::settings::{backend, state_error};
+use super::{CliError, ExitCode};
+
+pub(crate) fn state(args: &StateArgs) -> Result<ExitCode, CliError> {
+    let Some((_, stack)) = load_dir(&args.dir.dir) else {
+        return Ok(ExitCode::Error);
+    };
+    let backend = backend(&args.dir.dir, &stack)?;
+    match &args.command {
+        StateCommand::List => {
+            let state = backend
+                .read()
+                .map_err(state_error)?
+                .unwrap_or_else(|| terrace_state::State::new(None));
+            let mut addresses: Vec<Address> = state
+                .resources
+                .keys()
+                .filter_map(|a| a.parse().ok())
+                .collect();
+            addresses.sort();
+            print(
+                &addresses
+                    .iter()
+                    .map(|a| format!("{a}\n"))
+                    .collect::<String>(),
+            );
+        }
+        StateCommand::Show { address } => {
+            let state = backend
+                .read()
+                .map_err(state_error)?
+                .unwrap_or_else(|| terrace_state::State::new(None));
+            let Some(resource) = state.resources.get(address) else {
+                return Err(not_recorded(address));
+            };
+            let mut attributes = resource.attributes.clone();
+            for path in &resource.sensitive_attributes {
+                if attributes.contains_key(path) {
+                    attributes.insert(path.clone(), Json::String("(sensitive value)".into()));
+                }
+            }
+            let shown = serde_json::json!({
+                "address": address,
+                "kind": resource.kind,
+                "id": resource.id,
+                "composite": resource.composite,
+                "dependencies": resource.dependencies,
+                "attributes": attributes,
+            });
+            print(&terrace::render::json(&shown));
+        }
+        StateCommand::Rm { address } => {
+            let _lock = backend
+                .lock("state rm", args.lock.lock_timeout)
+                .map_err(state_error)?;
+            let mut state = backend
+                .read()
+                .map_err(state_error)?
+                .unwrap_or_else(|| terrace_state::State::new(None));
+            let parsed: Address = address
+                .parse()
+                .map_err(|e: terrace::addr::AddressError| CliError::usage(e.to_string()))?;
+            let removed: Vec<String> = state
+                .resources
+                .keys()
+                .filter(|a| a.parse::<Address>().is_ok_and(|a| a.is_within(&parsed)))
+                .cloned()
+                .collect();
+            if removed.is_empty() {
+                return Err(not_recorded(address));
+            }
+            for address in &removed {
+                state.resources.remove(address);
+            }
+            state.serial += 1;
+            backend.write(&state).map_err(state_error)?;
+            print(&format!(
+                "Removed {} from the state (the objects stay in Hetzner Cloud).\n",
+                removed.join(", ")
+            ));
+        }
+        StateCommand::Mv { from, to } => {
+            let _lock = backend
+                .lock("state mv", args.lock.lock_timeout)
+                .map_err(state_error)?;
+            let mut state = backend
+                .read()
+                .map_err(state_error)?
+                .unwrap_or_else(|| terrace_state::State::new(None));
+            let (from_addr, to_addr): (Address, Address) = (
+                from.parse()
+                    .map_err(|e: terrace::addr::AddressError| CliError::usage(e.to_string()))?,
+                to.parse()
+                    .map_err(|e: terrace::addr::AddressError| CliError::usage(e.to_string()))?,
+            );
+            if from_addr.kind() != to_addr.kind() {
+                return Err(CliError::usage(format!(
+                    "cannot move a {} to a {} address",
+                    from_addr.kind(),
+                    to_addr.kind()
+                )));
+            }
+            if state.resources.contains_key(to) {
+                return Err(CliError::usage(format!("`{to}` is already recorded")));
+            }
+            let Some(resource) = state.resources.remove(from) else {
+                return Err(not_recorded(from));
+            };
+            state.resources.insert(to.clone(), resource);
+            for other in state.resources.values_mut() {
+                for dependency in &mut other.dependencies {
+                    if dependency == from {
+                        dependency.clone_from(to);
+                    }
+                }
+                other.dependencies.sort();
+            }
+            state.serial += 1;
+            backend.write(&state).map_err(state_error)?;
+            print(&format!("Moved {from} to {to}.\n"));
+        }
+        StateCommand::Unlock { id } => {
+            backend.unlock(id).map_err(state_error)?;
+            print(&format!("Broke the lock {id}.\n"));
+        }
+    }
+    Ok(ExitCode::Success)
+}
+
+fn not_recorded(address: &str) -> CliError {
+    CliError {
+        message: format!("`{address}` is not in the state"),
+        hint: Some("`terrace state list` shows what is recorded".into()),
+        code: ExitCode::Error,
+    }
+}
+
+/// `terrace output`: the recorded outputs as JSON or as `NAME=value` lines.
+pub(crate) fn output(args: &OutputArgs) -> Result<ExitCode, CliError> {
+    let Some((_, stack)) = load_dir(&args.dir.dir) else {
+        return Ok(ExitCode::Error);
+    };
+    let backend = backend(&args.dir.dir, &stack)?;
+    let state = backend
+        .read()
+        .map_err(state_error)?
+        .unwrap_or_else(|| terrace_state::State::new(None));
+    let shown = |value: &Json, sensitive: bool| {
+        if sensitive && !args.show_sensitive {
+            Json::String("(sensitive value)".into())
+        } else {
+            value.clone()
+        }
+    };
+    match args.format {
+        OutputFormat::Json => {
+            let map: serde_json::Map<String, Json> = state
+                .outputs
+                .iter()
+                .map(|(name, o)| (name.clone(), serde_json::json!({ "value": shown(&o.value, o.sensitive), "sensitive": o.sensitive })))
+                .collect();
+            print(&terrace::render::json(&map));
+        }
+        OutputFormat::Env => {
+            let mut lines = String::new();
+            for (name, output) in &state.outputs {
+                if output.sensitive && !args.show_sensitive {
+                    lines.push_str(&format!(
+                        "# {name} is sensitive: pass --show-sensitive to print it\n"
+                    ));
+                    continue;
+                }
+                lines.push_str(&format!("{name}={}\n", env_value(&output.value)));
+            }
+            print(&lines);
+        }
+    }
+    Ok(ExitCode::Success)
+}
+
+/// A value for a `.env` line: plain when safe, else double-quoted with escapes; lists and objects
+/// as JSON.
+fn env_value(value: &Json) -> String {
+    let text = match value {
+        Json::String(s) => s.clone(),
+        Json::Null => String::new(),
+        other => other.to_string(),
+    };
+    if text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.:/@%+,".contains(c))
+    {
+        text
+    } else {
+        format!(
+            "\"{}\"",
+            text.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n")
+                .replace('$', "\\$")
+        )
+    }
+}

@@ -1,0 +1,126 @@
+//! Saved plans (`terrace plan --out FILE`): the plan, the lineage and serial of the state it was
+//! made against, a digest of the definitions and variables, and a digest of the plan itself. A saved
+//! plan is applied only as it is: stale (the state moved on, the definitions changed) or tampered
+//! plans are refused with the reason.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use terrace_state::State;
+
+use crate::diag::Sources;
+use crate::plan::Plan;
+
+/// The version of the saved-plan envelope.
+pub const SAVED_PLAN_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedPlan {
+    pub terrace_saved_plan: u32,
+    /// The state the plan was made against.
+    pub lineage: String,
+    pub serial: u64,
+    /// SHA-256 of the definition files and the variables given.
+    pub definitions_digest: String,
+    /// SHA-256 of `plan` as saved: an edited plan no longer matches.
+    pub plan_digest: String,
+    pub plan: serde_json::Value,
+}
+
+/// Why a saved plan cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Stale {
+    #[error("the file is not a saved terrace plan: {0}")]
+    NotAPlan(String),
+    #[error("the saved plan was edited after it was made (its digest does not match)")]
+    Tampered,
+    #[error("the plan was made for another state (lineage {planned}, the state's is {current})")]
+    OtherLineage { planned: String, current: String },
+    #[error(
+        "the state changed since the plan was made (serial {planned} then, {current} now): plan again"
+    )]
+    StateMoved { planned: u64, current: u64 },
+    #[error("the definitions or variables changed since the plan was made: plan again")]
+    DefinitionsChanged,
+}
+
+/// SHA-256 of every definition file (by name) and the variables given on the command line and in
+/// the environment.
+pub fn definitions_digest(sources: &Sources, variables: &BTreeMap<String, String>) -> String {
+    let mut files: Vec<_> = sources
+        .files()
+        .iter()
+        .map(|f| (f.name.as_str(), f.text.as_str()))
+        .collect();
+    files.sort();
+    let mut hasher = Sha256::new();
+    for (name, text) in files {
+        for part in [name, text] {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+    }
+    for (name, value) in variables {
+        for part in [name, value] {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+    }
+    hex(&hasher.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn plan_digest(plan: &serde_json::Value) -> String {
+    hex(&Sha256::digest(
+        serde_json::to_vec(plan).unwrap_or_default(),
+    ))
+}
+
+/// The saved plan as JSON text.
+pub fn save(plan: &Plan, state: &State, definitions_digest: String) -> String {
+    let plan = serde_json::to_value(plan).unwrap_or(serde_json::Value::Null);
+    let saved = SavedPlan {
+        terrace_saved_plan: SAVED_PLAN_VERSION,
+        lineage: state.lineage.clone(),
+        serial: state.serial,
+        definitions_digest,
+        plan_digest: plan_digest(&plan),
+        plan,
+    };
+    crate::render::json(&saved)
+}
+
+/// Reads a saved plan and checks it still applies to `state` and the current definitions.
+pub fn check(text: &str, state: &State, current_definitions: &str) -> Result<SavedPlan, Stale> {
+    let saved: SavedPlan =
+        serde_json::from_str(text).map_err(|e| Stale::NotAPlan(e.to_string()))?;
+    if saved.terrace_saved_plan != SAVED_PLAN_VERSION {
+        return Err(Stale::NotAPlan(format!(
+            "saved-plan version {} is not {SAVED_PLAN_VERSION}",
+            saved.terrace_saved_plan
+        )));
+    }
+    if plan_digest(&saved.plan) != saved.plan_digest {
+        return Err(Stale::Tampered);
+    }
+    if saved.lineage != state.lineage {
+        return Err(Stale::OtherLineage {
+            planned: saved.lineage,
+            current: state.lineage.clone(),
+        });
+    }
+    if saved.serial != state.serial {
+        return Err(Stale::StateMoved {
+            planned: saved.serial,
+            current: state.serial,
+        });
+    }
+    if saved.definitions_digest != current_definitions {
+        return Err(Stale::DefinitionsChanged);
+    }
+    Ok(saved)
+}

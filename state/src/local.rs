@@ -1,0 +1,406 @@
+//! The local backend: state in one JSON file (by default `terrace.state.json` in the stack's
+//! folder), its previous version in `<name>.backup`, and the lock in `<name>.lock`, all mode 0600.
+//!
+//! A write never leaves a torn file: the new state goes to a temporary file in the same folder,
+//! which is flushed to disk and then renamed over the state file, and a rename within one file
+//! system is atomic. A run killed at any point leaves the previous state or the new one, and at
+//! worst a temporary file, which the next write removes.
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::backend::{Backend, LockGuard, LockInfo};
+use crate::error::StateError;
+use crate::format::{from_json, to_json};
+use crate::model::State;
+
+/// How often a run waiting for the lock looks again.
+const LOCK_POLL: Duration = Duration::from_millis(100);
+
+/// State in a file on this machine.
+#[derive(Debug, Clone)]
+pub struct LocalBackend {
+    path: PathBuf,
+}
+
+impl LocalBackend {
+    /// The backend of the state file at `path`; nothing is read or created until it is used.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        LocalBackend { path: path.into() }
+    }
+
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The previous version of the state file, `<name>.backup`.
+    pub fn backup_path(&self) -> PathBuf {
+        with_suffix(&self.path, ".backup")
+    }
+
+    /// The lock file, `<name>.lock`.
+    pub fn lock_path(&self) -> PathBuf {
+        with_suffix(&self.path, ".lock")
+    }
+
+    /// Takes the lock if it is free; otherwise returns who holds it.
+    fn try_lock(&self, info: &LockInfo) -> Result<Option<LockInfo>, StateError> {
+        let path = self.lock_path();
+        loop {
+            match create_private(&path) {
+                Ok(file) => {
+                    write_lock_record(file, &path, info).inspect_err(|_| {
+                        // A lock file without a record would block every run until removed by hand.
+                        let _ = fs::remove_file(&path);
+                    })?;
+                    return Ok(None);
+                }
+                Err(error) if error.kind() == ErrorKind::AlreadyExists => {
+                    // The holder may release the lock between the failed create and this read;
+                    // then the lock is free and is tried again.
+                    if let Some(holder) = read_lock(&path)? {
+                        return Ok(Some(holder));
+                    }
+                }
+                Err(source) => {
+                    return Err(StateError::Io {
+                        action: "create the lock file",
+                        path,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Removes temporary files that a killed run left behind. Runs after a successful write, while
+    /// the caller holds the lock, so no other writer's temporary file is in use.
+    fn remove_leftovers(&self) {
+        let Some(name) = self
+            .path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+        else {
+            return;
+        };
+        let temporary = format!("{name}{TEMPORARY}");
+        let backup_temporary = format!("{name}.backup{TEMPORARY}");
+        let Ok(entries) = fs::read_dir(folder(&self.path)) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let entry_name = entry.file_name();
+            let entry_name = entry_name.to_string_lossy();
+            if entry_name.starts_with(&temporary) || entry_name.starts_with(&backup_temporary) {
+                // Cleaning up is best effort: a leftover is never read as state.
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+impl Backend for LocalBackend {
+    fn describe(&self) -> String {
+        format!("local file {}", self.path.display())
+    }
+
+    fn read(&self) -> Result<Option<State>, StateError> {
+        let bytes = match fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StateError::Io {
+                    action: "read the state file",
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        };
+        from_json(&bytes, &self.path.display().to_string()).map(Some)
+    }
+
+    fn write(&self, state: &State) -> Result<(), StateError> {
+        // Reading first is what keeps a corrupted, foreign or newer file from being overwritten:
+        // its read error is returned and nothing is written.
+        if let Some(stored) = self.read()? {
+            if stored.lineage != state.lineage {
+                return Err(StateError::LineageMismatch {
+                    backend: self.describe(),
+                    stored: stored.lineage,
+                    writing: state.lineage.clone(),
+                });
+            }
+            if stored.serial >= state.serial {
+                return Err(StateError::StaleSerial {
+                    backend: self.describe(),
+                    lineage: stored.lineage,
+                    stored: stored.serial,
+                    writing: state.serial,
+                });
+            }
+        }
+        write_state_atomically(&self.path, &to_json(state))?;
+        self.remove_leftovers();
+        Ok(())
+    }
+
+    fn lock(&self, operation: &str, timeout: Duration) -> Result<LockGuard, StateError> {
+        let info = LockInfo::new(operation);
+        let start = Instant::now();
+        loop {
+            let Some(holder) = self.try_lock(&info)? else {
+                let path = self.lock_path();
+                return Ok(LockGuard::new(info, move |info| release(&path, &info.id)));
+            };
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Err(StateError::Locked {
+                    backend: self.describe(),
+                    lock: Box::new(holder),
+                    // Without a timeout nothing was waited for, however long the look took.
+                    waited: if timeout.is_zero() {
+                        Duration::ZERO
+                    } else {
+                        waited
+                    },
+                });
+            }
+            std::thread::sleep(LOCK_POLL.min(timeout - waited));
+        }
+    }
+
+    fn unlock(&self, id: &str) -> Result<(), StateError> {
+        let path = self.lock_path();
+        let Some(lock) = read_lock(&path)? else {
+            return Err(StateError::NotLocked {
+                backend: self.describe(),
+                given: id.to_owned(),
+            });
+        };
+        if lock.id != id {
+            return Err(StateError::LockIdMismatch {
+                backend: self.describe(),
+                given: id.to_owned(),
+                lock: Box::new(lock),
+            });
+        }
+        remove_lock(&path)
+    }
+
+    fn lock_info(&self) -> Result<Option<LockInfo>, StateError> {
+        read_lock(&self.lock_path())
+    }
+}
+
+/// Writes a lock record into the lock file just created at `path`, and flushes it to disk.
+fn write_lock_record(mut file: File, path: &Path, info: &LockInfo) -> Result<(), StateError> {
+    // A record of strings always encodes.
+    let mut record = serde_json::to_vec_pretty(info).expect("a lock record encodes as JSON");
+    record.push(b'\n');
+    file.write_all(&record)
+        .and_then(|()| file.sync_all())
+        .map_err(|source| StateError::Io {
+            action: "write the lock file",
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// The lock recorded at `path`, or `None` when there is no lock file.
+fn read_lock(path: &Path) -> Result<Option<LockInfo>, StateError> {
+    // The holder creates the file and then writes its record, so a reader can see the file empty
+    // or partly written for a moment; only a record that stays unreadable is an error.
+    let mut attempts = 0;
+    loop {
+        let bytes = match fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StateError::Io {
+                    action: "read the lock file",
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        match serde_json::from_slice::<LockInfo>(&bytes) {
+            Ok(info) => return Ok(Some(info)),
+            Err(_) if attempts < 20 => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(error) => {
+                return Err(StateError::LockUnreadable {
+                    path: path.to_owned(),
+                    detail: error.to_string(),
+                });
+            }
+        }
+    }
+}
+
+/// Gives back the lock `id` when a guard is released. A lock that is gone or has another id was
+/// broken with `unlock`, perhaps taken by another run since, and is left alone.
+fn release(path: &Path, id: &str) -> Result<(), StateError> {
+    match read_lock(path)? {
+        Some(lock) if lock.id == id => remove_lock(path),
+        _ => Ok(()),
+    }
+}
+
+fn remove_lock(path: &Path) -> Result<(), StateError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StateError::Io {
+            action: "remove the lock file",
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// What temporary files' names carry after the state file's name; leftovers are found by it.
+const TEMPORARY: &str = ".tmp-";
+
+/// Replaces the file at `path` with `bytes` so that at every moment the path holds either the old
+/// content or the new, never a mix: the bytes go to a temporary file in the same folder (mode
+/// 0600), which is flushed; the current file is kept as `<path>.backup` (mode 0600); the temporary
+/// file is renamed over `path`; and the folder is flushed so that the rename itself is durable.
+pub fn write_state_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let temporary = with_suffix(
+        path,
+        &format!("{TEMPORARY}{}", uuid::Uuid::new_v4().simple()),
+    );
+    let result = write_new_file(&temporary, bytes)
+        .and_then(|()| keep_backup(path))
+        .and_then(|()| {
+            fs::rename(&temporary, path).map_err(|source| StateError::Io {
+                action: "rename the temporary state file over",
+                path: path.to_owned(),
+                source,
+            })
+        });
+    if result.is_err() {
+        // The state file is untouched; the temporary file would only be clutter.
+        let _ = fs::remove_file(&temporary);
+    }
+    result?;
+    sync_folder(path)
+}
+
+/// Creates `path` (which must not exist) with mode 0600 and writes `bytes` to disk.
+fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let io = |source| StateError::Io {
+        action: "write the temporary state file",
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = create_private(path).map_err(io)?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io)
+}
+
+/// Keeps the current state file, if there is one, as `<path>.backup`, replacing the older backup
+/// in one rename. A hard link costs no copy and the linked data is already on disk; a copy is the
+/// fallback for file systems without hard links.
+fn keep_backup(path: &Path) -> Result<(), StateError> {
+    let backup = with_suffix(path, ".backup");
+    let temporary = with_suffix(
+        path,
+        &format!(".backup{TEMPORARY}{}", uuid::Uuid::new_v4().simple()),
+    );
+    let io = |action, source| StateError::Io {
+        action,
+        path: backup.clone(),
+        source,
+    };
+    match fs::hard_link(path, &temporary) {
+        Ok(()) => {}
+        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(_) => {
+            let copied = fs::copy(path, &temporary)
+                .and_then(|_| File::open(&temporary))
+                .and_then(|file| file.sync_all());
+            match copied {
+                Ok(()) => {}
+                Err(error) if error.kind() == ErrorKind::NotFound && !path.exists() => {
+                    let _ = fs::remove_file(&temporary);
+                    return Ok(());
+                }
+                Err(source) => {
+                    let _ = fs::remove_file(&temporary);
+                    return Err(io("copy the state file to", source));
+                }
+            }
+        }
+    }
+    // A state file written by hand or by an older tool may be readable by others; its backup is
+    // not (with a hard link this also narrows the old file's mode, which is about to be replaced).
+    let result = set_private(&temporary)
+        .map_err(|source| io("restrict the mode of", source))
+        .and_then(|()| fs::rename(&temporary, &backup).map_err(|source| io("replace", source)));
+    if result.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    result
+}
+
+/// `path` with `suffix` appended to its last component.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = OsString::from(path.as_os_str());
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// The folder holding `path` (`.` for a bare file name).
+fn folder(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+/// Creates a new file readable and writable by its owner only, failing if it exists.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+#[cfg(unix)]
+fn set_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn set_private(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Flushes the folder entry of `path`, so that a rename survives a power loss.
+#[cfg(unix)]
+fn sync_folder(path: &Path) -> Result<(), StateError> {
+    let folder = folder(path);
+    File::open(folder)
+        .and_then(|folder| folder.sync_all())
+        .map_err(|source| StateError::Io {
+            action: "flush the folder",
+            path: folder.to_owned(),
+            source,
+        })
+}
+
+/// Other systems offer no portable way to flush a folder; the rename is still atomic there.
+#[cfg(not(unix))]
+fn sync_folder(_path: &Path) -> Result<(), StateError> {
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! Real processes against one local state: a writer killed with SIGKILL at varied moments never
+//! leaves a torn state file, and two processes racing for the lock end with one holder and one
+//! clear refusal. The test binary re-runs itself as the child: `child_process_entry_point` does
+//! nothing in a normal run, and plays the child when `TERRACE_STATE_TEST_CHILD` says so.
+#![cfg(unix)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use terrace_state::{Backend, LocalBackend, ResourceState, State};
+
+const CHILD: &str = "TERRACE_STATE_TEST_CHILD";
+const STATE_PATH: &str = "TERRACE_STATE_TEST_PATH";
+const START_AT: &str = "TERRACE_STATE_TEST_START_AT";
+
+/// The child's side of both tests; a no-op unless run as a child.
+#[test]
+fn child_process_entry_point() {
+    let Ok(role) = std::env::var(CHILD) else {
+        return;
+    };
+    let path = PathBuf::from(std::env::var(STATE_PATH).expect("the state path is given"));
+    match role.as_str() {
+        "writer" => write_forever(&path),
+        "locker" => race_for_the_lock(&path),
+        other => panic!("unknown child role {other}"),
+    }
+}
+
+fn child(role: &str, path: &Path) -> Command {
+    let mut command = Command::new(std::env::current_exe().expect("the test binary"));
+    command
+        .args([
+            "--exact",
+            "child_process_entry_point",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(CHILD, role)
+        .env(STATE_PATH, path);
+    command
+}
+
+/// How many resources the state of `serial` has: it grows, then starts over, so that writes of
+/// different sizes (and durations) are interrupted.
+fn resource_count(serial: u64) -> usize {
+    2000 + 50 * (serial % 20) as usize
+}
+
+/// The state a writer writes at `serial`: every resource records the serial, so a file that mixed
+/// two writes would show it.
+fn state_at(lineage: &str, serial: u64) -> State {
+    let mut state = State::new(Some("kill".to_owned()));
+    state.lineage = lineage.to_owned();
+    state.serial = serial;
+    for index in 0..resource_count(serial) {
+        let mut resource = ResourceState::new("server");
+        resource.id = Some((100_000 + index).to_string());
+        let serde_json::Value::Object(attributes) = json!({
+            "name": format!("app-{index}"),
+            "serial": serial,
+            "server_type": "cpx22",
+            "location": "fsn1",
+            "labels": {"terrace-stack": "kill", "index": index.to_string()},
+            "user_data": "#cloud-config\npackages: [nginx, postgresql-client, htop]\n",
+        }) else {
+            unreachable!("a JSON object literal");
+        };
+        resource.attributes = attributes;
+        state
+            .resources
+            .insert(format!("server.app[{index}]"), resource);
+    }
+    state
+}
+
+/// Checks that `state` is exactly one of the states a writer writes.
+fn assert_whole(state: &State, origin: &str) {
+    assert_eq!(
+        state.resources.len(),
+        resource_count(state.serial),
+        "{origin}: serial {} has the resource count of its serial",
+        state.serial
+    );
+    for (address, resource) in &state.resources {
+        assert_eq!(
+            resource.attributes["serial"],
+            json!(state.serial),
+            "{origin}: {address} was written with serial {}",
+            state.serial
+        );
+    }
+}
+
+fn write_forever(path: &Path) {
+    let backend = LocalBackend::new(path);
+    let (lineage, mut serial) = match backend.read().expect("the state reads") {
+        Some(state) => (state.lineage, state.serial),
+        None => (State::new(None).lineage, 0),
+    };
+    // A bound, so a child whose parent died does not write forever.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        serial += 1;
+        backend
+            .write(&state_at(&lineage, serial))
+            .expect("the write succeeds");
+    }
+}
+
+fn temporary_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("list the folder")
+        .map(|entry| {
+            entry
+                .expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.contains(".tmp-"))
+        .collect()
+}
+
+#[test]
+fn sigkill_while_writing_leaves_the_previous_or_the_new_state() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("terrace.state.json");
+    let backend = LocalBackend::new(&path);
+    let mut last = None::<State>;
+    let mut killed_mid_write = 0;
+    for round in 0..20u64 {
+        let mut writer = child("writer", &path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the writer");
+        // Varied moments: from before the first write to deep into a run of writes.
+        std::thread::sleep(Duration::from_millis(40 + (round * 7 % 20) * 37));
+        writer.kill().expect("SIGKILL the writer");
+        writer.wait().expect("reap the writer");
+
+        if !temporary_files(dir.path()).is_empty() {
+            killed_mid_write += 1;
+        }
+        let origin = format!("round {round}");
+        match backend.read() {
+            Ok(Some(state)) => {
+                assert_whole(&state, &origin);
+                if let Some(last) = &last {
+                    assert_eq!(state.lineage, last.lineage, "{origin}");
+                    assert!(
+                        state.serial >= last.serial,
+                        "{origin}: the serial went back"
+                    );
+                }
+                if path.with_extension("json.backup").exists() {
+                    let backup = std::fs::read(path.with_extension("json.backup")).expect("read");
+                    let backup = terrace_state::from_json(&backup, "backup")
+                        .unwrap_or_else(|error| panic!("{origin}: {error}"));
+                    assert_whole(&backup, &format!("{origin} backup"));
+                    assert!(
+                        backup.serial < state.serial,
+                        "{origin}: the backup is older"
+                    );
+                }
+                last = Some(state);
+            }
+            Ok(None) => assert!(last.is_none(), "{origin}: the state file disappeared"),
+            Err(error) => panic!("{origin}: the state is torn: {error}"),
+        }
+    }
+    let mut last = last.expect("the writers wrote something in 20 rounds");
+    assert!(
+        last.serial >= 10,
+        "only {} writes in 20 rounds",
+        last.serial
+    );
+    eprintln!(
+        "{} writes survived 20 kills; {killed_mid_write} kills left a temporary file",
+        last.serial
+    );
+
+    // The next write takes over, ignoring and removing what the killed writers left.
+    last.increment_serial();
+    backend.write(&last).expect("a write after the kills");
+    assert_eq!(temporary_files(dir.path()), Vec::<String>::new());
+    assert_eq!(
+        backend.read().expect("read").map(|state| state.serial),
+        Some(last.serial)
+    );
+}
+
+fn race_for_the_lock(path: &Path) {
+    let start_at: u128 = std::env::var(START_AT)
+        .expect("the start time is given")
+        .parse()
+        .expect("milliseconds");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis();
+    if let Some(wait) = start_at.checked_sub(now) {
+        std::thread::sleep(Duration::from_millis(
+            u64::try_from(wait).expect("a short wait"),
+        ));
+    }
+    let backend = LocalBackend::new(path);
+    let start = Instant::now();
+    match backend.lock("apply", Duration::ZERO) {
+        Ok(guard) => {
+            // The leading newline keeps the marker off libtest's "test ... " line.
+            println!("\nWON {}", guard.info().holder);
+            // Held long enough that the other process certainly tries while it is held.
+            std::thread::sleep(Duration::from_millis(1000));
+            drop(guard);
+        }
+        Err(error) => println!("\nLOST {} ms: {error}", start.elapsed().as_millis()),
+    }
+}
+
+#[test]
+fn two_processes_locking_at_once_one_wins_the_other_fails_fast_naming_it() {
+    for round in 0..3 {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("terrace.state.json");
+        let start_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis()
+            + 500;
+        let children: Vec<_> = (0..2)
+            .map(|_| {
+                child("locker", &path)
+                    .env(START_AT, start_at.to_string())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("start a locker")
+            })
+            .collect();
+        let mut won = Vec::new();
+        let mut lost = Vec::new();
+        for child in children {
+            let pid = child.id();
+            let output = child.wait_with_output().expect("the locker ends");
+            assert!(
+                output.status.success(),
+                "round {round}: locker {pid} failed"
+            );
+            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+            for line in stdout.lines() {
+                if let Some(holder) = line.strip_prefix("WON ") {
+                    won.push((pid, holder.to_owned()));
+                } else if let Some(message) = line.strip_prefix("LOST ") {
+                    lost.push((pid, message.to_owned()));
+                }
+            }
+        }
+        assert_eq!(
+            (won.len(), lost.len()),
+            (1, 1),
+            "round {round}: {won:?} {lost:?}"
+        );
+        let (winner, holder) = &won[0];
+        assert!(holder.ends_with(&format!(" pid {winner}")), "{holder}");
+        let (_, message) = &lost[0];
+        let (took, message) = message.split_once(" ms: ").expect("time and message");
+        assert!(
+            took.parse::<u64>().expect("ms") < 1000,
+            "failing took {took} ms"
+        );
+        assert!(
+            message.contains(&format!("is locked by {holder} for apply since ")),
+            "round {round}: {message}"
+        );
+        assert!(
+            !path.with_extension("json.lock").exists(),
+            "the winner released the lock"
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! A test helper that records what an apply of a phase would leave in state, with deterministic ids
+//! and addresses: ids count up from 1001 in apply order, public IPv4s come from 203.0.113.0/24
+//! (TEST-NET-3), IPv6 from 2001:db8::/32, private IPs from the first subnet of the network in the
+//! server's zone. Recording phase N this way and planning phase M shows the migration N -> M.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use terrace::addr::Address;
+use terrace::compile::VarInputs;
+use terrace::diff::value_to_json;
+use terrace::kind::Kind;
+use terrace::model::Compiled;
+use terrace::pipeline::{compile_phase, load};
+use terrace::value::{Reference, Value};
+use terrace_providers::pricing::Catalog;
+use terrace_state::{Backend as _, LocalBackend, OutputState, ResourceState, State};
+
+/// Records `phase` of the stack in `dir` as applied, into `dir/terrace.state.json`.
+pub(crate) fn record_phase(dir: &Path, phase: &str) -> State {
+    let loaded = load(dir);
+    let stack = loaded.stack.expect("the stack loads");
+    let catalog = Catalog::embedded();
+    let (compiled, diags) = compile_phase(&stack, phase, &VarInputs::default(), &catalog);
+    let compiled =
+        compiled.unwrap_or_else(|| panic!("{phase} compiles: {:?}", diags.into_sorted()));
+    let mut state = State::new(Some(stack.name.clone()));
+    record(&compiled, &mut state);
+    state.phase = Some(phase.to_owned());
+    state.serial = 1;
+    let backend = LocalBackend::new(dir.join("terrace.state.json"));
+    backend.write(&state).expect("write the recorded state");
+    state
+}
+
+fn record(compiled: &Compiled, state: &mut State) {
+    let mut computed: BTreeMap<Address, BTreeMap<String, Value>> = BTreeMap::new();
+    let mut next_host: BTreeMap<Address, u32> = BTreeMap::new();
+    let order = compiled.resources.topological_order().expect("acyclic");
+    for (n, address) in order.into_iter().enumerate() {
+        let resource = compiled.resource(address).expect("in the graph");
+        let n = n as u32 + 1;
+        let id = 1000 + n;
+        let mut made: BTreeMap<String, Value> = BTreeMap::new();
+        let ipv4 = format!("203.0.113.{n}");
+        match resource.kind {
+            Kind::Server => {
+                made.insert("ipv4_address".into(), Value::str(&ipv4));
+                made.insert(
+                    "ipv6_address".into(),
+                    Value::str(format!("2001:db8:{n}::1")),
+                );
+                made.insert(
+                    "ipv6_network".into(),
+                    Value::str(format!("2001:db8:{n}::/64")),
+                );
+                made.insert("status".into(), Value::str("running"));
+                if let Some(network) = resource.ref_attr("network") {
+                    made.insert(
+                        "private_ip".into(),
+                        Value::str(private_ip(compiled, network, resource, &mut next_host)),
+                    );
+                }
+            }
+            Kind::LoadBalancer => {
+                made.insert("ipv4_address".into(), Value::str(&ipv4));
+                made.insert(
+                    "ipv6_address".into(),
+                    Value::str(format!("2001:db8:{n}::1")),
+                );
+                if let Some(network) = resource.ref_attr("network") {
+                    made.insert(
+                        "private_ip".into(),
+                        Value::str(private_ip(compiled, network, resource, &mut next_host)),
+                    );
+                }
+            }
+            Kind::Volume => {
+                made.insert(
+                    "linux_device".into(),
+                    Value::str(format!("/dev/disk/by-id/scsi-0HC_Volume_{id}")),
+                );
+            }
+            Kind::PrimaryIp | Kind::FloatingIp => {
+                made.insert("ip_address".into(), Value::str(&ipv4));
+            }
+            Kind::Bucket => {
+                let location = resource.str_attr("location").unwrap_or("fsn1");
+                made.insert(
+                    "endpoint".into(),
+                    Value::str(format!("https://{location}.your-objectstorage.com")),
+                );
+            }
+            Kind::SshKey => {
+                made.insert(
+                    "fingerprint".into(),
+                    Value::str(format!(
+                        "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:{n:02x}"
+                    )),
+                );
+            }
+            _ => {}
+        }
+        let mut attributes = serde_json::Map::new();
+        let mut sensitive = Vec::new();
+        for (name, value) in &resource.attrs {
+            if matches!(value, Value::Sensitive(_)) {
+                sensitive.push(name.clone());
+            }
+            attributes.insert(name.clone(), value_to_json(&resolve(value, &computed)));
+        }
+        for (name, value) in &made {
+            attributes.insert(name.clone(), value_to_json(value));
+        }
+        computed.insert(address.clone(), made);
+        let resource_id = if resource.kind == Kind::Bucket {
+            resource.str_attr("name").map(str::to_owned)
+        } else {
+            Some(id.to_string())
+        };
+        state.resources.insert(
+            address.to_string(),
+            ResourceState {
+                kind: resource.kind.to_string(),
+                id: resource_id,
+                attributes,
+                dependencies: compiled
+                    .resources
+                    .dependencies(address)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                composite: resource.composite.as_ref().map(ToString::to_string),
+                sensitive_attributes: sensitive,
+            },
+        );
+    }
+    for output in &compiled.outputs {
+        state.outputs.insert(
+            output.name.clone(),
+            OutputState {
+                value: value_to_json(&resolve(&output.value, &computed)),
+                sensitive: output.sensitive,
+            },
+        );
+    }
+}
+
+/// The next free host address of the network's subnet in the resource's zone (from .2: .1 is the
+/// gateway).
+fn private_ip(
+    compiled: &Compiled,
+    network: &Address,
+    resource: &terrace::model::Resource,
+    next: &mut BTreeMap<Address, u32>,
+) -> String {
+    let network_resource = compiled.resource(network).expect("the network");
+    let zone = match resource.str_attr("location") {
+        Some("ash") => "us-east",
+        Some("hil") => "us-west",
+        Some("sin") => "ap-southeast",
+        _ => "eu-central",
+    };
+    let subnet = network_resource
+        .blocks("subnet")
+        .into_iter()
+        .find(|s| s.get("network_zone").and_then(Value::as_str) == Some(zone))
+        .and_then(|s| s.get("ip_range").and_then(Value::as_str))
+        .expect("a subnet in the zone");
+    let base: ipnet::Ipv4Net = subnet.parse().expect("a subnet range");
+    let host = next.entry(network.clone()).or_insert(2);
+    let ip = std::net::Ipv4Addr::from(u32::from(base.network()) + *host);
+    *host += 1;
+    ip.to_string()
+}
+
+/// A value with references to computed attributes replaced by what was recorded.
+fn resolve(value: &Value, computed: &BTreeMap<Address, BTreeMap<String, Value>>) -> Value {
+    match value {
+        Value::Ref(Reference {
+            address,
+            attribute: Some(attribute),
+        }) => {
+            let made = computed.get(address);
+            match attribute.as_str() {
+                "ipv4_cidr" => made
+                    .and_then(|m| m.get("ipv4_address"))
+                    .and_then(Value::as_str)
+                    .map_or(Value::Unknown, |ip| Value::str(format!("{ip}/32"))),
+                other => made
+                    .and_then(|m| m.get(other))
+                    .cloned()
+                    .unwrap_or(Value::Unknown),
+            }
+        }
+        Value::List(items) => Value::List(items.iter().map(|i| resolve(i, computed)).collect()),
+        Value::Map(map) => Value::Map(
+            map.iter()
+                .map(|(k, v)| (k.clone(), resolve(v, computed)))
+                .collect(),
+        ),
+        Value::Sensitive(inner) => Value::Sensitive(Box::new(resolve(inner, computed))),
+        other => other.clone(),
+    }
+}
