@@ -26,11 +26,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// attached to them and a firewall applied to them.
 fn write_stack(dir: &Path, n: usize) {
     std::fs::create_dir_all(dir).expect("create the stack folder");
-    std::fs::write(
-        dir.join("terrace.hcl"),
-        "stack \"bench\" {\n  phases = [\"big\"]\n}\n",
-    )
-    .expect("write terrace.hcl");
+    std::fs::write(dir.join("terrace.hcl"), "stack \"bench\" {\n  phases = [\"big\"]\n}\n").expect("write terrace.hcl");
     let mut text = String::from(
         "phase \"big\" {\n  description = \"generated\"\n}\n\nvariable \"location\" {\n  default = \"fsn1\"\n}\n",
     );
@@ -78,14 +74,9 @@ fn run_once(dir: &Path, catalog: &Catalog) -> (Duration, usize, Stages) {
     let loaded = load(dir);
     let stack = loaded.stack.expect("the generated stack loads");
     lap(&mut stages.load);
-    let (compiled, diags) =
-        terrace::compile::compile(&stack, "big", &VarInputs::default(), catalog);
-    let compiled = compiled.unwrap_or_else(|| {
-        panic!(
-            "the generated stack compiles: {:?}",
-            diags.into_sorted().first()
-        )
-    });
+    let (compiled, diags) = terrace::compile::compile(&stack, "big", &VarInputs::default(), catalog);
+    let compiled =
+        compiled.unwrap_or_else(|| panic!("the generated stack compiles: {:?}", diags.into_sorted().first()));
     lap(&mut stages.compile);
     let problems = terrace::validate::validate(&compiled, catalog);
     assert!(!problems.has_errors(), "the generated stack is valid");
@@ -106,27 +97,13 @@ fn run_once(dir: &Path, catalog: &Catalog) -> (Duration, usize, Stages) {
 /// planning and rendering are all counted.
 fn measure_binary(dir: &Path, runs: usize) -> (Duration, Option<u64>) {
     let binary = env!("CARGO_BIN_EXE_terrace");
-    let args = [
-        "plan",
-        "--dir",
-        dir.to_str().expect("a UTF-8 path"),
-        "--format",
-        "json",
-    ];
+    let args = ["plan", "--dir", dir.to_str().expect("a UTF-8 path"), "--format", "json"];
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let start = Instant::now();
-        let output = Command::new(binary)
-            .args(args)
-            .stdout(Stdio::null())
-            .output()
-            .expect("terrace runs");
+        let output = Command::new(binary).args(args).stdout(Stdio::null()).output().expect("terrace runs");
         times.push(start.elapsed());
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     }
     times.sort();
     // Peak resident memory from GNU time, where the machine has it.
@@ -137,19 +114,10 @@ fn measure_binary(dir: &Path, runs: usize) -> (Duration, Option<u64>) {
         .stdout(Stdio::null())
         .output()
         .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stderr)
-                .lines()
-                .last()
-                .and_then(|l| l.trim().parse().ok())
-        });
+        .and_then(|o| String::from_utf8_lossy(&o.stderr).lines().last().and_then(|l| l.trim().parse().ok()));
     println!(
         "  wall times (ms): {}",
-        times
-            .iter()
-            .map(|t| format!("{:.0}", t.as_secs_f64() * 1e3))
-            .collect::<Vec<_>>()
-            .join(" ")
+        times.iter().map(|t| format!("{:.0}", t.as_secs_f64() * 1e3)).collect::<Vec<_>>().join(" ")
     );
     (times[times.len() / 2], peak_kb)
 }
@@ -176,8 +144,7 @@ fn main() {
         let loaded = load(dir);
         let stack = loaded.stack.expect("loads");
         println!("load: {} MB", peak_mb());
-        let (compiled, _) =
-            terrace::compile::compile(&stack, "big", &VarInputs::default(), &catalog);
+        let (compiled, _) = terrace::compile::compile(&stack, "big", &VarInputs::default(), &catalog);
         let compiled = compiled.expect("compiles");
         println!("compile: {} MB", peak_mb());
         drop(stack);
@@ -191,10 +158,7 @@ fn main() {
     }
     if let Some(position) = args.iter().position(|a| a == "--write") {
         let dir = args.get(position + 1).expect("--write DIR N");
-        let n: usize = args
-            .get(position + 2)
-            .and_then(|n| n.parse().ok())
-            .expect("--write DIR N");
+        let n: usize = args.get(position + 2).and_then(|n| n.parse().ok()).expect("--write DIR N");
         write_stack(Path::new(dir), n);
         println!("wrote a stack of {n} resources to {dir}");
         return;
@@ -210,10 +174,7 @@ fn main() {
         println!(
             "terrace plan, {resources:>6} resources: median {:>6.1} ms of 11 runs, peak memory {}",
             time.as_secs_f64() * 1e3,
-            peak_kb.map_or("unknown (no /usr/bin/time)".to_owned(), |kb| format!(
-                "{} MB",
-                kb / 1024
-            ))
+            peak_kb.map_or("unknown (no /usr/bin/time)".to_owned(), |kb| format!("{} MB", kb / 1024))
         );
         println!(
             "  in process: load {:.1} ms, compile {:.1} ms, validate {:.1} ms, plan {:.1} ms, JSON {:.1} ms",
@@ -225,10 +186,7 @@ fn main() {
         );
         results.push(time);
     }
-    println!(
-        "ratio 10,000 / 1,000 resources: {:.1}",
-        results[1].as_secs_f64() / results[0].as_secs_f64()
-    );
+    println!("ratio 10,000 / 1,000 resources: {:.1}", results[1].as_secs_f64() / results[0].as_secs_f64());
 }
 
 /// The process's peak resident memory so far, in MB (0 where /proc is missing).
@@ -237,12 +195,6 @@ fn peak_mb() -> u64 {
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb / 1024)
 }

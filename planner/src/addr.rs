@@ -28,23 +28,13 @@ pub struct Address {
 impl Address {
     /// A top-level address `kind.name` or `kind.name[index]`.
     pub fn new(kind: Kind, name: impl Into<String>, index: Option<u32>) -> Self {
-        Self {
-            segments: vec![Segment {
-                kind,
-                name: name.into(),
-                index,
-            }],
-        }
+        Self { segments: vec![Segment { kind, name: name.into(), index }] }
     }
 
     /// The address of a part inside this one: `postgres.main` + `server.primary`.
     pub fn child(&self, kind: Kind, name: impl Into<String>, index: Option<u32>) -> Self {
         let mut segments = self.segments.clone();
-        segments.push(Segment {
-            kind,
-            name: name.into(),
-            index,
-        });
+        segments.push(Segment { kind, name: name.into(), index });
         Self { segments }
     }
 
@@ -72,9 +62,7 @@ impl Address {
 
     /// The composite this address lives in, if any.
     pub fn parent(&self) -> Option<Address> {
-        (self.segments.len() > 1).then(|| Address {
-            segments: self.segments[..self.segments.len() - 1].to_vec(),
-        })
+        (self.segments.len() > 1).then(|| Address { segments: self.segments[..self.segments.len() - 1].to_vec() })
     }
 
     /// The same address without the count index of its first segment: the block it was written as.
@@ -104,14 +92,11 @@ impl Address {
         if other.segments.len() > self.segments.len() {
             return false;
         }
-        self.segments
-            .iter()
-            .zip(&other.segments)
-            .all(|(mine, theirs)| {
-                mine.kind == theirs.kind
-                    && mine.name == theirs.name
-                    && (theirs.index.is_none() || mine.index == theirs.index)
-            })
+        self.segments.iter().zip(&other.segments).all(|(mine, theirs)| {
+            mine.kind == theirs.kind
+                && mine.name == theirs.name
+                && (theirs.index.is_none() || mine.index == theirs.index)
+        })
     }
 }
 
@@ -149,19 +134,12 @@ impl FromStr for Address {
     type Err = AddressError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let fail = |reason: &str| AddressError {
-            input: input.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let fail = |reason: &str| AddressError { input: input.to_owned(), reason: reason.to_owned() };
         let mut segments = Vec::new();
         let mut rest = input;
         while !rest.is_empty() {
-            let (kind, after_kind) = rest
-                .split_once('.')
-                .ok_or_else(|| fail("expected `kind.name`"))?;
-            let kind: Kind = kind
-                .parse()
-                .map_err(|_| fail(&format!("unknown kind `{kind}`")))?;
+            let (kind, after_kind) = rest.split_once('.').ok_or_else(|| fail("expected `kind.name`"))?;
+            let kind: Kind = kind.parse().map_err(|_| fail(&format!("unknown kind `{kind}`")))?;
             let name_end = after_kind.find(['.', '[']).unwrap_or(after_kind.len());
             let name = &after_kind[..name_end];
             if !is_identifier(name) {
@@ -170,20 +148,13 @@ impl FromStr for Address {
             let mut after_name = &after_kind[name_end..];
             let mut index = None;
             if let Some(bracketed) = after_name.strip_prefix('[') {
-                let (digits, after) = bracketed
-                    .split_once(']')
-                    .ok_or_else(|| fail("missing `]`"))?;
-                let value: u32 = digits
-                    .parse()
-                    .map_err(|_| fail(&format!("index `{digits}` is not a whole number")))?;
+                let (digits, after) = bracketed.split_once(']').ok_or_else(|| fail("missing `]`"))?;
+                let value: u32 =
+                    digits.parse().map_err(|_| fail(&format!("index `{digits}` is not a whole number")))?;
                 index = Some(value);
                 after_name = after;
             }
-            segments.push(Segment {
-                kind,
-                name: name.to_owned(),
-                index,
-            });
+            segments.push(Segment { kind, name: name.to_owned(), index });
             rest = match after_name.strip_prefix('.') {
                 Some(next) if !next.is_empty() => next,
                 Some(_) => return Err(fail("trailing `.`")),
@@ -237,10 +208,7 @@ mod tests {
         let nested = round_trip("postgres.main.server.replica[0]");
         assert_eq!(nested.kind(), Kind::Server);
         assert_eq!(nested.name(), "replica");
-        assert_eq!(
-            nested.parent(),
-            Some("postgres.main".parse().expect("parses"))
-        );
+        assert_eq!(nested.parent(), Some("postgres.main".parse().expect("parses")));
         round_trip("postgres.shard[2].volume.primary");
         round_trip("load_balancer.web-1");
     }
@@ -264,28 +232,13 @@ mod tests {
 
     #[test]
     fn order_is_by_segments_then_index() {
-        let mut list: Vec<Address> = [
-            "server.b",
-            "server.a[10]",
-            "server.a[2]",
-            "network.z",
-            "server.a",
-        ]
-        .iter()
-        .map(|s| s.parse().expect("parses"))
-        .collect();
+        let mut list: Vec<Address> = ["server.b", "server.a[10]", "server.a[2]", "network.z", "server.a"]
+            .iter()
+            .map(|s| s.parse().expect("parses"))
+            .collect();
         list.sort();
         let printed: Vec<String> = list.iter().map(ToString::to_string).collect();
-        assert_eq!(
-            printed,
-            [
-                "network.z",
-                "server.a",
-                "server.a[2]",
-                "server.a[10]",
-                "server.b"
-            ]
-        );
+        assert_eq!(printed, ["network.z", "server.a", "server.a[2]", "server.a[10]", "server.b"]);
     }
 
     #[test]

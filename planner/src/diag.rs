@@ -97,10 +97,7 @@ impl Diagnostic {
     }
 
     pub fn warning(summary: impl Into<String>) -> Self {
-        Self {
-            severity: Severity::Warning,
-            ..Self::error(summary)
-        }
+        Self { severity: Severity::Warning, ..Self::error(summary) }
     }
 
     pub fn at(mut self, span: Option<Span>) -> Self {
@@ -167,11 +164,7 @@ impl Diagnostics {
 
     /// In reading order: by file, then position; diagnostics without a place last.
     pub fn into_sorted(mut self) -> Vec<Diagnostic> {
-        self.items.sort_by_key(|d| {
-            d.span
-                .as_ref()
-                .map_or((usize::MAX, usize::MAX), |s| (s.file, s.range.start))
-        });
+        self.items.sort_by_key(|d| d.span.as_ref().map_or((usize::MAX, usize::MAX), |s| (s.file, s.range.start)));
         self.items.dedup();
         self.items
     }

@@ -53,19 +53,9 @@ pub fn plan(
                     return None;
                 }
             };
-            let attrs = state
-                .attributes
-                .iter()
-                .map(|(k, v)| (k.clone(), json_to_value(v)))
-                .collect();
-            Some((
-                address.clone(),
-                Prior {
-                    address,
-                    state,
-                    attrs,
-                },
-            ))
+            let schema = state.kind.parse::<Kind>().ok().map(schema::of);
+            let attrs = state.attributes.iter().map(|(k, v)| (k.clone(), recorded_value(schema, k, v))).collect();
+            Some((address.clone(), Prior { address, state, attrs }))
         })
         .collect();
     let empty_desired = Dag::new();
@@ -76,9 +66,9 @@ pub fn plan(
     let after_pricer = Pricer::new(catalog, desired_graph.iter().map(|(_, r)| r));
     let targeted = targets(desired_graph, &options.targets);
     let in_scope = |address: &Address| {
-        targeted.as_ref().is_none_or(|set| {
-            set.contains(address) || options.targets.iter().any(|t| address.is_within(t))
-        })
+        targeted
+            .as_ref()
+            .is_none_or(|set| set.contains(address) || options.targets.iter().any(|t| address.is_within(t)))
     };
 
     let mut changes = Vec::new();
@@ -102,16 +92,14 @@ pub fn plan(
         }
         if let Some(previous) = moved.get(address) {
             change.previous_address = Some(previous.clone());
-            change.reasons.insert(0, format!("recorded as `{previous}`: `count` was added or removed, so it moves to `{address}`"));
+            change.reasons.insert(
+                0,
+                format!("recorded as `{previous}`: `count` was added or removed, so it moves to `{address}`"),
+            );
         }
         change.cost_before = before.and_then(as_resource).map(|r| before_pricer.cost(&r));
         change.cost_after = Some(after_pricer.cost(resource));
-        guard(
-            &mut change,
-            Some(&resource.lifecycle),
-            options,
-            &mut refusals,
-        );
+        guard(&mut change, Some(&resource.lifecycle), options, &mut refusals);
         changes.push(change);
     }
 
@@ -220,10 +208,7 @@ fn implicit_moves<'s>(
             }
         };
         let candidate = address.with_first_index(alternative);
-        if !desired.contains(&address)
-            && desired.contains(&candidate)
-            && !recorded.contains(&candidate)
-        {
+        if !desired.contains(&address) && desired.contains(&candidate) && !recorded.contains(&candidate) {
             moved.insert(candidate.clone(), address.clone());
             prior.address = candidate.clone();
             out.insert(candidate, prior);
@@ -240,11 +225,8 @@ fn targets(graph: &Dag<Address, Resource>, targets: &[Address]) -> Option<BTreeS
         return None;
     }
     let mut keep = BTreeSet::new();
-    let mut queue: Vec<&Address> = graph
-        .iter()
-        .map(|(a, _)| a)
-        .filter(|a| targets.iter().any(|t| a.is_within(t)))
-        .collect();
+    let mut queue: Vec<&Address> =
+        graph.iter().map(|(a, _)| a).filter(|a| targets.iter().any(|t| a.is_within(t))).collect();
     while let Some(address) = queue.pop() {
         if keep.insert(address.clone()) {
             queue.extend(graph.dependencies(address));
@@ -290,13 +272,7 @@ fn compare(
     refusals: &mut Vec<String>,
 ) -> ResourceChange {
     let schema = schema::of(resource.kind);
-    let ignored = |name: &str| {
-        resource
-            .lifecycle
-            .ignore_changes
-            .iter()
-            .any(|i| i == name || i == "all")
-    };
+    let ignored = |name: &str| resource.lifecycle.ignore_changes.iter().any(|i| i == name || i == "all");
     let mut after = BTreeMap::new();
     let mut after_unknown = Vec::new();
     let mut sensitive = before.state.sensitive_attributes.clone();
@@ -305,30 +281,20 @@ fn compare(
     let mut power_off = false;
     let mut replace = false;
     let mut changed = false;
-    let names: BTreeSet<&String> =
-        resource
-            .attrs
-            .keys()
-            // Attributes recorded but not written now: configurable ones were dropped from the
-            // definition; computed ones (a private IP the API chose) are the API's to keep.
-            .chain(before.attrs.keys().filter(|k| {
-                schema.update_of(k).is_some() && !schema.computed.contains(&k.as_str())
-            }))
-            .collect();
+    let names: BTreeSet<&String> = resource
+        .attrs
+        .keys()
+        // Attributes recorded but not written now: configurable ones were dropped from the
+        // definition; computed ones (a private IP the API chose) are the API's to keep.
+        .chain(before.attrs.keys().filter(|k| schema.update_of(k).is_some() && !schema.computed.contains(&k.as_str())))
+        .collect();
     for name in names {
         let old = before.attrs.get(name).cloned().unwrap_or(Value::Null);
         let Some(new) = resource.attrs.get(name) else {
             // Set before, not written now: the API default applies; show it as removed.
             if !ignored(name) && !matches!(old, Value::Null) {
                 changed = true;
-                note_update(
-                    schema.update_of(name),
-                    name,
-                    &mut api_actions,
-                    &mut power_off,
-                    &mut replace,
-                    &mut reasons,
-                );
+                note_update(schema.update_of(name), name, &mut api_actions, &mut power_off, &mut replace, &mut reasons);
             }
             continue;
         };
@@ -356,9 +322,7 @@ fn compare(
         changed = true;
         // Kind-specific rules the schema alone cannot say.
         match (resource.kind, name.as_str(), &resolved) {
-            (Kind::Volume, "size", Some(Value::Number(new_size)))
-                if old.as_f64().is_some_and(|o| *new_size < o) =>
-            {
+            (Kind::Volume, "size", Some(Value::Number(new_size))) if old.as_f64().is_some_and(|o| *new_size < o) => {
                 refusals.push(format!(
                     "`{}`: a volume cannot shrink ({} GB -> {new_size} GB); Hetzner only grows volumes",
                     resource.address, old
@@ -383,29 +347,20 @@ fn compare(
                     );
                 } else {
                     replace = true;
-                    reasons.push(
-                        "`ip_range` forces replacement: Hetzner can only extend a network's range"
-                            .into(),
-                    );
+                    reasons.push("`ip_range` forces replacement: Hetzner can only extend a network's range".into());
                 }
                 continue;
             }
             _ => {}
         }
-        note_update(
-            schema.update_of(name),
-            name,
-            &mut api_actions,
-            &mut power_off,
-            &mut replace,
-            &mut reasons,
-        );
+        note_update(schema.update_of(name), name, &mut api_actions, &mut power_off, &mut replace, &mut reasons);
     }
     // Computed values recorded in state stay known unless the object is replaced.
     for computed in schema.computed {
         if let Some(value) = before.attrs.get(*computed) {
             if replace {
                 after_unknown.push((*computed).to_owned());
+                after.insert((*computed).to_owned(), Value::Unknown);
             } else {
                 after.insert((*computed).to_owned(), value.clone());
             }
@@ -464,10 +419,7 @@ fn note_update(
             *replace = true;
             reasons.push(format!("`{name}` forces replacement"));
         }
-        Some(Update::InPlace {
-            actions,
-            power_off: off,
-        }) => {
+        Some(Update::InPlace { actions, power_off: off }) => {
             for action in actions {
                 if !api_actions.iter().any(|a| a == action) {
                     api_actions.push((*action).to_owned());
@@ -490,18 +442,11 @@ fn guard(
         return;
     }
     let database_server = change.kind == Kind::Server
-        && change
-            .composite
-            .as_ref()
-            .is_some_and(|c| c.segments()[0].kind == Kind::Postgres);
+        && change.composite.as_ref().is_some_and(|c| c.segments()[0].kind == Kind::Postgres);
     if matches!(change.kind, Kind::Volume | Kind::Bucket) || database_server {
         change.data_loss = true;
         if !options.allow_data_loss {
-            let verb = if change.action == Action::Delete {
-                "destroys"
-            } else {
-                "replaces"
-            };
+            let verb = if change.action == Action::Delete { "destroys" } else { "replaces" };
             refusals.push(format!(
                 "`{}`: this plan {verb} it and loses its data; pass --allow-data-loss to allow it",
                 change.address
@@ -509,62 +454,40 @@ fn guard(
         }
     }
     if lifecycle.is_some_and(|l| l.prevent_destroy) {
-        refusals.push(format!(
-            "`{}` has lifecycle.prevent_destroy, and this plan would destroy it",
-            change.address
-        ));
+        refusals.push(format!("`{}` has lifecycle.prevent_destroy, and this plan would destroy it", change.address));
     }
 }
 
 /// A desired value with references to recorded attributes read from state: `None` when it is
 /// known only after apply.
-fn resolve(
-    value: &Value,
-    priors: &BTreeMap<Address, Prior<'_>>,
-    renewed: &BTreeSet<Address>,
-) -> Option<Value> {
+fn resolve(value: &Value, priors: &BTreeMap<Address, Prior<'_>>, renewed: &BTreeSet<Address>) -> Option<Value> {
     match value {
         Value::Unknown => None,
         // A reference to an object that is created or replaced names a new object (a new id).
-        Value::Ref(Reference {
-            address,
-            attribute: None,
-        }) if renewed.contains(address) => None,
-        Value::Ref(Reference {
-            address,
-            attribute: Some(attribute),
-        }) => {
+        Value::Ref(Reference { address, attribute: None }) if renewed.contains(address) => None,
+        Value::Ref(Reference { address, attribute: Some(attribute) }) => {
             if renewed.contains(address) {
                 return None;
             }
             let prior = priors.get(address)?;
-            let recorded = |name: &str| {
-                prior
-                    .attrs
-                    .get(name)
-                    .cloned()
-                    .filter(|v| !matches!(v, Value::Null))
-            };
+            let recorded = |name: &str| prior.attrs.get(name).cloned().filter(|v| !matches!(v, Value::Null));
             match attribute.as_str() {
                 "id" => prior.state.id.clone().map(Value::String),
-                "ipv4_cidr" => recorded("ipv4_address")
-                    .and_then(|ip| ip.as_str().map(|ip| Value::String(format!("{ip}/32")))),
+                "ipv4_cidr" => {
+                    recorded("ipv4_address").and_then(|ip| ip.as_str().map(|ip| Value::String(format!("{ip}/32"))))
+                }
                 other => recorded(other),
             }
         }
-        Value::List(items) => items
-            .iter()
-            .map(|item| resolve(item, priors, renewed))
-            .collect::<Option<Vec<_>>>()
-            .map(Value::List),
+        Value::List(items) => {
+            items.iter().map(|item| resolve(item, priors, renewed)).collect::<Option<Vec<_>>>().map(Value::List)
+        }
         Value::Map(map) => map
             .iter()
             .map(|(k, v)| resolve(v, priors, renewed).map(|v| (k.clone(), v)))
             .collect::<Option<BTreeMap<_, _>>>()
             .map(Value::Map),
-        Value::Sensitive(inner) => {
-            resolve(inner, priors, renewed).map(|v| Value::Sensitive(Box::new(v)))
-        }
+        Value::Sensitive(inner) => resolve(inner, priors, renewed).map(|v| Value::Sensitive(Box::new(v))),
         other => Some(other.clone()),
     }
 }
@@ -579,11 +502,7 @@ pub fn value_to_json(value: &Value) -> serde_json::Value {
     match value {
         Value::Sensitive(inner) => value_to_json(inner),
         Value::List(items) => serde_json::Value::Array(items.iter().map(value_to_json).collect()),
-        Value::Map(map) => serde_json::Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.clone(), value_to_json(v)))
-                .collect(),
-        ),
+        Value::Map(map) => serde_json::Value::Object(map.iter().map(|(k, v)| (k.clone(), value_to_json(v))).collect()),
         other => serde_json::to_value(other).unwrap_or(serde_json::Value::Null),
     }
 }
@@ -597,11 +516,43 @@ pub fn json_to_value(json: &serde_json::Value) -> Value {
         serde_json::Value::Number(n) => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
         serde_json::Value::String(s) => Value::String(s.clone()),
         serde_json::Value::Array(items) => Value::List(items.iter().map(json_to_value).collect()),
-        serde_json::Value::Object(map) => Value::Map(
-            map.iter()
-                .map(|(k, v)| (k.clone(), json_to_value(v)))
-                .collect(),
-        ),
+        serde_json::Value::Object(map) => Value::Map(map.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect()),
+    }
+}
+
+/// A recorded attribute as a value, typed by the schema: references (recorded as address text)
+/// become references again, in nested blocks too, so plans show them as references.
+fn recorded_value(schema: Option<&schema::BlockSchema>, name: &str, json: &serde_json::Value) -> Value {
+    let Some(schema) = schema else { return json_to_value(json) };
+    if let Some(attr) = schema.attr(name) {
+        if matches!(attr.ty, schema::Ty::Ref(_) | schema::Ty::Refs(_)) {
+            return as_reference(json);
+        }
+        return json_to_value(json);
+    }
+    if let Some(nested) = schema.block(name) {
+        let block = |item: &serde_json::Value| match item {
+            serde_json::Value::Object(map) => {
+                Value::Map(map.iter().map(|(k, v)| (k.clone(), recorded_value(Some(nested.schema), k, v))).collect())
+            }
+            other => json_to_value(other),
+        };
+        return match json {
+            serde_json::Value::Array(items) => Value::List(items.iter().map(block).collect()),
+            other => block(other),
+        };
+    }
+    json_to_value(json)
+}
+
+fn as_reference(json: &serde_json::Value) -> Value {
+    match json {
+        serde_json::Value::String(text) => match text.parse::<Address>() {
+            Ok(address) => Value::Ref(Reference { address, attribute: None }),
+            Err(_) => Value::String(text.clone()),
+        },
+        serde_json::Value::Array(items) => Value::List(items.iter().map(as_reference).collect()),
+        other => json_to_value(other),
     }
 }
 

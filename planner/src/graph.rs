@@ -17,11 +17,7 @@ pub struct Dag<K: Ord + Clone, V> {
 
 impl<K: Ord + Clone, V> Default for Dag<K, V> {
     fn default() -> Self {
-        Self {
-            graph: DiGraph::new(),
-            index: BTreeMap::new(),
-            keys: Vec::new(),
-        }
+        Self { graph: DiGraph::new(), index: BTreeMap::new(), keys: Vec::new() }
     }
 }
 
@@ -73,9 +69,7 @@ impl<K: Ord + Clone, V> Dag<K, V> {
 
     /// Nodes in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.index
-            .iter()
-            .map(|(key, &node)| (key, &self.graph[node]))
+        self.index.iter().map(|(key, &node)| (key, &self.graph[node]))
     }
 
     /// What `key` depends on, in key order.
@@ -92,11 +86,7 @@ impl<K: Ord + Clone, V> Dag<K, V> {
         let Some(&node) = self.index.get(key) else {
             return Vec::new();
         };
-        let mut keys: Vec<&K> = self
-            .graph
-            .neighbors_directed(node, direction)
-            .map(|n| &self.keys[n.index()])
-            .collect();
+        let mut keys: Vec<&K> = self.graph.neighbors_directed(node, direction).map(|n| &self.keys[n.index()]).collect();
         keys.sort();
         keys
     }
@@ -104,15 +94,8 @@ impl<K: Ord + Clone, V> Dag<K, V> {
     /// Dependencies first; among nodes that are ready together, the smallest key first. On a
     /// cycle, returns every cycle found, each as a path that starts and ends at the same key.
     pub fn topological_order(&self) -> Result<Vec<&K>, Vec<Vec<K>>> {
-        let mut waiting: Vec<usize> = self
-            .graph
-            .node_indices()
-            .map(|n| {
-                self.graph
-                    .neighbors_directed(n, Direction::Outgoing)
-                    .count()
-            })
-            .collect();
+        let mut waiting: Vec<usize> =
+            self.graph.node_indices().map(|n| self.graph.neighbors_directed(n, Direction::Outgoing).count()).collect();
         let mut ready: BinaryHeap<Reverse<(&K, usize)>> = waiting
             .iter()
             .enumerate()
@@ -122,10 +105,7 @@ impl<K: Ord + Clone, V> Dag<K, V> {
         let mut order = Vec::with_capacity(self.keys.len());
         while let Some(Reverse((key, n))) = ready.pop() {
             order.push(key);
-            for dependent in self
-                .graph
-                .neighbors_directed(NodeIndex::new(n), Direction::Incoming)
-            {
+            for dependent in self.graph.neighbors_directed(NodeIndex::new(n), Direction::Incoming) {
                 let slot = &mut waiting[dependent.index()];
                 *slot -= 1;
                 if *slot == 0 {
@@ -133,11 +113,7 @@ impl<K: Ord + Clone, V> Dag<K, V> {
                 }
             }
         }
-        if order.len() == self.keys.len() {
-            Ok(order)
-        } else {
-            Err(self.cycles())
-        }
+        if order.len() == self.keys.len() { Ok(order) } else { Err(self.cycles()) }
     }
 
     /// Each strongly connected component with a cycle, as one concrete cycle through its smallest key.
@@ -147,17 +123,12 @@ impl<K: Ord + Clone, V> Dag<K, V> {
             if component.len() < 2 {
                 continue;
             }
-            let members: std::collections::BTreeSet<NodeIndex> =
-                component.iter().copied().collect();
+            let members: std::collections::BTreeSet<NodeIndex> = component.iter().copied().collect();
             let Some(&start) = component.iter().min_by_key(|n| &self.keys[n.index()]) else {
                 continue;
             };
             if let Some(path) = self.path_back(start, &members) {
-                found.push(
-                    path.into_iter()
-                        .map(|n| self.keys[n.index()].clone())
-                        .collect(),
-                );
+                found.push(path.into_iter().map(|n| self.keys[n.index()].clone()).collect());
             }
         }
         found.sort();
@@ -165,19 +136,12 @@ impl<K: Ord + Clone, V> Dag<K, V> {
     }
 
     /// A shortest path from `start` back to itself inside `members` (breadth first, smallest keys first).
-    fn path_back(
-        &self,
-        start: NodeIndex,
-        members: &std::collections::BTreeSet<NodeIndex>,
-    ) -> Option<Vec<NodeIndex>> {
+    fn path_back(&self, start: NodeIndex, members: &std::collections::BTreeSet<NodeIndex>) -> Option<Vec<NodeIndex>> {
         let mut previous: BTreeMap<NodeIndex, NodeIndex> = BTreeMap::new();
         let mut queue = std::collections::VecDeque::from([start]);
         while let Some(node) = queue.pop_front() {
-            let mut next: Vec<NodeIndex> = self
-                .graph
-                .neighbors_directed(node, Direction::Outgoing)
-                .filter(|n| members.contains(n))
-                .collect();
+            let mut next: Vec<NodeIndex> =
+                self.graph.neighbors_directed(node, Direction::Outgoing).filter(|n| members.contains(n)).collect();
             next.sort_by_key(|n| &self.keys[n.index()]);
             for neighbour in next {
                 if neighbour == start {
@@ -193,8 +157,7 @@ impl<K: Ord + Clone, V> Dag<K, V> {
                     path.push(start);
                     return Some(path);
                 }
-                if let std::collections::btree_map::Entry::Vacant(slot) = previous.entry(neighbour)
-                {
+                if let std::collections::btree_map::Entry::Vacant(slot) = previous.entry(neighbour) {
                     slot.insert(node);
                     queue.push_back(neighbour);
                 }
@@ -208,10 +171,7 @@ impl<K: Ord + Clone, V> Dag<K, V> {
 mod tests {
     use super::*;
 
-    fn dag(
-        edges: &[(&'static str, &'static str)],
-        nodes: &[&'static str],
-    ) -> Dag<&'static str, ()> {
+    fn dag(edges: &[(&'static str, &'static str)], nodes: &[&'static str]) -> Dag<&'static str, ()> {
         let mut dag = Dag::new();
         for node in nodes {
             dag.add(*node, ());
@@ -224,25 +184,14 @@ mod tests {
 
     #[test]
     fn order_puts_dependencies_first_and_breaks_ties_by_key() {
-        let dag = dag(
-            &[("c", "a"), ("b", "a"), ("d", "c")],
-            &["d", "c", "b", "a", "e"],
-        );
-        let order: Vec<&str> = dag
-            .topological_order()
-            .expect("acyclic")
-            .into_iter()
-            .copied()
-            .collect();
+        let dag = dag(&[("c", "a"), ("b", "a"), ("d", "c")], &["d", "c", "b", "a", "e"]);
+        let order: Vec<&str> = dag.topological_order().expect("acyclic").into_iter().copied().collect();
         assert_eq!(order, ["a", "b", "c", "d", "e"]);
     }
 
     #[test]
     fn cycles_are_reported_as_paths() {
-        let dag = dag(
-            &[("a", "b"), ("b", "c"), ("c", "a"), ("d", "a")],
-            &["a", "b", "c", "d"],
-        );
+        let dag = dag(&[("a", "b"), ("b", "c"), ("c", "a"), ("d", "a")], &["a", "b", "c", "d"]);
         let cycles = dag.topological_order().expect_err("cyclic");
         assert_eq!(cycles, vec![vec!["a", "b", "c", "a"]]);
     }

@@ -83,10 +83,7 @@ impl FromStr for Kind {
     type Err = ();
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Kind::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == text)
-            .ok_or(())
+        Kind::ALL.into_iter().find(|kind| kind.as_str() == text).ok_or(())
     }
 }
 

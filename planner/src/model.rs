@@ -36,10 +36,7 @@ impl Origin {
 
     /// The attribute's span, if it was written.
     pub fn written(&self, path: &str) -> Option<Span> {
-        self.attrs
-            .iter()
-            .find(|(p, _)| p == path)
-            .map(|(_, span)| span.clone())
+        self.attrs.iter().find(|(p, _)| p == path).map(|(_, span)| span.clone())
     }
 }
 
@@ -58,9 +55,7 @@ pub struct Resource {
 
 impl Resource {
     pub fn attr(&self, name: &str) -> Option<&Value> {
-        self.attrs
-            .get(name)
-            .filter(|value| !matches!(value, Value::Null))
+        self.attrs.get(name).filter(|value| !matches!(value, Value::Null))
     }
 
     pub fn str_attr(&self, name: &str) -> Option<&str> {
@@ -72,9 +67,7 @@ impl Resource {
     }
 
     pub fn ref_attr(&self, name: &str) -> Option<&Address> {
-        self.attr(name)
-            .and_then(Value::as_ref)
-            .map(|reference| &reference.address)
+        self.attr(name).and_then(Value::as_ref).map(|reference| &reference.address)
     }
 
     /// Nested blocks written under `name` (`subnet`, `service`), as objects.
@@ -141,8 +134,6 @@ impl Compiled {
     }
 
     pub fn composite(&self, address: &Address) -> Option<&Composite> {
-        self.composites
-            .iter()
-            .find(|composite| &composite.address == address)
+        self.composites.iter().find(|composite| &composite.address == address)
     }
 }

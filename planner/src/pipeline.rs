@@ -23,11 +23,7 @@ pub fn load(dir: &Path) -> Loaded {
     let mut sources = Sources::default();
     let mut diags = Diagnostics::default();
     let stack = load_stack(dir, &mut sources, &mut diags);
-    Loaded {
-        sources,
-        stack,
-        diags,
-    }
+    Loaded { sources, stack, diags }
 }
 
 /// Compiles and validates one phase. `None` when there are errors (all of them in the diagnostics).
@@ -42,9 +38,5 @@ pub fn compile_phase(
         return (None, diags);
     };
     diags.extend(validate(&compiled, catalog));
-    if diags.has_errors() {
-        (None, diags)
-    } else {
-        (Some(compiled), diags)
-    }
+    if diags.has_errors() { (None, diags) } else { (Some(compiled), diags) }
 }

@@ -184,22 +184,14 @@ pub struct Plan {
 
 impl Plan {
     pub fn has_changes(&self) -> bool {
-        self.resource_changes
-            .iter()
-            .any(|change| change.action != Action::NoOp)
+        self.resource_changes.iter().any(|change| change.action != Action::NoOp)
     }
 }
 
 /// The plan from empty state: every resource of the phase is created, in dependency order.
 pub fn plan_from_empty(compiled: &Compiled, catalog: &Catalog, warnings: Vec<String>) -> Plan {
     let empty = terrace_state::State::new(Some(compiled.stack.clone()));
-    crate::diff::plan(
-        Some(compiled),
-        &empty,
-        catalog,
-        &crate::diff::PlanOptions::default(),
-        warnings,
-    )
+    crate::diff::plan(Some(compiled), &empty, catalog, &crate::diff::PlanOptions::default(), warnings)
 }
 
 /// A plan from its changes: the counts, the composites and outputs of the desired phase (none when
@@ -263,12 +255,7 @@ pub(crate) fn assemble(
     }
 }
 
-pub(crate) fn collect_paths(
-    path: &str,
-    value: &Value,
-    unknown: &mut Vec<String>,
-    sensitive: &mut Vec<String>,
-) {
+pub(crate) fn collect_paths(path: &str, value: &Value, unknown: &mut Vec<String>, sensitive: &mut Vec<String>) {
     match value {
         Value::Unknown => unknown.push(path.to_owned()),
         Value::Ref(reference) if reference.attribute.is_some() => unknown.push(path.to_owned()),

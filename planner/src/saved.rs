@@ -37,9 +37,7 @@ pub enum Stale {
     Tampered,
     #[error("the plan was made for another state (lineage {planned}, the state's is {current})")]
     OtherLineage { planned: String, current: String },
-    #[error(
-        "the state changed since the plan was made (serial {planned} then, {current} now): plan again"
-    )]
+    #[error("the state changed since the plan was made (serial {planned} then, {current} now): plan again")]
     StateMoved { planned: u64, current: u64 },
     #[error("the definitions or variables changed since the plan was made: plan again")]
     DefinitionsChanged,
@@ -48,11 +46,7 @@ pub enum Stale {
 /// SHA-256 of every definition file (by name) and the variables given on the command line and in
 /// the environment.
 pub fn definitions_digest(sources: &Sources, variables: &BTreeMap<String, String>) -> String {
-    let mut files: Vec<_> = sources
-        .files()
-        .iter()
-        .map(|f| (f.name.as_str(), f.text.as_str()))
-        .collect();
+    let mut files: Vec<_> = sources.files().iter().map(|f| (f.name.as_str(), f.text.as_str())).collect();
     files.sort();
     let mut hasher = Sha256::new();
     for (name, text) in files {
@@ -75,9 +69,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn plan_digest(plan: &serde_json::Value) -> String {
-    hex(&Sha256::digest(
-        serde_json::to_vec(plan).unwrap_or_default(),
-    ))
+    hex(&Sha256::digest(serde_json::to_vec(plan).unwrap_or_default()))
 }
 
 /// The saved plan as JSON text.
@@ -96,8 +88,7 @@ pub fn save(plan: &Plan, state: &State, definitions_digest: String) -> String {
 
 /// Reads a saved plan and checks it still applies to `state` and the current definitions.
 pub fn check(text: &str, state: &State, current_definitions: &str) -> Result<SavedPlan, Stale> {
-    let saved: SavedPlan =
-        serde_json::from_str(text).map_err(|e| Stale::NotAPlan(e.to_string()))?;
+    let saved: SavedPlan = serde_json::from_str(text).map_err(|e| Stale::NotAPlan(e.to_string()))?;
     if saved.terrace_saved_plan != SAVED_PLAN_VERSION {
         return Err(Stale::NotAPlan(format!(
             "saved-plan version {} is not {SAVED_PLAN_VERSION}",
@@ -108,16 +99,10 @@ pub fn check(text: &str, state: &State, current_definitions: &str) -> Result<Sav
         return Err(Stale::Tampered);
     }
     if saved.lineage != state.lineage {
-        return Err(Stale::OtherLineage {
-            planned: saved.lineage,
-            current: state.lineage.clone(),
-        });
+        return Err(Stale::OtherLineage { planned: saved.lineage, current: state.lineage.clone() });
     }
     if saved.serial != state.serial {
-        return Err(Stale::StateMoved {
-            planned: saved.serial,
-            current: state.serial,
-        });
+        return Err(Stale::StateMoved { planned: saved.serial, current: state.serial });
     }
     if saved.definitions_digest != current_definitions {
         return Err(Stale::DefinitionsChanged);

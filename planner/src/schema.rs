@@ -40,19 +40,11 @@ impl Ty {
 }
 
 fn quoted_list(options: &[&str]) -> String {
-    options
-        .iter()
-        .map(|option| format!("\"{option}\""))
-        .collect::<Vec<_>>()
-        .join(", ")
+    options.iter().map(|option| format!("\"{option}\"")).collect::<Vec<_>>().join(", ")
 }
 
 fn kind_list(kinds: &[Kind]) -> String {
-    kinds
-        .iter()
-        .map(|kind| kind.as_str())
-        .collect::<Vec<_>>()
-        .join(" or ")
+    kinds.iter().map(|kind| kind.as_str()).collect::<Vec<_>>().join(" or ")
 }
 
 /// A default applied when the attribute is not written.
@@ -70,10 +62,7 @@ pub enum Update {
     /// Hetzner cannot change it: the object is replaced.
     Replace,
     /// Changed in place by these API calls; `power_off` when the server must be off meanwhile.
-    InPlace {
-        actions: &'static [&'static str],
-        power_off: bool,
-    },
+    InPlace { actions: &'static [&'static str], power_off: bool },
     /// terrace's own setting (a cost estimate, a composite's part): no API call.
     Local,
 }
@@ -129,42 +118,24 @@ impl BlockSchema {
 
     /// Every name that may be written in this block (attributes, then blocks).
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.attrs
-            .iter()
-            .map(|attr| attr.name)
-            .chain(self.blocks.iter().map(|block| block.name))
+        self.attrs.iter().map(|attr| attr.name).chain(self.blocks.iter().map(|block| block.name))
     }
 
     /// How a change of the attribute or nested block `name` reaches Hetzner.
     pub fn update_of(&self, name: &str) -> Option<Update> {
-        self.attr(name)
-            .map(|a| a.update)
-            .or_else(|| self.block(name).map(|b| b.update))
+        self.attr(name).map(|a| a.update).or_else(|| self.block(name).map(|b| b.update))
     }
 }
 
 /// The update of `name` and `labels`, and of other plain settings: `PUT /<kind>s/{id}`.
-const PUT: Update = Update::InPlace {
-    actions: &["update (PUT)"],
-    power_off: false,
-};
+const PUT: Update = Update::InPlace { actions: &["update (PUT)"], power_off: false };
 
 const fn attr(name: &'static str, ty: Ty) -> Attr {
-    Attr {
-        name,
-        ty,
-        required: false,
-        default: None,
-        update: PUT,
-        sensitive: false,
-    }
+    Attr { name, ty, required: false, default: None, update: PUT, sensitive: false }
 }
 
 const fn required(name: &'static str, ty: Ty) -> Attr {
-    Attr {
-        required: true,
-        ..attr(name, ty)
-    }
+    Attr { required: true, ..attr(name, ty) }
 }
 
 const fn replacing(mut a: Attr) -> Attr {
@@ -173,19 +144,13 @@ const fn replacing(mut a: Attr) -> Attr {
 }
 
 const fn by(mut a: Attr, actions: &'static [&'static str]) -> Attr {
-    a.update = Update::InPlace {
-        actions,
-        power_off: false,
-    };
+    a.update = Update::InPlace { actions, power_off: false };
     a
 }
 
 /// Changed in place, with the server powered off meanwhile.
 const fn powered_off(mut a: Attr, actions: &'static [&'static str]) -> Attr {
-    a.update = Update::InPlace {
-        actions,
-        power_off: true,
-    };
+    a.update = Update::InPlace { actions, power_off: true };
     a
 }
 
@@ -204,52 +169,27 @@ const fn secret(mut a: Attr) -> Attr {
     a
 }
 
-const fn nested(
-    name: &'static str,
-    schema: &'static BlockSchema,
-    repeated: bool,
-    update: Update,
-) -> Nested {
-    Nested {
-        name,
-        schema,
-        repeated,
-        required: false,
-        update,
-    }
+const fn nested(name: &'static str, schema: &'static BlockSchema, repeated: bool, update: Update) -> Nested {
+    Nested { name, schema, repeated, required: false, update }
 }
 
 const fn actions(actions: &'static [&'static str]) -> Update {
-    Update::InPlace {
-        actions,
-        power_off: false,
-    }
+    Update::InPlace { actions, power_off: false }
 }
 
 const NAME: Attr = attr("name", Ty::String);
 const LABELS: Attr = attr("labels", Ty::Labels);
-const DELETE_PROTECTION: Attr = with_default(
-    by(attr("delete_protection", Ty::Bool), &["change_protection"]),
-    Default::Bool(false),
-);
+const DELETE_PROTECTION: Attr =
+    with_default(by(attr("delete_protection", Ty::Bool), &["change_protection"]), Default::Bool(false));
 const IP_TYPE: Ty = Ty::Enum(&["ipv4", "ipv6"]);
 
 /// Attributes every block accepts, whatever its kind (Terraform's meta-arguments).
-pub const META_ATTRS: &[Attr] = &[
-    local(attr("count", Ty::Int)),
-    local(attr("depends_on", Ty::Refs(&Kind::ALL))),
-];
+pub const META_ATTRS: &[Attr] = &[local(attr("count", Ty::Int)), local(attr("depends_on", Ty::Refs(&Kind::ALL)))];
 
 pub const LIFECYCLE: BlockSchema = BlockSchema {
     attrs: &[
-        local(with_default(
-            attr("prevent_destroy", Ty::Bool),
-            Default::Bool(false),
-        )),
-        local(with_default(
-            attr("create_before_destroy", Ty::Bool),
-            Default::Bool(false),
-        )),
+        local(with_default(attr("prevent_destroy", Ty::Bool), Default::Bool(false))),
+        local(with_default(attr("create_before_destroy", Ty::Bool), Default::Bool(false))),
         local(attr("ignore_changes", Ty::ListOfString)),
     ],
     blocks: &[],
@@ -270,72 +210,33 @@ const PUBLIC_NET: BlockSchema = BlockSchema {
 const SERVER: BlockSchema = BlockSchema {
     attrs: &[
         NAME,
-        powered_off(
-            required("server_type", Ty::String),
-            &["poweroff", "change_type", "poweron"],
-        ),
-        replacing(with_default(
-            attr("image", Ty::String),
-            Default::Str("ubuntu-24.04"),
-        )),
+        powered_off(required("server_type", Ty::String), &["poweroff", "change_type", "poweron"]),
+        replacing(with_default(attr("image", Ty::String), Default::Str("ubuntu-24.04"))),
         replacing(required("location", Ty::String)),
         LABELS,
         replacing(attr("user_data", Ty::Text)),
         replacing(attr("ssh_keys", Ty::Refs(&[Kind::SshKey]))),
-        by(
-            attr("network", Ty::Ref(&[Kind::Network])),
-            &["detach_from_network", "attach_to_network"],
-        ),
-        by(
-            attr("private_ip", Ty::String),
-            &["detach_from_network", "attach_to_network"],
-        ),
+        by(attr("network", Ty::Ref(&[Kind::Network])), &["detach_from_network", "attach_to_network"]),
+        by(attr("private_ip", Ty::String), &["detach_from_network", "attach_to_network"]),
         by(
             attr("firewalls", Ty::Refs(&[Kind::Firewall])),
-            &[
-                "firewall remove_from_resources",
-                "firewall apply_to_resources",
-            ],
+            &["firewall remove_from_resources", "firewall apply_to_resources"],
         ),
         powered_off(
             attr("placement_group", Ty::Ref(&[Kind::PlacementGroup])),
-            &[
-                "poweroff",
-                "remove_from_placement_group",
-                "add_to_placement_group",
-                "poweron",
-            ],
+            &["poweroff", "remove_from_placement_group", "add_to_placement_group", "poweron"],
         ),
-        with_default(
-            by(
-                attr("backups", Ty::Bool),
-                &["enable_backup / disable_backup"],
-            ),
-            Default::Bool(false),
-        ),
+        with_default(by(attr("backups", Ty::Bool), &["enable_backup / disable_backup"]), Default::Bool(false)),
         DELETE_PROTECTION,
-        with_default(
-            by(attr("rebuild_protection", Ty::Bool), &["change_protection"]),
-            Default::Bool(false),
-        ),
+        with_default(by(attr("rebuild_protection", Ty::Bool), &["change_protection"]), Default::Bool(false)),
     ],
     blocks: &[nested(
         "public_net",
         &PUBLIC_NET,
         false,
-        Update::InPlace {
-            actions: &["poweroff", "primary_ip unassign / assign", "poweron"],
-            power_off: true,
-        },
+        Update::InPlace { actions: &["poweroff", "primary_ip unassign / assign", "poweron"], power_off: true },
     )],
-    computed: &[
-        "id",
-        "ipv4_address",
-        "ipv6_address",
-        "ipv6_network",
-        "private_ip",
-        "status",
-    ],
+    computed: &["id", "ipv4_address", "ipv6_address", "ipv6_network", "private_ip", "status"],
 };
 
 const VOLUME: BlockSchema = BlockSchema {
@@ -343,14 +244,8 @@ const VOLUME: BlockSchema = BlockSchema {
         NAME,
         by(required("size", Ty::Int), &["resize"]),
         replacing(attr("location", Ty::String)),
-        by(
-            attr("server", Ty::Ref(&[Kind::Server])),
-            &["detach", "attach"],
-        ),
-        with_default(
-            by(attr("automount", Ty::Bool), &["detach", "attach"]),
-            Default::Bool(false),
-        ),
+        by(attr("server", Ty::Ref(&[Kind::Server])), &["detach", "attach"]),
+        with_default(by(attr("automount", Ty::Bool), &["detach", "attach"]), Default::Bool(false)),
         replacing(attr("format", Ty::Enum(&["ext4", "xfs"]))),
         LABELS,
         DELETE_PROTECTION,
@@ -361,10 +256,7 @@ const VOLUME: BlockSchema = BlockSchema {
 
 const SUBNET: BlockSchema = BlockSchema {
     attrs: &[
-        with_default(
-            attr("type", Ty::Enum(&["cloud", "server", "vswitch"])),
-            Default::Str("cloud"),
-        ),
+        with_default(attr("type", Ty::Enum(&["cloud", "server", "vswitch"])), Default::Str("cloud")),
         required("network_zone", Ty::String),
         required("ip_range", Ty::String),
         attr("vswitch_id", Ty::Int),
@@ -374,10 +266,7 @@ const SUBNET: BlockSchema = BlockSchema {
 };
 
 const ROUTE: BlockSchema = BlockSchema {
-    attrs: &[
-        required("destination", Ty::String),
-        required("gateway", Ty::String),
-    ],
+    attrs: &[required("destination", Ty::String), required("gateway", Ty::String)],
     blocks: &[],
     computed: &[],
 };
@@ -389,25 +278,12 @@ const NETWORK: BlockSchema = BlockSchema {
         // network when the new range does not contain the old one.
         by(required("ip_range", Ty::String), &["change_ip_range"]),
         LABELS,
-        with_default(
-            attr("expose_routes_to_vswitch", Ty::Bool),
-            Default::Bool(false),
-        ),
+        with_default(attr("expose_routes_to_vswitch", Ty::Bool), Default::Bool(false)),
         DELETE_PROTECTION,
     ],
     blocks: &[
-        nested(
-            "subnet",
-            &SUBNET,
-            true,
-            actions(&["delete_subnet", "add_subnet"]),
-        ),
-        nested(
-            "route",
-            &ROUTE,
-            true,
-            actions(&["delete_route", "add_route"]),
-        ),
+        nested("subnet", &SUBNET, true, actions(&["delete_subnet", "add_subnet"])),
+        nested("route", &ROUTE, true, actions(&["delete_route", "add_route"])),
     ],
     computed: &["id"],
 };
@@ -439,12 +315,7 @@ const SERVICE: BlockSchema = BlockSchema {
         with_default(attr("sticky_sessions", Ty::Bool), Default::Bool(false)),
         with_default(attr("redirect_http", Ty::Bool), Default::Bool(false)),
     ],
-    blocks: &[nested(
-        "health_check",
-        &HEALTH_CHECK,
-        false,
-        actions(&["update_service"]),
-    )],
+    blocks: &[nested("health_check", &HEALTH_CHECK, false, actions(&["update_service"]))],
     computed: &[],
 };
 
@@ -465,22 +336,13 @@ const LOAD_BALANCER: BlockSchema = BlockSchema {
         by(required("type", Ty::String), &["change_type"]),
         replacing(attr("location", Ty::String)),
         replacing(attr("network_zone", Ty::String)),
-        by(
-            attr("network", Ty::Ref(&[Kind::Network])),
-            &["detach_from_network", "attach_to_network"],
-        ),
+        by(attr("network", Ty::Ref(&[Kind::Network])), &["detach_from_network", "attach_to_network"]),
         with_default(
-            by(
-                attr("algorithm", Ty::Enum(&["round_robin", "least_connections"])),
-                &["change_algorithm"],
-            ),
+            by(attr("algorithm", Ty::Enum(&["round_robin", "least_connections"])), &["change_algorithm"]),
             Default::Str("round_robin"),
         ),
         with_default(
-            by(
-                attr("public_interface", Ty::Bool),
-                &["enable_public_interface / disable_public_interface"],
-            ),
+            by(attr("public_interface", Ty::Bool), &["enable_public_interface / disable_public_interface"]),
             Default::Bool(true),
         ),
         LABELS,
@@ -488,18 +350,8 @@ const LOAD_BALANCER: BlockSchema = BlockSchema {
     ],
     blocks: &[
         // A service is keyed by its listen port: a new port is delete_service + add_service.
-        nested(
-            "service",
-            &SERVICE,
-            true,
-            actions(&["add_service / update_service / delete_service"]),
-        ),
-        nested(
-            "target",
-            &TARGET,
-            true,
-            actions(&["remove_target", "add_target"]),
-        ),
+        nested("service", &SERVICE, true, actions(&["add_service / update_service / delete_service"])),
+        nested("target", &TARGET, true, actions(&["remove_target", "add_target"])),
     ],
     computed: &["id", "ipv4_address", "ipv6_address", "private_ip"],
 };
@@ -518,10 +370,7 @@ const RULE: BlockSchema = BlockSchema {
 };
 
 const APPLY_TO: BlockSchema = BlockSchema {
-    attrs: &[
-        attr("server", Ty::Refs(&[Kind::Server])),
-        attr("label_selector", Ty::String),
-    ],
+    attrs: &[attr("server", Ty::Refs(&[Kind::Server])), attr("label_selector", Ty::String)],
     blocks: &[],
     computed: &[],
 };
@@ -530,25 +379,13 @@ const FIREWALL: BlockSchema = BlockSchema {
     attrs: &[NAME, LABELS],
     blocks: &[
         nested("rule", &RULE, true, actions(&["set_rules"])),
-        nested(
-            "apply_to",
-            &APPLY_TO,
-            true,
-            actions(&["remove_from_resources", "apply_to_resources"]),
-        ),
+        nested("apply_to", &APPLY_TO, true, actions(&["remove_from_resources", "apply_to_resources"])),
     ],
     computed: &["id"],
 };
 
 const PLACEMENT_GROUP: BlockSchema = BlockSchema {
-    attrs: &[
-        NAME,
-        replacing(with_default(
-            attr("type", Ty::Enum(&["spread"])),
-            Default::Str("spread"),
-        )),
-        LABELS,
-    ],
+    attrs: &[NAME, replacing(with_default(attr("type", Ty::Enum(&["spread"])), Default::Str("spread"))), LABELS],
     blocks: &[],
     computed: &["id"],
 };
@@ -558,10 +395,7 @@ const PRIMARY_IP: BlockSchema = BlockSchema {
         NAME,
         replacing(required("type", IP_TYPE)),
         replacing(required("location", Ty::String)),
-        powered_off(
-            attr("assignee", Ty::Ref(&[Kind::Server])),
-            &["poweroff", "unassign", "assign", "poweron"],
-        ),
+        powered_off(attr("assignee", Ty::Ref(&[Kind::Server])), &["poweroff", "unassign", "assign", "poweron"]),
         with_default(attr("auto_delete", Ty::Bool), Default::Bool(false)),
         LABELS,
         DELETE_PROTECTION,
@@ -575,10 +409,7 @@ const FLOATING_IP: BlockSchema = BlockSchema {
         NAME,
         replacing(required("type", IP_TYPE)),
         replacing(required("home_location", Ty::String)),
-        by(
-            attr("server", Ty::Ref(&[Kind::Server])),
-            &["unassign", "assign"],
-        ),
+        by(attr("server", Ty::Ref(&[Kind::Server])), &["unassign", "assign"]),
         attr("description", Ty::String),
         LABELS,
         DELETE_PROTECTION,
@@ -596,10 +427,7 @@ const SSH_KEY: BlockSchema = BlockSchema {
 const CERTIFICATE: BlockSchema = BlockSchema {
     attrs: &[
         NAME,
-        replacing(with_default(
-            attr("type", Ty::Enum(&["uploaded", "managed"])),
-            Default::Str("uploaded"),
-        )),
+        replacing(with_default(attr("type", Ty::Enum(&["uploaded", "managed"])), Default::Str("uploaded"))),
         replacing(attr("certificate", Ty::Text)),
         replacing(secret(attr("private_key", Ty::Text))),
         replacing(attr("domain_names", Ty::ListOfString)),
@@ -622,19 +450,10 @@ const BUCKET: BlockSchema = BlockSchema {
 
 const BACKUP: BlockSchema = BlockSchema {
     attrs: &[
-        local(with_default(
-            attr("schedule", Ty::Enum(&["daily", "hourly"])),
-            Default::Str("daily"),
-        )),
-        local(with_default(
-            attr("retention_days", Ty::Int),
-            Default::Int(30),
-        )),
+        local(with_default(attr("schedule", Ty::Enum(&["daily", "hourly"])), Default::Str("daily"))),
+        local(with_default(attr("retention_days", Ty::Int), Default::Int(30))),
         local(attr("bucket", Ty::Ref(&[Kind::Bucket]))),
-        local(with_default(
-            attr("continuous", Ty::Bool),
-            Default::Bool(false),
-        )),
+        local(with_default(attr("continuous", Ty::Bool), Default::Bool(false))),
         local(with_default(attr("pitr_days", Ty::Int), Default::Int(7))),
     ],
     blocks: &[],
@@ -654,16 +473,10 @@ const POSTGRES: BlockSchema = BlockSchema {
         local(attr("replica_location", Ty::String)),
         local(attr("replica_server_type", Ty::String)),
         local(attr("shard_key", Ty::String)),
-        local(with_default(
-            attr("pgbouncer", Ty::Bool),
-            Default::Bool(false),
-        )),
+        local(with_default(attr("pgbouncer", Ty::Bool), Default::Bool(false))),
         local(attr("network", Ty::Ref(&[Kind::Network]))),
         local(attr("on", Ty::Ref(&[Kind::Server]))),
-        local(with_default(
-            attr("image", Ty::String),
-            Default::Str("ubuntu-24.04"),
-        )),
+        local(with_default(attr("image", Ty::String), Default::Str("ubuntu-24.04"))),
         local(attr("database", Ty::String)),
         local(attr("user", Ty::String)),
         local(attr("clients", Ty::Refs(&[Kind::Server]))),
@@ -692,21 +505,12 @@ const REDIS: BlockSchema = BlockSchema {
         local(attr("network", Ty::Ref(&[Kind::Network]))),
         local(with_default(attr("replicas", Ty::Int), Default::Int(0))),
         local(attr("on", Ty::Ref(&[Kind::Server]))),
-        local(with_default(
-            attr("image", Ty::String),
-            Default::Str("ubuntu-24.04"),
-        )),
+        local(with_default(attr("image", Ty::String), Default::Str("ubuntu-24.04"))),
         local(attr("clients", Ty::Refs(&[Kind::Server]))),
         local(attr("labels", Ty::Labels)),
     ],
     blocks: &[],
-    computed: &[
-        "private_ip",
-        "replica_private_ips",
-        "port",
-        "password",
-        "url",
-    ],
+    computed: &["private_ip", "replica_private_ips", "port", "password", "url"],
 };
 
 /// The schema of a kind's block as written in a phase file.
@@ -734,9 +538,7 @@ pub fn computed_for<'a>(
     kind: Kind,
     attrs: &'a std::collections::BTreeMap<String, crate::value::Value>,
 ) -> impl Iterator<Item = &'static str> + 'a {
-    let on_network = attrs
-        .get("network")
-        .is_some_and(|v| !matches!(v, crate::value::Value::Null));
+    let on_network = attrs.get("network").is_some_and(|v| !matches!(v, crate::value::Value::Null));
     of(kind)
         .computed
         .iter()
@@ -748,18 +550,11 @@ pub fn computed_for<'a>(
 /// The attribute names a reference may read on an object of this kind: configured and computed ones.
 pub fn readable(kind: Kind) -> impl Iterator<Item = &'static str> {
     let schema = of(kind);
-    schema
-        .computed
-        .iter()
-        .copied()
-        .chain(schema.attrs.iter().map(|attr| attr.name))
+    schema.computed.iter().copied().chain(schema.attrs.iter().map(|attr| attr.name))
 }
 
 /// The closest known name, for "did you mean" hints.
-pub fn suggest<'a>(
-    written: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn suggest<'a>(written: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|candidate| (strsim::jaro_winkler(written, candidate), candidate))

@@ -76,9 +76,7 @@ impl Value {
     /// A whole, non-negative number that fits in `u64`.
     pub fn as_u64(&self) -> Option<u64> {
         match self {
-            Value::Number(n) if *n >= 0.0 && n.fract() == 0.0 && *n <= u64::MAX as f64 => {
-                Some(*n as u64)
-            }
+            Value::Number(n) if *n >= 0.0 && n.fract() == 0.0 && *n <= u64::MAX as f64 => Some(*n as u64),
             _ => None,
         }
     }
@@ -107,10 +105,7 @@ impl Value {
     /// True when the value, or anything inside it, is only known after apply.
     pub fn is_known(&self) -> bool {
         match self {
-            Value::Unknown
-            | Value::Ref(Reference {
-                attribute: Some(_), ..
-            }) => false,
+            Value::Unknown | Value::Ref(Reference { attribute: Some(_), .. }) => false,
             Value::List(items) => items.iter().all(Value::is_known),
             Value::Map(map) => map.values().all(Value::is_known),
             Value::Sensitive(inner) => inner.is_known(),
@@ -183,9 +178,7 @@ impl fmt::Display for Value {
                 }
                 f.write_str(if map.is_empty() { "}" } else { " }" })
             }
-            Value::Ref(reference) if reference.attribute.is_some() => {
-                f.write_str("(known after apply)")
-            }
+            Value::Ref(reference) if reference.attribute.is_some() => f.write_str("(known after apply)"),
             Value::Ref(reference) => write!(f, "{reference}"),
             Value::Unknown => f.write_str("(known after apply)"),
             Value::Sensitive(_) => f.write_str("(sensitive)"),
@@ -194,11 +187,7 @@ impl fmt::Display for Value {
 }
 
 fn write_number(f: &mut fmt::Formatter<'_>, value: f64) -> fmt::Result {
-    if value.fract() == 0.0 && value.abs() < 1e15 {
-        write!(f, "{}", value as i64)
-    } else {
-        write!(f, "{value}")
-    }
+    if value.fract() == 0.0 && value.abs() < 1e15 { write!(f, "{}", value as i64) } else { write!(f, "{value}") }
 }
 
 /// JSON form: references as their address string, unknown values as `null` (the JSON plan lists

@@ -68,19 +68,12 @@ impl LockInfo {
 
 /// `user@host pid N` for this process.
 pub fn holder() -> String {
-    let user = std::env::var("USER")
-        .ok()
-        .filter(|user| !user.is_empty())
-        .unwrap_or_else(|| "unknown".to_owned());
+    let user = std::env::var("USER").ok().filter(|user| !user.is_empty()).unwrap_or_else(|| "unknown".to_owned());
     let host = std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|text| text.trim().to_owned())
         .filter(|host| !host.is_empty())
-        .or_else(|| {
-            std::env::var("HOSTNAME")
-                .ok()
-                .filter(|host| !host.is_empty())
-        })
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|host| !host.is_empty()))
         .unwrap_or_else(|| "unknown".to_owned());
     format!("{user}@{host} pid {}", std::process::id())
 }
@@ -90,9 +83,7 @@ fn now_rfc3339() -> String {
     let now = jiff::Timestamp::now();
     // Whole seconds read better in a lock message; the current time is always within jiff's
     // range, and should it not be, the precise time is as good an answer.
-    jiff::Timestamp::from_second(now.as_second())
-        .unwrap_or(now)
-        .to_string()
+    jiff::Timestamp::from_second(now.as_second()).unwrap_or(now).to_string()
 }
 
 type Release = Box<dyn FnOnce(&LockInfo) -> Result<(), StateError> + Send>;
@@ -109,10 +100,7 @@ impl LockGuard {
         info: LockInfo,
         release: impl FnOnce(&LockInfo) -> Result<(), StateError> + Send + 'static,
     ) -> LockGuard {
-        LockGuard {
-            info,
-            release: Some(Box::new(release)),
-        }
+        LockGuard { info, release: Some(Box::new(release)) }
     }
 
     /// The lock this guard holds.
@@ -141,10 +129,7 @@ impl Drop for LockGuard {
 
 impl std::fmt::Debug for LockGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LockGuard")
-            .field("info", &self.info)
-            .field("held", &self.release.is_some())
-            .finish()
+        f.debug_struct("LockGuard").field("info", &self.info).field("held", &self.release.is_some()).finish()
     }
 }
 
@@ -155,20 +140,11 @@ mod tests {
     #[test]
     fn lock_info_names_user_host_and_pid_and_the_time_in_utc() {
         let info = LockInfo::new("apply");
-        assert!(
-            info.holder
-                .ends_with(&format!(" pid {}", std::process::id())),
-            "{}",
-            info.holder
-        );
+        assert!(info.holder.ends_with(&format!(" pid {}", std::process::id())), "{}", info.holder);
         assert!(info.holder.contains('@'), "{}", info.holder);
         assert_eq!(info.operation, "apply");
         let created: jiff::Timestamp = info.created.parse().expect("RFC 3339");
-        assert!(
-            info.created.ends_with('Z') && info.created.len() == 20,
-            "{}",
-            info.created
-        );
+        assert!(info.created.ends_with('Z') && info.created.len() == 20, "{}", info.created);
         assert!((jiff::Timestamp::now().as_second() - created.as_second()).abs() < 5);
         assert!(uuid::Uuid::parse_str(&info.id).is_ok());
     }

@@ -30,51 +30,39 @@ macro_rules! backend_conformance_tests {
         #[test]
         fn conformance_read_of_empty_is_none() {
             let fixture = $fresh;
-            $crate::conformance::read_of_empty_is_none($crate::conformance::Fixture::backend(
-                &fixture,
-            ));
+            $crate::conformance::read_of_empty_is_none($crate::conformance::Fixture::backend(&fixture));
         }
         #[test]
         fn conformance_write_then_read_round_trips() {
             let fixture = $fresh;
-            $crate::conformance::write_then_read_round_trips(
-                $crate::conformance::Fixture::backend(&fixture),
-            );
+            $crate::conformance::write_then_read_round_trips($crate::conformance::Fixture::backend(&fixture));
         }
         #[test]
         fn conformance_serial_must_increase() {
             let fixture = $fresh;
-            $crate::conformance::serial_must_increase($crate::conformance::Fixture::backend(
-                &fixture,
-            ));
+            $crate::conformance::serial_must_increase($crate::conformance::Fixture::backend(&fixture));
         }
         #[test]
         fn conformance_lineage_mismatch_is_refused() {
             let fixture = $fresh;
-            $crate::conformance::lineage_mismatch_is_refused(
-                $crate::conformance::Fixture::backend(&fixture),
-            );
+            $crate::conformance::lineage_mismatch_is_refused($crate::conformance::Fixture::backend(&fixture));
         }
         #[test]
         fn conformance_second_lock_fails_fast_naming_the_holder() {
             let fixture = $fresh;
-            $crate::conformance::second_lock_fails_fast_naming_the_holder(
-                $crate::conformance::Fixture::backend(&fixture),
-            );
+            $crate::conformance::second_lock_fails_fast_naming_the_holder($crate::conformance::Fixture::backend(
+                &fixture,
+            ));
         }
         #[test]
         fn conformance_lock_with_timeout_waits_for_release() {
             let fixture = $fresh;
-            $crate::conformance::lock_with_timeout_waits_for_release(
-                $crate::conformance::Fixture::backend(&fixture),
-            );
+            $crate::conformance::lock_with_timeout_waits_for_release($crate::conformance::Fixture::backend(&fixture));
         }
         #[test]
         fn conformance_unlock_needs_the_lock_id() {
             let fixture = $fresh;
-            $crate::conformance::unlock_needs_the_lock_id($crate::conformance::Fixture::backend(
-                &fixture,
-            ));
+            $crate::conformance::unlock_needs_the_lock_id($crate::conformance::Fixture::backend(&fixture));
         }
         #[test]
         fn conformance_damaged_object_is_reported_and_never_overwritten() {
@@ -151,31 +139,12 @@ pub fn sample_state() -> State {
         &["server.app[0]"],
         json!({"size": 50, "format": "ext4", "ratio": 0.75, "note": "données ✓"}),
     );
-    add(
-        "bucket.assets",
-        "bucket",
-        Some("seed-assets"),
-        None,
-        &[],
-        json!({"location": "fsn1", "public": null}),
-    );
+    add("bucket.assets", "bucket", Some("seed-assets"), None, &[], json!({"location": "fsn1", "public": null}));
     if let Some(server) = state.resources.get_mut("server.app[0]") {
         server.sensitive_attributes = vec!["user_data".to_owned()];
     }
-    state.outputs.insert(
-        "app_ip".to_owned(),
-        OutputState {
-            value: json!("203.0.113.7"),
-            sensitive: false,
-        },
-    );
-    state.outputs.insert(
-        "database_password".to_owned(),
-        OutputState {
-            value: json!("s3cr3t"),
-            sensitive: true,
-        },
-    );
+    state.outputs.insert("app_ip".to_owned(), OutputState { value: json!("203.0.113.7"), sensitive: false });
+    state.outputs.insert("database_password".to_owned(), OutputState { value: json!("s3cr3t"), sensitive: true });
     state
 }
 
@@ -188,22 +157,14 @@ fn stored(backend: &dyn Backend) -> Option<State> {
 
 fn write(backend: &dyn Backend, state: &State) {
     if let Err(error) = backend.write(state) {
-        panic!(
-            "{}: write of serial {} failed: {error}",
-            backend.describe(),
-            state.serial
-        );
+        panic!("{}: write of serial {} failed: {error}", backend.describe(), state.serial);
     }
 }
 
 /// An empty backend has no state and no lock.
 pub fn read_of_empty_is_none(backend: &dyn Backend) {
     assert_eq!(stored(backend), None, "an empty backend reads as no state");
-    assert_eq!(
-        backend.lock_info().expect("lock_info of an empty backend"),
-        None,
-        "an empty backend is not locked"
-    );
+    assert_eq!(backend.lock_info().expect("lock_info of an empty backend"), None, "an empty backend is not locked");
 }
 
 /// What is written is read back exactly, and a later write replaces it.
@@ -228,11 +189,7 @@ pub fn serial_must_increase(backend: &dyn Backend) {
     let mut same = state.clone();
     same.phase = Some("other".to_owned());
     match backend.write(&same) {
-        Err(StateError::StaleSerial {
-            stored: 5,
-            writing: 5,
-            ..
-        }) => {}
+        Err(StateError::StaleSerial { stored: 5, writing: 5, .. }) => {}
         other => panic!("a write of the stored serial must be refused, got {other:?}"),
     }
     let mut lower = state.clone();
@@ -240,18 +197,11 @@ pub fn serial_must_increase(backend: &dyn Backend) {
     match backend.write(&lower) {
         Err(error @ StateError::StaleSerial { .. }) => {
             let message = error.to_string();
-            assert!(
-                message.contains("serial 3") && message.contains("serial 5"),
-                "{message}"
-            );
+            assert!(message.contains("serial 3") && message.contains("serial 5"), "{message}");
         }
         other => panic!("a write of a lower serial must be refused, got {other:?}"),
     }
-    assert_eq!(
-        stored(backend).as_ref(),
-        Some(&state),
-        "refused writes change nothing"
-    );
+    assert_eq!(stored(backend).as_ref(), Some(&state), "refused writes change nothing");
 
     state.increment_serial();
     write(backend, &state);
@@ -280,9 +230,7 @@ pub fn lineage_mismatch_is_refused(backend: &dyn Backend) {
 /// While one run holds the lock, a second fails at once, naming the holder, the operation, since
 /// when and the lock id; with a timeout it fails only once the timeout has passed.
 pub fn second_lock_fails_fast_naming_the_holder(backend: &dyn Backend) {
-    let guard = backend
-        .lock("apply", Duration::ZERO)
-        .expect("the first lock is taken");
+    let guard = backend.lock("apply", Duration::ZERO).expect("the first lock is taken");
     let held = guard.info().clone();
     assert_eq!(held.operation, "apply");
     assert_eq!(backend.lock_info().expect("lock_info"), Some(held.clone()));
@@ -304,28 +252,18 @@ pub fn second_lock_fails_fast_naming_the_holder(backend: &dyn Backend) {
     let start = Instant::now();
     let result = backend.lock("plan", Duration::from_millis(300));
     let took = start.elapsed();
-    assert!(
-        matches!(result, Err(StateError::Locked { .. })),
-        "{result:?}"
-    );
-    assert!(
-        took >= Duration::from_millis(300) && took < Duration::from_secs(2),
-        "a 300 ms timeout took {took:?}"
-    );
+    assert!(matches!(result, Err(StateError::Locked { .. })), "{result:?}");
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(2), "a 300 ms timeout took {took:?}");
 
     guard.release().expect("the lock is released");
     assert_eq!(backend.lock_info().expect("lock_info"), None);
-    let again = backend
-        .lock("plan", Duration::ZERO)
-        .expect("a released lock can be taken again");
+    let again = backend.lock("plan", Duration::ZERO).expect("a released lock can be taken again");
     assert_ne!(again.info().id, held.id, "every lock has its own id");
 }
 
 /// A run that waits for the lock gets it once the holder lets go.
 pub fn lock_with_timeout_waits_for_release(backend: &dyn Backend) {
-    let guard = backend
-        .lock("apply", Duration::ZERO)
-        .expect("the first lock is taken");
+    let guard = backend.lock("apply", Duration::ZERO).expect("the first lock is taken");
     let first = guard.info().id.clone();
     let start = Instant::now();
     let second = std::thread::scope(|scope| {
@@ -337,16 +275,10 @@ pub fn lock_with_timeout_waits_for_release(backend: &dyn Backend) {
     });
     let took = start.elapsed();
     let second = second.expect("the lock is taken once the first run releases it");
-    assert!(
-        took >= Duration::from_millis(250) && took < Duration::from_secs(5),
-        "waited {took:?}"
-    );
+    assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(5), "waited {took:?}");
     assert_eq!(second.info().operation, "plan");
     assert_ne!(second.info().id, first);
-    assert_eq!(
-        backend.lock_info().expect("lock_info").map(|lock| lock.id),
-        Some(second.info().id.clone())
-    );
+    assert_eq!(backend.lock_info().expect("lock_info").map(|lock| lock.id), Some(second.info().id.clone()));
 }
 
 /// `unlock` breaks the lock given its id and nothing else; the broken holder's guard, when it is
@@ -356,17 +288,12 @@ pub fn unlock_needs_the_lock_id(backend: &dyn Backend) {
         matches!(backend.unlock("nope"), Err(StateError::NotLocked { .. })),
         "unlocking an unlocked backend is an error"
     );
-    let stale = backend
-        .lock("apply", Duration::ZERO)
-        .expect("the first lock is taken");
+    let stale = backend.lock("apply", Duration::ZERO).expect("the first lock is taken");
     let id = stale.info().id.clone();
     match backend.unlock("00000000-0000-4000-8000-000000000000") {
         Err(error @ StateError::LockIdMismatch { .. }) => {
             let message = error.to_string();
-            assert!(
-                message.contains(&stale.info().holder) && message.contains(&id),
-                "{message}"
-            );
+            assert!(message.contains(&stale.info().holder) && message.contains(&id), "{message}");
         }
         other => panic!("unlock with another id must be refused, got {other:?}"),
     }
@@ -379,9 +306,7 @@ pub fn unlock_needs_the_lock_id(backend: &dyn Backend) {
     backend.unlock(&id).expect("unlock with the lock's id");
     assert_eq!(backend.lock_info().expect("lock_info"), None);
 
-    let current = backend
-        .lock("plan", Duration::ZERO)
-        .expect("a broken lock can be taken");
+    let current = backend.lock("plan", Duration::ZERO).expect("a broken lock can be taken");
     drop(stale);
     assert_eq!(
         backend.lock_info().expect("lock_info").map(|lock| lock.id),
@@ -399,19 +324,18 @@ pub fn damaged_object_is_reported_and_never_overwritten(fixture: &dyn Fixture) {
     let good = fixture.stored_bytes().expect("a written state is stored");
 
     let truncated = good[..good.len() / 2].to_vec();
-    let terraform = br#"{"version": 4, "terraform_version": "1.9.5", "serial": 3, "lineage": "x", "outputs": {}, "resources": []}"#.to_vec();
-    let newer = String::from_utf8_lossy(&good)
-        .replacen("\"format_version\": 1", "\"format_version\": 99", 1)
-        .into_bytes();
+    let terraform =
+        br#"{"version": 4, "terraform_version": "1.9.5", "serial": 3, "lineage": "x", "outputs": {}, "resources": []}"#
+            .to_vec();
+    let newer =
+        String::from_utf8_lossy(&good).replacen("\"format_version\": 1", "\"format_version\": 99", 1).into_bytes();
     for damaged in [truncated, terraform, newer, b"".to_vec()] {
         fixture.replace_stored_bytes(&damaged);
         let read = backend.read();
         assert!(
             matches!(
                 read,
-                Err(StateError::Corrupt { .. }
-                    | StateError::NotTerraceState { .. }
-                    | StateError::NewerFormat { .. })
+                Err(StateError::Corrupt { .. } | StateError::NotTerraceState { .. } | StateError::NewerFormat { .. })
             ),
             "reading a damaged object must fail, got {read:?}"
         );

@@ -20,12 +20,7 @@ pub enum StateError {
 
     /// The bytes are not JSON (a truncated or damaged file).
     #[error("{origin} is corrupted: not valid JSON at line {line}, column {column}: {detail}")]
-    Corrupt {
-        origin: String,
-        line: usize,
-        column: usize,
-        detail: String,
-    },
+    Corrupt { origin: String, line: usize, column: usize, detail: String },
 
     /// JSON, but not something terrace wrote (another tool's file, or a Terraform state).
     #[error("{origin} is not a terrace state: {reason}")]
@@ -36,63 +31,30 @@ pub enum StateError {
         "{origin} has format_version {found}, newer than format_version {supported}, the newest this terrace {} reads",
         env!("CARGO_PKG_VERSION")
     )]
-    NewerFormat {
-        origin: String,
-        found: u64,
-        supported: u32,
-    },
+    NewerFormat { origin: String, found: u64, supported: u32 },
 
     /// A terrace state whose content does not match its format_version's layout.
-    #[error(
-        "{origin} is not a valid state of format_version {version} at line {line}, column {column}: {detail}"
-    )]
-    Invalid {
-        origin: String,
-        version: u32,
-        line: usize,
-        column: usize,
-        detail: String,
-    },
+    #[error("{origin} is not a valid state of format_version {version} at line {line}, column {column}: {detail}")]
+    Invalid { origin: String, version: u32, line: usize, column: usize, detail: String },
 
     /// A well-formed older state that cannot be carried to the current format.
     #[error("cannot upgrade {origin} from format_version {from}: {detail}")]
-    Upgrade {
-        origin: String,
-        from: u32,
-        detail: String,
-    },
+    Upgrade { origin: String, from: u32, detail: String },
 
     /// The stored state is another stack's history.
-    #[error(
-        "refusing to write to {backend}: it holds a state of lineage {stored}, not of lineage {writing}"
-    )]
-    LineageMismatch {
-        backend: String,
-        stored: String,
-        writing: String,
-    },
+    #[error("refusing to write to {backend}: it holds a state of lineage {stored}, not of lineage {writing}")]
+    LineageMismatch { backend: String, stored: String, writing: String },
 
     /// The stored state is as new as, or newer than, the one being written.
-    #[error(
-        "refusing to write serial {writing} to {backend}: it already holds serial {stored} of lineage {lineage}"
-    )]
-    StaleSerial {
-        backend: String,
-        lineage: String,
-        stored: u64,
-        writing: u64,
-    },
+    #[error("refusing to write serial {writing} to {backend}: it already holds serial {stored} of lineage {lineage}")]
+    StaleSerial { backend: String, lineage: String, stored: u64, writing: u64 },
 
     /// Another run holds the lock; `waited` is how long this one waited for it.
     #[error(
         "{backend} is locked by {} for {} since {} (lock id {}){}",
         .lock.holder, .lock.operation, .lock.created, .lock.id, waited_suffix(*.waited)
     )]
-    Locked {
-        backend: String,
-        lock: Box<LockInfo>,
-        waited: Duration,
-    },
+    Locked { backend: String, lock: Box<LockInfo>, waited: Duration },
 
     /// `unlock` was asked to break a lock that is not there.
     #[error("cannot unlock {backend}: it is not locked (no lock {given})")]
@@ -103,11 +65,7 @@ pub enum StateError {
         "cannot unlock {backend} with lock id {given}: the lock held by {} for {} since {} has id {}",
         .lock.holder, .lock.operation, .lock.created, .lock.id
     )]
-    LockIdMismatch {
-        backend: String,
-        given: String,
-        lock: Box<LockInfo>,
-    },
+    LockIdMismatch { backend: String, given: String, lock: Box<LockInfo> },
 
     /// A lock file exists but does not hold a lock record (e.g. a run was killed while creating it).
     #[error("lock file {} cannot be read: {detail}", path.display())]
@@ -115,11 +73,7 @@ pub enum StateError {
 }
 
 fn waited_suffix(waited: Duration) -> String {
-    if waited.is_zero() {
-        String::new()
-    } else {
-        format!("; waited {:.1} s for it", waited.as_secs_f64())
-    }
+    if waited.is_zero() { String::new() } else { format!("; waited {:.1} s for it", waited.as_secs_f64()) }
 }
 
 impl StateError {
@@ -137,26 +91,23 @@ impl StateError {
             StateError::NewerFormat { .. } => {
                 Some("use the terrace version that wrote this state, or a newer one".to_owned())
             }
-            StateError::LineageMismatch { .. } => Some(
-                "the stored state belongs to another stack; check the folder and the backend settings"
-                    .to_owned(),
-            ),
-            StateError::StaleSerial { .. } => Some(
-                "another run changed the state since this one read it; plan again".to_owned(),
-            ),
+            StateError::LineageMismatch { .. } => {
+                Some("the stored state belongs to another stack; check the folder and the backend settings".to_owned())
+            }
+            StateError::StaleSerial { .. } => {
+                Some("another run changed the state since this one read it; plan again".to_owned())
+            }
             StateError::Locked { lock, .. } => Some(format!(
                 "wait for that run to finish or pass --lock-timeout; if no run is going on, \
                  break the lock with `terrace state unlock {}`",
                 lock.id
             )),
-            StateError::LockIdMismatch { lock, .. } => Some(format!(
-                "the current lock's id is {}; break it only if no run is going on",
-                lock.id
-            )),
-            StateError::LockUnreadable { path, .. } => Some(format!(
-                "if no run is going on, remove {} by hand",
-                path.display()
-            )),
+            StateError::LockIdMismatch { lock, .. } => {
+                Some(format!("the current lock's id is {}; break it only if no run is going on", lock.id))
+            }
+            StateError::LockUnreadable { path, .. } => {
+                Some(format!("if no run is going on, remove {} by hand", path.display()))
+            }
             StateError::Io { .. } | StateError::NotLocked { .. } => None,
         }
     }

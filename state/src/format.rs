@@ -36,11 +36,7 @@ pub fn from_json(bytes: &[u8], origin: &str) -> Result<State, StateError> {
     let current = match version {
         0 => {
             let file: v0::File = serde_json::from_slice(bytes).map_err(invalid)?;
-            v0::upgrade(file).map_err(|detail| StateError::Upgrade {
-                origin: origin.to_owned(),
-                from: 0,
-                detail,
-            })?
+            v0::upgrade(file).map_err(|detail| StateError::Upgrade { origin: origin.to_owned(), from: 0, detail })?
         }
         _ => serde_json::from_slice::<v1::File>(bytes).map_err(invalid)?,
     };
@@ -58,10 +54,7 @@ struct Probe {
 /// The file's format_version, once the bytes are known to be JSON, a terrace state, and of a
 /// version this terrace reads.
 fn format_version(bytes: &[u8], origin: &str) -> Result<u32, StateError> {
-    let not_terrace = |reason: String| StateError::NotTerraceState {
-        origin: origin.to_owned(),
-        reason,
-    };
+    let not_terrace = |reason: String| StateError::NotTerraceState { origin: origin.to_owned(), reason };
     let corrupt = |error: serde_json::Error| StateError::Corrupt {
         origin: origin.to_owned(),
         line: error.line(),
@@ -86,17 +79,11 @@ fn format_version(bytes: &[u8], origin: &str) -> Result<u32, StateError> {
         return Err(not_terrace("it has no format_version".to_owned()));
     };
     let Some(number) = found.as_u64() else {
-        return Err(not_terrace(format!(
-            "its format_version {found} is not a whole number"
-        )));
+        return Err(not_terrace(format!("its format_version {found} is not a whole number")));
     };
     match u32::try_from(number) {
         Ok(version) if version <= FORMAT_VERSION => Ok(version),
-        _ => Err(StateError::NewerFormat {
-            origin: origin.to_owned(),
-            found: number,
-            supported: FORMAT_VERSION,
-        }),
+        _ => Err(StateError::NewerFormat { origin: origin.to_owned(), found: number, supported: FORMAT_VERSION }),
     }
 }
 
@@ -114,9 +101,7 @@ fn lineage<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, 
     let text = String::deserialize(deserializer)?;
     match uuid::Uuid::try_parse(&text) {
         Ok(_) => Ok(text),
-        Err(_) => Err(serde::de::Error::custom(format!(
-            "lineage {text:?} is not a UUID"
-        ))),
+        Err(_) => Err(serde::de::Error::custom(format!("lineage {text:?} is not a UUID"))),
     }
 }
 

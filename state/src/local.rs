@@ -67,11 +67,7 @@ impl LocalBackend {
                     }
                 }
                 Err(source) => {
-                    return Err(StateError::Io {
-                        action: "create the lock file",
-                        path,
-                        source,
-                    });
+                    return Err(StateError::Io { action: "create the lock file", path, source });
                 }
             }
         }
@@ -80,11 +76,7 @@ impl LocalBackend {
     /// Removes temporary files that a killed run left behind. Runs after a successful write, while
     /// the caller holds the lock, so no other writer's temporary file is in use.
     fn remove_leftovers(&self) {
-        let Some(name) = self
-            .path
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-        else {
+        let Some(name) = self.path.file_name().map(|name| name.to_string_lossy().into_owned()) else {
             return;
         };
         let temporary = format!("{name}{TEMPORARY}");
@@ -113,11 +105,7 @@ impl Backend for LocalBackend {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
             Err(source) => {
-                return Err(StateError::Io {
-                    action: "read the state file",
-                    path: self.path.clone(),
-                    source,
-                });
+                return Err(StateError::Io { action: "read the state file", path: self.path.clone(), source });
             }
         };
         from_json(&bytes, &self.path.display().to_string()).map(Some)
@@ -162,11 +150,7 @@ impl Backend for LocalBackend {
                     backend: self.describe(),
                     lock: Box::new(holder),
                     // Without a timeout nothing was waited for, however long the look took.
-                    waited: if timeout.is_zero() {
-                        Duration::ZERO
-                    } else {
-                        waited
-                    },
+                    waited: if timeout.is_zero() { Duration::ZERO } else { waited },
                 });
             }
             std::thread::sleep(LOCK_POLL.min(timeout - waited));
@@ -176,10 +160,7 @@ impl Backend for LocalBackend {
     fn unlock(&self, id: &str) -> Result<(), StateError> {
         let path = self.lock_path();
         let Some(lock) = read_lock(&path)? else {
-            return Err(StateError::NotLocked {
-                backend: self.describe(),
-                given: id.to_owned(),
-            });
+            return Err(StateError::NotLocked { backend: self.describe(), given: id.to_owned() });
         };
         if lock.id != id {
             return Err(StateError::LockIdMismatch {
@@ -201,13 +182,11 @@ fn write_lock_record(mut file: File, path: &Path, info: &LockInfo) -> Result<(),
     // A record of strings always encodes.
     let mut record = serde_json::to_vec_pretty(info).expect("a lock record encodes as JSON");
     record.push(b'\n');
-    file.write_all(&record)
-        .and_then(|()| file.sync_all())
-        .map_err(|source| StateError::Io {
-            action: "write the lock file",
-            path: path.to_owned(),
-            source,
-        })
+    file.write_all(&record).and_then(|()| file.sync_all()).map_err(|source| StateError::Io {
+        action: "write the lock file",
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// The lock recorded at `path`, or `None` when there is no lock file.
@@ -220,11 +199,7 @@ fn read_lock(path: &Path) -> Result<Option<LockInfo>, StateError> {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
             Err(source) => {
-                return Err(StateError::Io {
-                    action: "read the lock file",
-                    path: path.to_owned(),
-                    source,
-                });
+                return Err(StateError::Io { action: "read the lock file", path: path.to_owned(), source });
             }
         };
         match serde_json::from_slice::<LockInfo>(&bytes) {
@@ -234,10 +209,7 @@ fn read_lock(path: &Path) -> Result<Option<LockInfo>, StateError> {
                 std::thread::sleep(Duration::from_millis(10));
             }
             Err(error) => {
-                return Err(StateError::LockUnreadable {
-                    path: path.to_owned(),
-                    detail: error.to_string(),
-                });
+                return Err(StateError::LockUnreadable { path: path.to_owned(), detail: error.to_string() });
             }
         }
     }
@@ -256,11 +228,7 @@ fn remove_lock(path: &Path) -> Result<(), StateError> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(error) if error.kind() == ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(StateError::Io {
-            action: "remove the lock file",
-            path: path.to_owned(),
-            source,
-        }),
+        Err(source) => Err(StateError::Io { action: "remove the lock file", path: path.to_owned(), source }),
     }
 }
 
@@ -272,19 +240,14 @@ const TEMPORARY: &str = ".tmp-";
 /// 0600), which is flushed; the current file is kept as `<path>.backup` (mode 0600); the temporary
 /// file is renamed over `path`; and the folder is flushed so that the rename itself is durable.
 pub fn write_state_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    let temporary = with_suffix(
-        path,
-        &format!("{TEMPORARY}{}", uuid::Uuid::new_v4().simple()),
-    );
-    let result = write_new_file(&temporary, bytes)
-        .and_then(|()| keep_backup(path))
-        .and_then(|()| {
-            fs::rename(&temporary, path).map_err(|source| StateError::Io {
-                action: "rename the temporary state file over",
-                path: path.to_owned(),
-                source,
-            })
-        });
+    let temporary = with_suffix(path, &format!("{TEMPORARY}{}", uuid::Uuid::new_v4().simple()));
+    let result = write_new_file(&temporary, bytes).and_then(|()| keep_backup(path)).and_then(|()| {
+        fs::rename(&temporary, path).map_err(|source| StateError::Io {
+            action: "rename the temporary state file over",
+            path: path.to_owned(),
+            source,
+        })
+    });
     if result.is_err() {
         // The state file is untouched; the temporary file would only be clutter.
         let _ = fs::remove_file(&temporary);
@@ -295,15 +258,9 @@ pub fn write_state_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateErro
 
 /// Creates `path` (which must not exist) with mode 0600 and writes `bytes` to disk.
 fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    let io = |source| StateError::Io {
-        action: "write the temporary state file",
-        path: path.to_owned(),
-        source,
-    };
+    let io = |source| StateError::Io { action: "write the temporary state file", path: path.to_owned(), source };
     let mut file = create_private(path).map_err(io)?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io)
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io)
 }
 
 /// Keeps the current state file, if there is one, as `<path>.backup`, replacing the older backup
@@ -311,22 +268,14 @@ fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
 /// fallback for file systems without hard links.
 fn keep_backup(path: &Path) -> Result<(), StateError> {
     let backup = with_suffix(path, ".backup");
-    let temporary = with_suffix(
-        path,
-        &format!(".backup{TEMPORARY}{}", uuid::Uuid::new_v4().simple()),
-    );
-    let io = |action, source| StateError::Io {
-        action,
-        path: backup.clone(),
-        source,
-    };
+    let temporary = with_suffix(path, &format!(".backup{TEMPORARY}{}", uuid::Uuid::new_v4().simple()));
+    let io = |action, source| StateError::Io { action, path: backup.clone(), source };
     match fs::hard_link(path, &temporary) {
         Ok(()) => {}
         Err(error) if error.kind() == ErrorKind::NotFound => return Ok(()),
         Err(_) => {
-            let copied = fs::copy(path, &temporary)
-                .and_then(|_| File::open(&temporary))
-                .and_then(|file| file.sync_all());
+            let copied =
+                fs::copy(path, &temporary).and_then(|_| File::open(&temporary)).and_then(|file| file.sync_all());
             match copied {
                 Ok(()) => {}
                 Err(error) if error.kind() == ErrorKind::NotFound && !path.exists() => {
@@ -390,13 +339,11 @@ fn set_private(_path: &Path) -> std::io::Result<()> {
 #[cfg(unix)]
 fn sync_folder(path: &Path) -> Result<(), StateError> {
     let folder = folder(path);
-    File::open(folder)
-        .and_then(|folder| folder.sync_all())
-        .map_err(|source| StateError::Io {
-            action: "flush the folder",
-            path: folder.to_owned(),
-            source,
-        })
+    File::open(folder).and_then(|folder| folder.sync_all()).map_err(|source| StateError::Io {
+        action: "flush the folder",
+        path: folder.to_owned(),
+        source,
+    })
 }
 
 /// Other systems offer no portable way to flush a folder; the rename is still atomic there.

@@ -72,10 +72,7 @@ impl State {
 impl ResourceState {
     /// A resource of `kind` with nothing known about it yet.
     pub fn new(kind: impl Into<String>) -> ResourceState {
-        ResourceState {
-            kind: kind.into(),
-            ..ResourceState::default()
-        }
+        ResourceState { kind: kind.into(), ..ResourceState::default() }
     }
 }
 

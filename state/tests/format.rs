@@ -10,10 +10,7 @@ const ORIGIN: &str = "stacks/seed/terrace.state.json";
 
 fn error_of(bytes: &[u8]) -> StateError {
     match from_json(bytes, ORIGIN) {
-        Ok(state) => panic!(
-            "{} must be refused, read {state:?}",
-            String::from_utf8_lossy(bytes)
-        ),
+        Ok(state) => panic!("{} must be refused, read {state:?}", String::from_utf8_lossy(bytes)),
         Err(error) => error,
     }
 }
@@ -23,17 +20,7 @@ fn a_newer_format_version_is_refused_naming_both_versions() {
     let written = String::from_utf8(to_json(&sample_state())).expect("UTF-8");
     let newer = written.replacen("\"format_version\": 1,", "\"format_version\": 2,", 1);
     let error = error_of(newer.as_bytes());
-    assert!(
-        matches!(
-            error,
-            StateError::NewerFormat {
-                found: 2,
-                supported: FORMAT_VERSION,
-                ..
-            }
-        ),
-        "{error:?}"
-    );
+    assert!(matches!(error, StateError::NewerFormat { found: 2, supported: FORMAT_VERSION, .. }), "{error:?}");
     let message = error.to_string();
     assert_eq!(
         message,
@@ -44,11 +31,7 @@ fn a_newer_format_version_is_refused_naming_both_versions() {
     );
     // Even a version too large for the field is named as it was written.
     let huge = error_of(br#"{"format_version": 18446744073709551615}"#);
-    assert!(
-        huge.to_string()
-            .contains("format_version 18446744073709551615"),
-        "{huge}"
-    );
+    assert!(huge.to_string().contains("format_version 18446744073709551615"), "{huge}");
 }
 
 #[test]
@@ -78,24 +61,12 @@ fn other_json_is_not_a_terrace_state() {
         (&b"[1, 2, 3]"[..], "it is JSON but not an object"),
         (b"\"terrace\"", "it is JSON but not an object"),
         (br#"{"name": "package.json"}"#, "it has no format_version"),
-        (
-            br#"{"format_version": "1"}"#,
-            "its format_version \"1\" is not a whole number",
-        ),
-        (
-            br#"{"format_version": -1}"#,
-            "its format_version -1 is not a whole number",
-        ),
+        (br#"{"format_version": "1"}"#, "its format_version \"1\" is not a whole number"),
+        (br#"{"format_version": -1}"#, "its format_version -1 is not a whole number"),
     ] {
         let error = error_of(bytes);
-        assert!(
-            matches!(error, StateError::NotTerraceState { .. }),
-            "{error:?}"
-        );
-        assert_eq!(
-            error.to_string(),
-            format!("{ORIGIN} is not a terrace state: {reason}")
-        );
+        assert!(matches!(error, StateError::NotTerraceState { .. }), "{error:?}");
+        assert_eq!(error.to_string(), format!("{ORIGIN} is not a terrace state: {reason}"));
     }
 }
 
@@ -104,13 +75,7 @@ fn truncated_json_is_corrupted_at_a_line_and_column_of_the_named_file() {
     let written = to_json(&sample_state());
     let cut = written.len() * 2 / 3;
     let error = error_of(&written[..cut]);
-    let StateError::Corrupt {
-        ref origin,
-        line,
-        column,
-        ref detail,
-    } = error
-    else {
+    let StateError::Corrupt { ref origin, line, column, ref detail } = error else {
         panic!("{error:?}");
     };
     assert_eq!(origin, ORIGIN);
@@ -119,9 +84,7 @@ fn truncated_json_is_corrupted_at_a_line_and_column_of_the_named_file() {
     assert!(column > 0 && detail.contains("EOF"), "{detail}");
     let message = error.to_string();
     assert!(
-        message.starts_with(&format!(
-            "{ORIGIN} is corrupted: not valid JSON at line {line}, column {column}: EOF"
-        )),
+        message.starts_with(&format!("{ORIGIN} is corrupted: not valid JSON at line {line}, column {column}: EOF")),
         "{message}"
     );
     assert!(error.hint().expect("a hint").contains("left unchanged"));
@@ -129,12 +92,7 @@ fn truncated_json_is_corrupted_at_a_line_and_column_of_the_named_file() {
 
 #[test]
 fn garbage_and_empty_files_are_corrupted() {
-    for bytes in [
-        &b""[..],
-        b"\x00\x01binary",
-        b"{\"format_version\": 1,,}",
-        b"{} trailing",
-    ] {
+    for bytes in [&b""[..], b"\x00\x01binary", b"{\"format_version\": 1,,}", b"{} trailing"] {
         let error = error_of(bytes);
         assert!(matches!(error, StateError::Corrupt { .. }), "{error:?}");
         assert!(error.to_string().starts_with(ORIGIN), "{error}");
@@ -174,14 +132,7 @@ fn a_layout_that_does_not_match_its_version_is_invalid_with_a_position() {
     ];
     for (text, detail) in cases {
         let error = error_of(text.as_bytes());
-        let StateError::Invalid {
-            ref origin,
-            line,
-            column,
-            detail: ref found,
-            ..
-        } = error
-        else {
+        let StateError::Invalid { ref origin, line, column, detail: ref found, .. } = error else {
             panic!("{text}: {error:?}");
         };
         assert_eq!(origin, ORIGIN);
@@ -200,9 +151,7 @@ fn a_version_0_state_with_an_address_twice_cannot_be_upgraded() {
     let error = error_of(text.as_bytes());
     assert_eq!(
         error.to_string(),
-        format!(
-            "cannot upgrade {ORIGIN} from format_version 0: resource server.a appears more than once"
-        )
+        format!("cannot upgrade {ORIGIN} from format_version 0: resource server.a appears more than once")
     );
 }
 
@@ -218,37 +167,20 @@ fn writing_does_not_depend_on_the_order_maps_were_built_in() {
     }
     assert_eq!(to_json(&forward), to_json(&backward));
     // Unsorted or repeated dependencies in the model are written sorted, once.
-    let server = forward
-        .resources
-        .get_mut("server.app[0]")
-        .expect("a server");
-    server.dependencies = vec![
-        "network.private".to_owned(),
-        "firewall.web".to_owned(),
-        "network.private".to_owned(),
-    ];
+    let server = forward.resources.get_mut("server.app[0]").expect("a server");
+    server.dependencies = vec!["network.private".to_owned(), "firewall.web".to_owned(), "network.private".to_owned()];
     let read = from_json(&to_json(&forward), ORIGIN).expect("reads");
-    assert_eq!(
-        read.resources["server.app[0]"].dependencies,
-        ["firewall.web", "network.private"]
-    );
+    assert_eq!(read.resources["server.app[0]"].dependencies, ["firewall.web", "network.private"]);
 }
 
 #[test]
 fn written_json_is_pretty_with_a_trailing_newline_and_the_documented_field_order() {
     let text = String::from_utf8(to_json(&sample_state())).expect("UTF-8");
     assert!(text.ends_with("}\n") && !text.ends_with("\n\n"));
-    let order: Vec<usize> = [
-        "\"format_version\"",
-        "\"lineage\"",
-        "\"serial\"",
-        "\"stack\"",
-        "\"phase\"",
-        "\"resources\"",
-        "\"outputs\"",
-    ]
-    .iter()
-    .map(|key| text.find(key).unwrap_or_else(|| panic!("{key} is written")))
-    .collect();
+    let order: Vec<usize> =
+        ["\"format_version\"", "\"lineage\"", "\"serial\"", "\"stack\"", "\"phase\"", "\"resources\"", "\"outputs\""]
+            .iter()
+            .map(|key| text.find(key).unwrap_or_else(|| panic!("{key} is written")))
+            .collect();
     assert!(order.is_sorted(), "{order:?}");
 }

@@ -30,16 +30,15 @@ fn every_input_is_written_as_its_golden_output() {
     let mut mismatches = Vec::new();
     for input in &inputs {
         let bytes = std::fs::read(input).expect("read the input");
-        let state = terrace_state::from_json(&bytes, &input.display().to_string())
-            .unwrap_or_else(|error| panic!("{error}"));
+        let state =
+            terrace_state::from_json(&bytes, &input.display().to_string()).unwrap_or_else(|error| panic!("{error}"));
         let written = terrace_state::to_json(&state);
         let output = output_of(input);
         if update {
             std::fs::write(&output, &written).expect("write the golden output");
             continue;
         }
-        let expected =
-            std::fs::read(&output).unwrap_or_else(|error| panic!("{}: {error}", output.display()));
+        let expected = std::fs::read(&output).unwrap_or_else(|error| panic!("{}: {error}", output.display()));
         if written != expected {
             mismatches.push(format!(
                 "{} differs from {}:\n{}",
@@ -61,8 +60,8 @@ fn every_golden_output_is_a_fixed_point() {
     for input in inputs() {
         let output = output_of(&input);
         let bytes = std::fs::read(&output).expect("read the golden output");
-        let state = terrace_state::from_json(&bytes, &output.display().to_string())
-            .unwrap_or_else(|error| panic!("{error}"));
+        let state =
+            terrace_state::from_json(&bytes, &output.display().to_string()).unwrap_or_else(|error| panic!("{error}"));
         assert_eq!(
             String::from_utf8_lossy(&terrace_state::to_json(&state)),
             String::from_utf8_lossy(&bytes),
@@ -80,28 +79,14 @@ fn the_version_0_state_upgrades_to_the_current_model() {
     assert_eq!(state.serial, 7, "upgrading keeps the serial");
     assert_eq!(state.phase.as_deref(), Some("single-server"));
     let server = &state.resources["server.app[0]"];
-    assert_eq!(
-        server.id.as_deref(),
-        Some("4711"),
-        "numeric ids become strings"
-    );
-    assert_eq!(
-        server.dependencies,
-        ["firewall.web", "network.private"],
-        "depends_on becomes sorted dependencies"
-    );
+    assert_eq!(server.id.as_deref(), Some("4711"), "numeric ids become strings");
+    assert_eq!(server.dependencies, ["firewall.web", "network.private"], "depends_on becomes sorted dependencies");
     assert!(server.sensitive_attributes.is_empty());
     let cache = &state.resources["redis.cache.server.main"];
     assert_eq!(cache.id, None);
     assert_eq!(cache.composite.as_deref(), Some("redis.cache"));
-    assert_eq!(
-        state.resources["bucket.assets"].id.as_deref(),
-        Some("seed-assets")
-    );
+    assert_eq!(state.resources["bucket.assets"].id.as_deref(), Some("seed-assets"));
     assert!(state.outputs["redis_password"].sensitive);
     let written = String::from_utf8(terrace_state::to_json(&state)).expect("UTF-8");
-    assert!(
-        written.starts_with("{\n  \"format_version\": 1,\n"),
-        "{written}"
-    );
+    assert!(written.starts_with("{\n  \"format_version\": 1,\n"), "{written}");
 }

@@ -38,24 +38,14 @@ terrace_state::backend_conformance_tests!(local_fixture());
 #[cfg(unix)]
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt as _;
-    std::fs::metadata(path)
-        .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
-        .permissions()
-        .mode()
-        & 0o777
+    std::fs::metadata(path).unwrap_or_else(|error| panic!("{}: {error}", path.display())).permissions().mode() & 0o777
 }
 
 /// The files in the state's folder, by name.
 fn files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("list the folder")
-        .map(|entry| {
-            entry
-                .expect("a folder entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
+        .map(|entry| entry.expect("a folder entry").file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
     names
@@ -65,14 +55,8 @@ fn files(dir: &Path) -> Vec<String> {
 fn describes_itself_by_path() {
     let backend = LocalBackend::new("./terrace.state.json");
     assert_eq!(backend.describe(), "local file ./terrace.state.json");
-    assert_eq!(
-        backend.backup_path(),
-        PathBuf::from("./terrace.state.json.backup")
-    );
-    assert_eq!(
-        backend.lock_path(),
-        PathBuf::from("./terrace.state.json.lock")
-    );
+    assert_eq!(backend.backup_path(), PathBuf::from("./terrace.state.json.backup"));
+    assert_eq!(backend.lock_path(), PathBuf::from("./terrace.state.json.lock"));
 }
 
 #[cfg(unix)]
@@ -83,11 +67,7 @@ fn state_backup_and_lock_files_are_mode_0600_even_over_a_readable_file() {
     let mut state = sample_state();
     // A state file someone made readable by everyone: neither it nor its backup stays so.
     std::fs::write(backend.path(), terrace_state::to_json(&state)).expect("seed a state file");
-    std::fs::set_permissions(
-        backend.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )
-    .expect("chmod 0644");
+    std::fs::set_permissions(backend.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect("chmod 0644");
     state.increment_serial();
     backend.write(&state).expect("write");
     assert_eq!(mode(backend.path()), 0o600);
@@ -96,10 +76,7 @@ fn state_backup_and_lock_files_are_mode_0600_even_over_a_readable_file() {
     let guard = backend.lock("apply", Duration::ZERO).expect("lock");
     assert_eq!(mode(&backend.lock_path()), 0o600);
     drop(guard);
-    assert!(
-        !backend.lock_path().exists(),
-        "dropping the guard removes the lock file"
-    );
+    assert!(!backend.lock_path().exists(), "dropping the guard removes the lock file");
 }
 
 #[test]
@@ -108,29 +85,20 @@ fn backup_holds_the_previous_version() {
     let backend = &fixture.backend;
     let mut state = sample_state();
     backend.write(&state).expect("first write");
-    assert!(
-        !backend.backup_path().exists(),
-        "the first write has nothing to back up"
-    );
+    assert!(!backend.backup_path().exists(), "the first write has nothing to back up");
     let first = std::fs::read(backend.path()).expect("read the state");
 
     state.increment_serial();
     state.phase = Some("scale-out".to_owned());
     backend.write(&state).expect("second write");
-    assert_eq!(
-        std::fs::read(backend.backup_path()).expect("read the backup"),
-        first
-    );
+    assert_eq!(std::fs::read(backend.backup_path()).expect("read the backup"), first);
     let previous = terrace_state::from_json(&first, "backup").expect("the backup is a state");
     assert_eq!(previous.serial, 1);
 
     state.increment_serial();
     let second = std::fs::read(backend.path()).expect("read the state");
     backend.write(&state).expect("third write");
-    assert_eq!(
-        std::fs::read(backend.backup_path()).expect("read the backup"),
-        second
-    );
+    assert_eq!(std::fs::read(backend.backup_path()).expect("read the backup"), second);
     assert_eq!(
         files(backend.path().parent().expect("a folder")),
         ["terrace.state.json", "terrace.state.json.backup"],
@@ -143,10 +111,7 @@ fn the_state_file_is_the_canonical_json_of_the_state() {
     let fixture = local_fixture();
     let state = sample_state();
     fixture.backend.write(&state).expect("write");
-    assert_eq!(
-        std::fs::read(fixture.backend.path()).expect("read"),
-        terrace_state::to_json(&state)
-    );
+    assert_eq!(std::fs::read(fixture.backend.path()).expect("read"), terrace_state::to_json(&state));
 }
 
 #[test]
@@ -159,16 +124,7 @@ fn lock_file_records_holder_operation_time_and_version() {
     assert_eq!(record["operation"], "apply");
     assert_eq!(
         record["holder"],
-        format!(
-            "{} pid {}",
-            guard
-                .info()
-                .holder
-                .split(" pid ")
-                .next()
-                .expect("user@host"),
-            std::process::id()
-        )
+        format!("{} pid {}", guard.info().holder.split(" pid ").next().expect("user@host"), std::process::id())
     );
     assert_eq!(record["created"], guard.info().created.as_str());
     assert_eq!(record["terrace_version"], env!("CARGO_PKG_VERSION"));
@@ -178,37 +134,22 @@ fn lock_file_records_holder_operation_time_and_version() {
 fn a_lock_error_tells_how_to_break_a_stale_lock() {
     let fixture = local_fixture();
     let guard = fixture.backend.lock("apply", Duration::ZERO).expect("lock");
-    let error = fixture
-        .backend
-        .lock("plan", Duration::ZERO)
-        .expect_err("locked");
+    let error = fixture.backend.lock("plan", Duration::ZERO).expect_err("locked");
     let message = error.to_string();
     assert!(
-        message.starts_with(&format!(
-            "local file {} is locked by ",
-            fixture.backend.path().display()
-        )),
+        message.starts_with(&format!("local file {} is locked by ", fixture.backend.path().display())),
         "{message}"
     );
-    assert!(
-        !message.contains("waited"),
-        "a zero timeout waits for nothing: {message}"
-    );
+    assert!(!message.contains("waited"), "a zero timeout waits for nothing: {message}");
     let hint = error.hint().expect("a hint");
-    assert!(
-        hint.contains(&format!("terrace state unlock {}", guard.info().id)),
-        "{hint}"
-    );
+    assert!(hint.contains(&format!("terrace state unlock {}", guard.info().id)), "{hint}");
 }
 
 #[test]
 fn an_unreadable_lock_file_is_reported_with_its_path() {
     let fixture = local_fixture();
     std::fs::write(fixture.backend.lock_path(), b"").expect("an empty lock file");
-    let error = fixture
-        .backend
-        .lock("apply", Duration::ZERO)
-        .expect_err("an unreadable lock is not taken over");
+    let error = fixture.backend.lock("apply", Duration::ZERO).expect_err("an unreadable lock is not taken over");
     assert!(
         matches!(error, StateError::LockUnreadable { ref path, .. } if *path == fixture.backend.lock_path()),
         "{error:?}"
@@ -224,25 +165,14 @@ fn leftover_temporary_files_are_ignored_and_removed_by_the_next_write() {
     backend.write(&state).expect("write");
     let dir = backend.path().parent().expect("a folder").to_owned();
     // What a write killed before its rename leaves: a half-written temporary file of each kind.
-    std::fs::write(
-        dir.join("terrace.state.json.tmp-0123456789abcdef"),
-        b"{\"format_vers",
-    )
-    .expect("leftover");
+    std::fs::write(dir.join("terrace.state.json.tmp-0123456789abcdef"), b"{\"format_vers").expect("leftover");
     std::fs::write(dir.join("terrace.state.json.backup.tmp-0123"), b"{").expect("leftover");
     std::fs::write(dir.join("unrelated.txt"), b"keep me").expect("unrelated file");
 
     assert_eq!(backend.read().expect("read").as_ref(), Some(&state));
     state.increment_serial();
     backend.write(&state).expect("write");
-    assert_eq!(
-        files(&dir),
-        [
-            "terrace.state.json",
-            "terrace.state.json.backup",
-            "unrelated.txt"
-        ]
-    );
+    assert_eq!(files(&dir), ["terrace.state.json", "terrace.state.json.backup", "unrelated.txt"]);
 }
 
 #[test]
@@ -259,30 +189,18 @@ fn a_terraform_state_in_place_is_named_and_never_overwritten() {
 "#;
     std::fs::write(fixture.backend.path(), tfstate).expect("a tfstate");
     let error = fixture.backend.read().expect_err("not a terrace state");
-    assert!(
-        error
-            .to_string()
-            .contains("is not a terrace state: it is a Terraform state"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("is not a terrace state: it is a Terraform state"), "{error}");
     let mut state = sample_state();
     state.serial = 100;
     assert!(fixture.backend.write(&state).is_err());
-    assert_eq!(
-        std::fs::read(fixture.backend.path()).expect("read"),
-        tfstate
-    );
+    assert_eq!(std::fs::read(fixture.backend.path()).expect("read"), tfstate);
     assert!(!fixture.backend.backup_path().exists());
 }
 
 #[test]
 fn a_missing_folder_is_an_error_naming_the_path() {
     let fixture = local_fixture();
-    let path = fixture
-        .backend
-        .path()
-        .with_file_name("missing")
-        .join("terrace.state.json");
+    let path = fixture.backend.path().with_file_name("missing").join("terrace.state.json");
     let backend = LocalBackend::new(&path);
     assert_eq!(backend.read().expect("no state yet"), None);
     let error = backend.write(&sample_state()).expect_err("no folder");
@@ -296,8 +214,5 @@ fn write_state_atomically_replaces_any_file() {
     terrace_state::write_state_atomically(path, b"one\n").expect("first");
     terrace_state::write_state_atomically(path, b"two\n").expect("second");
     assert_eq!(std::fs::read(path).expect("read"), b"two\n");
-    assert_eq!(
-        std::fs::read(fixture.backend.backup_path()).expect("read"),
-        b"one\n"
-    );
+    assert_eq!(std::fs::read(fixture.backend.backup_path()).expect("read"), b"one\n");
 }

@@ -8,25 +8,14 @@ use super::support::{fixture, phases_dir, terrace};
 #[test]
 fn the_bundled_phases_and_every_example_validate() {
     let run = terrace(&phases_dir(), &["validate"]);
-    assert_eq!(
-        (run.code, run.stdout.as_str()),
-        (0, "Success: 5 of 5 phases are valid.\n"),
-        "{}",
-        run.stderr
-    );
+    assert_eq!((run.code, run.stdout.as_str()), (0, "Success: 5 of 5 phases are valid.\n"), "{}", run.stderr);
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let mut checked = 0;
     for entry in std::fs::read_dir(&examples).expect("examples/") {
         let dir = entry.expect("an entry").path();
         if dir.join("terrace.hcl").exists() {
             let run = terrace(&dir, &["validate"]);
-            assert_eq!(
-                run.code,
-                0,
-                "{} does not validate:\n{}",
-                dir.display(),
-                run.stderr
-            );
+            assert_eq!(run.code, 0, "{} does not validate:\n{}", dir.display(), run.stderr);
             checked += 1;
         }
     }
@@ -39,40 +28,19 @@ fn graph_as_dot_and_json() {
     assert_eq!(dot.code, 0, "{}", dot.stderr);
     assert!(dot.stdout.starts_with("digraph \"fastbots/read-replicas\""));
     assert!(dot.stdout.contains("subgraph \"cluster_postgres.main\""));
-    assert!(
-        dot.stdout
-            .contains("\"load_balancer.web\" -> \"server.app[1]\";"),
-        "{}",
-        dot.stdout
-    );
-    let json = terrace(
-        &phases_dir(),
-        &["graph", "--phase", "read-replicas", "--format", "json"],
-    );
+    assert!(dot.stdout.contains("\"load_balancer.web\" -> \"server.app[1]\";"), "{}", dot.stdout);
+    let json = terrace(&phases_dir(), &["graph", "--phase", "read-replicas", "--format", "json"]);
     let graph: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
-    let nodes: Vec<&str> = graph["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .filter_map(|n| n["address"].as_str())
-        .collect();
-    let position = |a: &str| {
-        nodes
-            .iter()
-            .position(|n| *n == a)
-            .unwrap_or_else(|| panic!("{a} missing"))
-    };
-    assert!(
-        position("network.private") < position("server.app[0]"),
-        "dependencies come first"
-    );
+    let nodes: Vec<&str> =
+        graph["nodes"].as_array().expect("nodes").iter().filter_map(|n| n["address"].as_str()).collect();
+    let position = |a: &str| nodes.iter().position(|n| *n == a).unwrap_or_else(|| panic!("{a} missing"));
+    assert!(position("network.private") < position("server.app[0]"), "dependencies come first");
     assert!(position("postgres.main.server.primary") < position("postgres.main.volume.primary"));
     let edges = graph["edges"].as_array().expect("edges");
     assert!(
         edges
             .iter()
-            .any(|e| e["from"] == "postgres.main.volume.replica[0]"
-                && e["to"] == "postgres.main.server.replica[0]")
+            .any(|e| e["from"] == "postgres.main.volume.replica[0]" && e["to"] == "postgres.main.server.replica[0]")
     );
 }
 
@@ -110,10 +78,7 @@ fn variables_from_the_environment_and_the_command_line() {
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     };
     assert_eq!(size(&from_env), Some(30), "{}", from_env.stderr);
-    let from_cli = terrace(
-        dir.path(),
-        &["plan", "--format", "json", "--var", "size=40"],
-    );
+    let from_cli = terrace(dir.path(), &["plan", "--format", "json", "--var", "size=40"]);
     assert_eq!(size(&from_cli), Some(40));
 }
 
@@ -124,22 +89,11 @@ fn price_lists_by_date_and_by_file() {
         let run = terrace(dir.path(), args);
         assert_eq!(run.code, 0, "{}", run.stderr);
         let plan: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON plan");
-        (
-            plan["cost"]["after_net"].as_str().map(str::to_owned),
-            plan["pricing"]["label"].as_str().map(str::to_owned),
-        )
+        (plan["cost"]["after_net"].as_str().map(str::to_owned), plan["pricing"]["label"].as_str().map(str::to_owned))
     };
     // 10 GB at 0.0572 since 2026-04-01, at 0.044 before.
-    assert_eq!(
-        net(&["plan", "--format", "json"]).0.as_deref(),
-        Some("0.5720")
-    );
-    assert_eq!(
-        net(&["plan", "--format", "json", "--pricing", "2026-03-31"])
-            .0
-            .as_deref(),
-        Some("0.4400")
-    );
+    assert_eq!(net(&["plan", "--format", "json"]).0.as_deref(), Some("0.5720"));
+    assert_eq!(net(&["plan", "--format", "json", "--pricing", "2026-03-31"]).0.as_deref(), Some("0.4400"));
     let file = dir.path().join("prices.json");
     std::fs::write(
         &file,
@@ -148,22 +102,12 @@ fn price_lists_by_date_and_by_file() {
            "floating_ips": [], "primary_ips": [], "load_balancer_types": [], "server_types": []}}"#,
     )
     .expect("write the price file");
-    let (after, label) = net(&[
-        "plan",
-        "--format",
-        "json",
-        "--pricing",
-        file.to_str().expect("utf-8"),
-    ]);
+    let (after, label) = net(&["plan", "--format", "json", "--pricing", file.to_str().expect("utf-8")]);
     assert_eq!(after.as_deref(), Some("1.0000"));
     assert!(label.is_some_and(|l| l.contains("prices.json")));
     let bad = terrace(dir.path(), &["plan", "--pricing", "2020-01-01"]);
     assert_eq!(bad.code, 1);
-    assert!(
-        bad.stderr.contains("--pricing 2020-01-01"),
-        "{}",
-        bad.stderr
-    );
+    assert!(bad.stderr.contains("--pricing 2020-01-01"), "{}", bad.stderr);
 }
 
 #[test]
@@ -190,16 +134,7 @@ server "app" {
     );
     let run = terrace(dir.path(), &["validate"]);
     assert_eq!(run.code, 1);
-    assert!(
-        run.stderr
-            .contains("`server.app` has no `count`, so it cannot be indexed"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("found while compiling phase `b`"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("`server.app` has no `count`, so it cannot be indexed"), "{}", run.stderr);
+    assert!(run.stderr.contains("found while compiling phase `b`"), "{}", run.stderr);
     assert!(run.stderr.ends_with("1 error\n"), "{}", run.stderr);
 }

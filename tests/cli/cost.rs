@@ -17,22 +17,13 @@ fn cost_json_deltas_add_up() {
     let json: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
     let phases = json["phases"].as_array().expect("phases");
     assert_eq!(phases.len(), 5);
-    let number = |value: &serde_json::Value| -> f64 {
-        value
-            .as_str()
-            .expect("a decimal string")
-            .parse()
-            .expect("a number")
-    };
+    let number =
+        |value: &serde_json::Value| -> f64 { value.as_str().expect("a decimal string").parse().expect("a number") };
     for pair in phases.windows(2) {
         let (previous, phase) = (&pair[0], &pair[1]);
         let delta = number(&phase["delta_net"]);
         let expected = number(&phase["monthly_net"]) - number(&previous["monthly_net"]);
-        assert!(
-            (expected - delta).abs() < 1e-9,
-            "{}: delta does not match",
-            phase["name"]
-        );
+        assert!((expected - delta).abs() < 1e-9, "{}: delta does not match", phase["name"]);
     }
     assert!(phases[0]["delta_net"].is_null());
 }

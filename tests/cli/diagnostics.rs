@@ -7,8 +7,7 @@ use super::support::{Run, fixture, terrace};
 
 /// A fixture that does not start with a `//-` marker is the body of `p.hcl`, after the
 /// `phase "p" {}` line, in a stack whose only phase is `p`.
-const ONE_PHASE_STACK: &str =
-    "//- terrace.hcl\nstack \"s\" { phases = [\"p\"] }\n//- p.hcl\nphase \"p\" {}\n";
+const ONE_PHASE_STACK: &str = "//- terrace.hcl\nstack \"s\" { phases = [\"p\"] }\n//- p.hcl\nphase \"p\" {}\n";
 
 /// (snapshot name, phrases stderr must hold, fixture). Each fixture holds exactly one problem.
 const CASES: &[(&str, &[&str], &str)] = &[
@@ -556,10 +555,7 @@ network "private" {
     ),
     (
         "server_outside_the_zones_of_its_network",
-        &[
-            "`server.app` is in ash (network zone us-east)",
-            "has no subnet in",
-        ],
+        &["`server.app` is in ash (network zone us-east)", "has no subnet in"],
         r#"
 network "private" {
   ip_range = "10.0.0.0/16"
@@ -818,11 +814,7 @@ server "app" {
 /// Returns the run and what is wrong with it.
 fn check(fixture_text: &str, args: &[&str], phrases: &[&str], errors: usize) -> (Run, Vec<String>) {
     let text = fixture_text.trim_start();
-    let text = if text.starts_with("//-") {
-        text.to_owned()
-    } else {
-        format!("{ONE_PHASE_STACK}\n{text}")
-    };
+    let text = if text.starts_with("//-") { text.to_owned() } else { format!("{ONE_PHASE_STACK}\n{text}") };
     let dir = fixture(&text);
     let run = terrace(dir.path(), args);
     let mut problems = Vec::new();
@@ -858,13 +850,7 @@ fn each_broken_definition_gets_its_diagnostic() {
             failures.push(format!("{name}: {}\n{}", problems.join("; "), run.stderr));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n\n{}",
-        failures.len(),
-        CASES.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), CASES.len(), failures.join("\n"));
 }
 
 #[test]
@@ -881,12 +867,7 @@ server "app" {
         1,
     );
     insta::assert_snapshot!("var_for_an_undeclared_variable", run.transcript());
-    assert!(
-        problems.is_empty(),
-        "{}\n{}",
-        problems.join("; "),
-        run.stderr
-    );
+    assert!(problems.is_empty(), "{}\n{}", problems.join("; "), run.stderr);
 }
 
 #[test]
@@ -916,10 +897,5 @@ network "private" {
         3,
     );
     insta::assert_snapshot!("three_problems_at_once", run.transcript());
-    assert!(
-        problems.is_empty(),
-        "{}\n{}",
-        problems.join("; "),
-        run.stderr
-    );
+    assert!(problems.is_empty(), "{}\n{}", problems.join("; "), run.stderr);
 }

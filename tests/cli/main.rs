@@ -4,6 +4,7 @@
 mod commands;
 mod cost;
 mod diagnostics;
+mod diff;
 mod docs;
 mod migrations;
 mod plan;

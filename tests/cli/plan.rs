@@ -2,19 +2,10 @@
 
 use super::support::{stack_copy, terrace};
 
-const PHASES: [&str; 5] = [
-    "block-storage",
-    "managed-db",
-    "read-replicas",
-    "sharding",
-    "multi-region",
-];
+const PHASES: [&str; 5] = ["block-storage", "managed-db", "read-replicas", "sharding", "multi-region"];
 
 fn plan(phase: &str, format: &str) -> String {
-    let run = terrace(
-        stack_copy().path(),
-        &["plan", "--phase", phase, "--format", format],
-    );
+    let run = terrace(stack_copy().path(), &["plan", "--phase", phase, "--format", format]);
     assert_eq!(run.code, 0, "plan of {phase} failed:\n{}", run.stderr);
     run.stdout
 }
@@ -63,20 +54,10 @@ fn detailed_exitcode_reports_changes_with_2() {
 fn every_plan_names_its_price_list() {
     for format in ["text", "markdown", "json"] {
         let out = plan("managed-db", format);
-        assert!(
-            out.contains("2026-06-15"),
-            "{format} plan does not name the price list date:\n{out}"
-        );
+        assert!(out.contains("2026-06-15"), "{format} plan does not name the price list date:\n{out}");
     }
-    let older = terrace(
-        stack_copy().path(),
-        &["plan", "--phase", "managed-db", "--pricing", "2026-04-01"],
-    );
+    let older = terrace(stack_copy().path(), &["plan", "--phase", "managed-db", "--pricing", "2026-04-01"]);
     assert_eq!(older.code, 0, "{}", older.stderr);
     assert!(older.stdout.contains("2026-04-01"));
-    assert_ne!(
-        older.stdout,
-        plan("managed-db", "text"),
-        "a different price list gives different costs"
-    );
+    assert_ne!(older.stdout, plan("managed-db", "text"), "a different price list gives different costs");
 }

@@ -22,8 +22,7 @@ pub(crate) fn record_phase(dir: &Path, phase: &str) -> State {
     let stack = loaded.stack.expect("the stack loads");
     let catalog = Catalog::embedded();
     let (compiled, diags) = compile_phase(&stack, phase, &VarInputs::default(), &catalog);
-    let compiled =
-        compiled.unwrap_or_else(|| panic!("{phase} compiles: {:?}", diags.into_sorted()));
+    let compiled = compiled.unwrap_or_else(|| panic!("{phase} compiles: {:?}", diags.into_sorted()));
     let mut state = State::new(Some(stack.name.clone()));
     record(&compiled, &mut state);
     state.phase = Some(phase.to_owned());
@@ -46,14 +45,8 @@ fn record(compiled: &Compiled, state: &mut State) {
         match resource.kind {
             Kind::Server => {
                 made.insert("ipv4_address".into(), Value::str(&ipv4));
-                made.insert(
-                    "ipv6_address".into(),
-                    Value::str(format!("2001:db8:{n}::1")),
-                );
-                made.insert(
-                    "ipv6_network".into(),
-                    Value::str(format!("2001:db8:{n}::/64")),
-                );
+                made.insert("ipv6_address".into(), Value::str(format!("2001:db8:{n}::1")));
+                made.insert("ipv6_network".into(), Value::str(format!("2001:db8:{n}::/64")));
                 made.insert("status".into(), Value::str("running"));
                 if let Some(network) = resource.ref_attr("network") {
                     made.insert(
@@ -64,10 +57,7 @@ fn record(compiled: &Compiled, state: &mut State) {
             }
             Kind::LoadBalancer => {
                 made.insert("ipv4_address".into(), Value::str(&ipv4));
-                made.insert(
-                    "ipv6_address".into(),
-                    Value::str(format!("2001:db8:{n}::1")),
-                );
+                made.insert("ipv6_address".into(), Value::str(format!("2001:db8:{n}::1")));
                 if let Some(network) = resource.ref_attr("network") {
                     made.insert(
                         "private_ip".into(),
@@ -76,27 +66,19 @@ fn record(compiled: &Compiled, state: &mut State) {
                 }
             }
             Kind::Volume => {
-                made.insert(
-                    "linux_device".into(),
-                    Value::str(format!("/dev/disk/by-id/scsi-0HC_Volume_{id}")),
-                );
+                made.insert("linux_device".into(), Value::str(format!("/dev/disk/by-id/scsi-0HC_Volume_{id}")));
             }
             Kind::PrimaryIp | Kind::FloatingIp => {
                 made.insert("ip_address".into(), Value::str(&ipv4));
             }
             Kind::Bucket => {
                 let location = resource.str_attr("location").unwrap_or("fsn1");
-                made.insert(
-                    "endpoint".into(),
-                    Value::str(format!("https://{location}.your-objectstorage.com")),
-                );
+                made.insert("endpoint".into(), Value::str(format!("https://{location}.your-objectstorage.com")));
             }
             Kind::SshKey => {
                 made.insert(
                     "fingerprint".into(),
-                    Value::str(format!(
-                        "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:{n:02x}"
-                    )),
+                    Value::str(format!("00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:{n:02x}")),
                 );
             }
             _ => {}
@@ -124,12 +106,7 @@ fn record(compiled: &Compiled, state: &mut State) {
                 kind: resource.kind.to_string(),
                 id: resource_id,
                 attributes,
-                dependencies: compiled
-                    .resources
-                    .dependencies(address)
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect(),
+                dependencies: compiled.resources.dependencies(address).iter().map(ToString::to_string).collect(),
                 composite: resource.composite.as_ref().map(ToString::to_string),
                 sensitive_attributes: sensitive,
             },
@@ -138,10 +115,7 @@ fn record(compiled: &Compiled, state: &mut State) {
     for output in &compiled.outputs {
         state.outputs.insert(
             output.name.clone(),
-            OutputState {
-                value: value_to_json(&resolve(&output.value, &computed)),
-                sensitive: output.sensitive,
-            },
+            OutputState { value: value_to_json(&resolve(&output.value, &computed)), sensitive: output.sensitive },
         );
     }
 }
@@ -177,28 +151,18 @@ fn private_ip(
 /// A value with references to computed attributes replaced by what was recorded.
 fn resolve(value: &Value, computed: &BTreeMap<Address, BTreeMap<String, Value>>) -> Value {
     match value {
-        Value::Ref(Reference {
-            address,
-            attribute: Some(attribute),
-        }) => {
+        Value::Ref(Reference { address, attribute: Some(attribute) }) => {
             let made = computed.get(address);
             match attribute.as_str() {
                 "ipv4_cidr" => made
                     .and_then(|m| m.get("ipv4_address"))
                     .and_then(Value::as_str)
                     .map_or(Value::Unknown, |ip| Value::str(format!("{ip}/32"))),
-                other => made
-                    .and_then(|m| m.get(other))
-                    .cloned()
-                    .unwrap_or(Value::Unknown),
+                other => made.and_then(|m| m.get(other)).cloned().unwrap_or(Value::Unknown),
             }
         }
         Value::List(items) => Value::List(items.iter().map(|i| resolve(i, computed)).collect()),
-        Value::Map(map) => Value::Map(
-            map.iter()
-                .map(|(k, v)| (k.clone(), resolve(v, computed)))
-                .collect(),
-        ),
+        Value::Map(map) => Value::Map(map.iter().map(|(k, v)| (k.clone(), resolve(v, computed))).collect()),
         Value::Sensitive(inner) => Value::Sensitive(Box::new(resolve(inner, computed))),
         other => other.clone(),
     }

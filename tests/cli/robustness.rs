@@ -36,17 +36,11 @@ fn mangled_phase_files_give_diagnostics_not_panics() {
     let catalog = Catalog::embedded();
     let source = phases_dir();
     let dir = tempfile::tempdir().expect("temp dir");
-    let files: Vec<String> = [
-        "terrace.hcl",
-        "block-storage.hcl",
-        "managed-db.hcl",
-        "read-replicas.hcl",
-        "sharding.hcl",
-        "multi-region.hcl",
-    ]
-    .iter()
-    .map(|f| (*f).to_owned())
-    .collect();
+    let files: Vec<String> =
+        ["terrace.hcl", "block-storage.hcl", "managed-db.hcl", "read-replicas.hcl", "sharding.hcl", "multi-region.hcl"]
+            .iter()
+            .map(|f| (*f).to_owned())
+            .collect();
     let copy_all = || {
         for file in &files {
             std::fs::copy(source.join(file), dir.path().join(file)).expect("copy");
@@ -60,10 +54,7 @@ fn mangled_phase_files_give_diagnostics_not_panics() {
         let text = std::fs::read_to_string(source.join(file)).expect("read");
         let cuts: Vec<usize> = (0..text.len()).step_by((text.len() / 25).max(1)).collect();
         for cut in cuts {
-            let cut = (0..=cut)
-                .rev()
-                .find(|i| text.is_char_boundary(*i))
-                .unwrap_or(0);
+            let cut = (0..=cut).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
             for mangled in [
                 text[..cut].to_owned(),
                 format!("{}}}{}", &text[..cut], &text[cut..]),

@@ -19,10 +19,7 @@ pub(crate) struct Run {
 impl Run {
     /// The run as one text for a snapshot.
     pub(crate) fn transcript(&self) -> String {
-        format!(
-            "exit code: {}\n----- stdout -----\n{}----- stderr -----\n{}",
-            self.code, self.stdout, self.stderr
-        )
+        format!("exit code: {}\n----- stdout -----\n{}----- stderr -----\n{}", self.code, self.stdout, self.stderr)
     }
 }
 
@@ -41,11 +38,7 @@ pub(crate) fn terrace(dir: &Path, args: &[&str]) -> Run {
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     };
-    assert!(
-        !run.stderr.contains("panicked"),
-        "terrace panicked:\n{}",
-        run.stderr
-    );
+    assert!(!run.stderr.contains("panicked"), "terrace panicked:\n{}", run.stderr);
     run
 }
 
@@ -64,10 +57,7 @@ pub(crate) fn fixture(text: &str) -> tempfile::TempDir {
         }
     }
     files.extend(current);
-    assert!(
-        !files.is_empty(),
-        "a fixture holds at least one `//- path` file"
-    );
+    assert!(!files.is_empty(), "a fixture holds at least one `//- path` file");
     for (path, body) in files {
         let path = dir.path().join(path);
         if let Some(parent) = path.parent() {

@@ -23,11 +23,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let Some((loaded, stack)) = load(&args.stack) else {
                 return Ok(ExitCode::Error);
             };
-            let phase = args
-                .phase
-                .clone()
-                .or_else(|| stack.phases.first().cloned())
-                .unwrap_or_default();
+            let phase = args.phase.clone().or_else(|| stack.phases.first().cloned()).unwrap_or_default();
             let (compiled, diags) = compile_phase(&stack, &phase, &inputs, &catalog);
             let Some(compiled) = compiled else {
                 eprint_diags(diags, &loaded.sources);
@@ -86,15 +82,8 @@ fn validate(args: &StackArgs) -> Result<ExitCode, CliError> {
                 match found.iter_mut().find(|(seen, _)| *seen == diagnostic) {
                     Some((_, in_phases)) => in_phases.push(phase.clone()),
                     None => {
-                        let inherited = diagnostic
-                            .span
-                            .as_ref()
-                            .is_some_and(|s| Some(s.file) != own_file);
-                        let phases = if inherited {
-                            vec![phase.clone()]
-                        } else {
-                            Vec::new()
-                        };
+                        let inherited = diagnostic.span.as_ref().is_some_and(|s| Some(s.file) != own_file);
+                        let phases = if inherited { vec![phase.clone()] } else { Vec::new() };
                         found.push((diagnostic, phases));
                     }
                 }

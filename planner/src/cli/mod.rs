@@ -30,11 +30,7 @@ pub(crate) struct CliError {
 
 impl CliError {
     pub(crate) fn usage(message: String) -> Self {
-        Self {
-            message,
-            hint: None,
-            code: ExitCode::Error,
-        }
+        Self { message, hint: None, code: ExitCode::Error }
     }
 }
 

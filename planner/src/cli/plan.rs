@@ -17,37 +17,24 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
     let inputs = var_inputs(&args.stack)?;
     let mut targets = Vec::new();
     for target in &args.targets {
-        let address: Address = target
-            .parse()
-            .map_err(|e: terrace::addr::AddressError| CliError::usage(format!("--target: {e}")))?;
+        let address: Address =
+            target.parse().map_err(|e: terrace::addr::AddressError| CliError::usage(format!("--target: {e}")))?;
         targets.push(address);
     }
     let Some((loaded, stack)) = load(&args.stack) else {
         return Ok(ExitCode::Error);
     };
     let backend = backend(&args.stack.dir.dir, &stack)?;
-    let _lock = backend
-        .lock("plan", args.lock.lock_timeout)
-        .map_err(state_error)?;
-    let prior = backend
-        .read()
-        .map_err(state_error)?
-        .unwrap_or_else(|| State::new(Some(stack.name.clone())));
+    let _lock = backend.lock("plan", args.lock.lock_timeout).map_err(state_error)?;
+    let prior = backend.read().map_err(state_error)?.unwrap_or_else(|| State::new(Some(stack.name.clone())));
     if let Some(recorded) = prior.stack.as_ref().filter(|s| **s != stack.name) {
         return Err(CliError {
-            message: format!(
-                "{} records stack `{recorded}`, not `{}`",
-                backend.describe(),
-                stack.name
-            ),
+            message: format!("{} records stack `{recorded}`, not `{}`", backend.describe(), stack.name),
             hint: Some("point the stack's backend at its own state".into()),
             code: ExitCode::Error,
         });
     }
-    let options = PlanOptions {
-        allow_data_loss: args.allow_data_loss,
-        targets,
-    };
+    let options = PlanOptions { allow_data_loss: args.allow_data_loss, targets };
     let plan = if args.destroy {
         let mut plan = diff_plan(None, &prior, &catalog, &options, Vec::new());
         plan.stack = stack.name.clone();
@@ -60,13 +47,8 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
             .or_else(|| stack.phases.first().cloned())
             .unwrap_or_default();
         let (compiled, diags) = compile_phase(&stack, &phase, &inputs, &catalog);
-        let warnings: Vec<String> = diags
-            .clone()
-            .into_sorted()
-            .iter()
-            .filter(|d| !d.is_error())
-            .map(warning_line)
-            .collect();
+        let warnings: Vec<String> =
+            diags.clone().into_sorted().iter().filter(|d| !d.is_error()).map(warning_line).collect();
         let Some(compiled) = compiled else {
             eprint_diags(diags, &loaded.sources);
             return Ok(ExitCode::Error);
@@ -74,12 +56,7 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
         diff_plan(Some(&compiled), &prior, &catalog, &options, warnings)
     };
     print(&match args.format {
-        PlanFormat::Text => render::text::plan(
-            &plan,
-            Style {
-                color: settings::stdout_color(),
-            },
-        ),
+        PlanFormat::Text => render::text::plan(&plan, Style { color: settings::stdout_color() }),
         PlanFormat::Json => render::json(&plan),
         PlanFormat::Markdown => render::markdown::plan(&plan),
     });
@@ -100,9 +77,5 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
         })?;
         eprintln!("Saved the plan to {}.", path.display());
     }
-    Ok(if args.detailed_exitcode && plan.has_changes() {
-        ExitCode::Changes
-    } else {
-        ExitCode::Success
-    })
+    Ok(if args.detailed_exitcode && plan.has_changes() { ExitCode::Changes } else { ExitCode::Success })
 }

@@ -27,17 +27,12 @@ pub(crate) fn var_inputs(args: &StackArgs) -> Result<VarInputs, CliError> {
     let mut cli = BTreeMap::new();
     for pair in &args.vars {
         let Some((name, value)) = pair.split_once('=') else {
-            return Err(CliError::usage(format!(
-                "--var {pair}: expected NAME=VALUE"
-            )));
+            return Err(CliError::usage(format!("--var {pair}: expected NAME=VALUE")));
         };
         cli.insert(name.trim().to_owned(), value.to_owned());
     }
     let env = std::env::vars()
-        .filter_map(|(key, value)| {
-            key.strip_prefix("TERRACE_VAR_")
-                .map(|name| (name.to_owned(), value))
-        })
+        .filter_map(|(key, value)| key.strip_prefix("TERRACE_VAR_").map(|name| (name.to_owned(), value)))
         .collect();
     Ok(VarInputs { cli, env })
 }
@@ -49,11 +44,7 @@ pub(crate) fn catalog(args: &StackArgs) -> Result<Catalog, CliError> {
             message: format!("--pricing {spec}: {error}"),
             hint: Some(format!(
                 "give a date (the embedded lists start {}) or the path of a pricing JSON file",
-                Catalog::lists()
-                    .iter()
-                    .map(|l| l.id.clone())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                Catalog::lists().iter().map(|l| l.id.clone()).collect::<Vec<_>>().join(", ")
             )),
             code: ExitCode::Error,
         }),
@@ -67,26 +58,18 @@ pub(crate) fn backend(
     stack: &terrace::lang::Stack,
 ) -> Result<terrace_state::LocalBackend, CliError> {
     let Some(def) = &stack.backend else {
-        return Ok(terrace_state::LocalBackend::new(
-            dir.join("terrace.state.json"),
-        ));
+        return Ok(terrace_state::LocalBackend::new(dir.join("terrace.state.json")));
     };
     if def.kind != "local" {
         return Err(CliError {
-            message: format!(
-                "backend `{}` is not available in this version of terrace",
-                def.kind
-            ),
+            message: format!("backend `{}` is not available in this version of terrace", def.kind),
             hint: Some("use `backend \"local\" { path = \"terrace.state.json\" }`".into()),
             code: ExitCode::Error,
         });
     }
     let mut path = std::path::PathBuf::from("terrace.state.json");
     for attr in def.body.attributes() {
-        match (
-            attr.key.as_str(),
-            terrace::lang::load::static_string(&attr.value),
-        ) {
+        match (attr.key.as_str(), terrace::lang::load::static_string(&attr.value)) {
             ("path", Some(value)) => path = value.into(),
             (key, _) => {
                 return Err(CliError {
@@ -102,9 +85,5 @@ pub(crate) fn backend(
 
 /// A state error for the user.
 pub(crate) fn state_error(error: terrace_state::StateError) -> CliError {
-    CliError {
-        message: error.to_string(),
-        hint: None,
-        code: ExitCode::Error,
-    }
+    CliError { message: error.to_string(), hint: None, code: ExitCode::Error }
 }

@@ -16,28 +16,13 @@ pub(crate) fn state(args: &StateArgs) -> Result<ExitCode, CliError> {
     let backend = backend(&args.dir.dir, &stack)?;
     match &args.command {
         StateCommand::List => {
-            let state = backend
-                .read()
-                .map_err(state_error)?
-                .unwrap_or_else(|| terrace_state::State::new(None));
-            let mut addresses: Vec<Address> = state
-                .resources
-                .keys()
-                .filter_map(|a| a.parse().ok())
-                .collect();
+            let state = backend.read().map_err(state_error)?.unwrap_or_else(|| terrace_state::State::new(None));
+            let mut addresses: Vec<Address> = state.resources.keys().filter_map(|a| a.parse().ok()).collect();
             addresses.sort();
-            print(
-                &addresses
-                    .iter()
-                    .map(|a| format!("{a}\n"))
-                    .collect::<String>(),
-            );
+            print(&addresses.iter().map(|a| format!("{a}\n")).collect::<String>());
         }
         StateCommand::Show { address } => {
-            let state = backend
-                .read()
-                .map_err(state_error)?
-                .unwrap_or_else(|| terrace_state::State::new(None));
+            let state = backend.read().map_err(state_error)?.unwrap_or_else(|| terrace_state::State::new(None));
             let Some(resource) = state.resources.get(address) else {
                 return Err(not_recorded(address));
             };
@@ -58,16 +43,10 @@ pub(crate) fn state(args: &StateArgs) -> Result<ExitCode, CliError> {
             print(&terrace::render::json(&shown));
         }
         StateCommand::Rm { address } => {
-            let _lock = backend
-                .lock("state rm", args.lock.lock_timeout)
-                .map_err(state_error)?;
-            let mut state = backend
-                .read()
-                .map_err(state_error)?
-                .unwrap_or_else(|| terrace_state::State::new(None));
-            let parsed: Address = address
-                .parse()
-                .map_err(|e: terrace::addr::AddressError| CliError::usage(e.to_string()))?;
+            let _lock = backend.lock("state rm", args.lock.lock_timeout).map_err(state_error)?;
+            let mut state = backend.read().map_err(state_error)?.unwrap_or_else(|| terrace_state::State::new(None));
+            let parsed: Address =
+                address.parse().map_err(|e: terrace::addr::AddressError| CliError::usage(e.to_string()))?;
             let removed: Vec<String> = state
                 .resources
                 .keys()
@@ -82,24 +61,14 @@ pub(crate) fn state(args: &StateArgs) -> Result<ExitCode, CliError> {
             }
             state.serial += 1;
             backend.write(&state).map_err(state_error)?;
-            print(&format!(
-                "Removed {} from the state (the objects stay in Hetzner Cloud).\n",
-                removed.join(", ")
-            ));
+            print(&format!("Removed {} from the state (the objects stay in Hetzner Cloud).\n", removed.join(", ")));
         }
         StateCommand::Mv { from, to } => {
-            let _lock = backend
-                .lock("state mv", args.lock.lock_timeout)
-                .map_err(state_error)?;
-            let mut state = backend
-                .read()
-                .map_err(state_error)?
-                .unwrap_or_else(|| terrace_state::State::new(None));
+            let _lock = backend.lock("state mv", args.lock.lock_timeout).map_err(state_error)?;
+            let mut state = backend.read().map_err(state_error)?.unwrap_or_else(|| terrace_state::State::new(None));
             let (from_addr, to_addr): (Address, Address) = (
-                from.parse()
-                    .map_err(|e: terrace::addr::AddressError| CliError::usage(e.to_string()))?,
-                to.parse()
-                    .map_err(|e: terrace::addr::AddressError| CliError::usage(e.to_string()))?,
+                from.parse().map_err(|e: terrace::addr::AddressError| CliError::usage(e.to_string()))?,
+                to.parse().map_err(|e: terrace::addr::AddressError| CliError::usage(e.to_string()))?,
             );
             if from_addr.kind() != to_addr.kind() {
                 return Err(CliError::usage(format!(
@@ -149,23 +118,21 @@ pub(crate) fn output(args: &OutputArgs) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::Error);
     };
     let backend = backend(&args.dir.dir, &stack)?;
-    let state = backend
-        .read()
-        .map_err(state_error)?
-        .unwrap_or_else(|| terrace_state::State::new(None));
+    let state = backend.read().map_err(state_error)?.unwrap_or_else(|| terrace_state::State::new(None));
     let shown = |value: &Json, sensitive: bool| {
-        if sensitive && !args.show_sensitive {
-            Json::String("(sensitive value)".into())
-        } else {
-            value.clone()
-        }
+        if sensitive && !args.show_sensitive { Json::String("(sensitive value)".into()) } else { value.clone() }
     };
     match args.format {
         OutputFormat::Json => {
             let map: serde_json::Map<String, Json> = state
                 .outputs
                 .iter()
-                .map(|(name, o)| (name.clone(), serde_json::json!({ "value": shown(&o.value, o.sensitive), "sensitive": o.sensitive })))
+                .map(|(name, o)| {
+                    (
+                        name.clone(),
+                        serde_json::json!({ "value": shown(&o.value, o.sensitive), "sensitive": o.sensitive }),
+                    )
+                })
                 .collect();
             print(&terrace::render::json(&map));
         }
@@ -173,9 +140,7 @@ pub(crate) fn output(args: &OutputArgs) -> Result<ExitCode, CliError> {
             let mut lines = String::new();
             for (name, output) in &state.outputs {
                 if output.sensitive && !args.show_sensitive {
-                    lines.push_str(&format!(
-                        "# {name} is sensitive: pass --show-sensitive to print it\n"
-                    ));
+                    lines.push_str(&format!("# {name} is sensitive: pass --show-sensitive to print it\n"));
                     continue;
                 }
                 lines.push_str(&format!("{name}={}\n", env_value(&output.value)));
@@ -194,18 +159,9 @@ fn env_value(value: &Json) -> String {
         Json::Null => String::new(),
         other => other.to_string(),
     };
-    if text
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_.:/@%+,".contains(c))
-    {
+    if text.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:/@%+,".contains(c)) {
         text
     } else {
-        format!(
-            "\"{}\"",
-            text.replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n")
-                .replace('$', "\\$")
-        )
+        format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n").replace('$', "\\$"))
     }
 }

@@ -37,38 +37,24 @@ impl State<'_> {
         let def = &block.def;
         let key = (def.kind, def.name.clone());
         let file = def.span.file;
-        let count = match def
-            .body
-            .attributes()
-            .find(|attr| attr.key.as_str() == "count")
-        {
+        let count = match def.body.attributes().find(|attr| attr.key.as_str() == "count") {
             None => Ok(None),
             Some(attr) => {
-                let scope = Scope {
-                    file,
-                    vars: &self.vars,
-                    locals: &self.locals,
-                    objects: &self.objects,
-                    count_index: None,
-                };
+                let scope =
+                    Scope { file, vars: &self.vars, locals: &self.locals, objects: &self.objects, count_index: None };
                 let mut eval = Evaluator::new(&scope, &mut self.diags);
                 match eval.eval(&attr.value) {
-                    Ok(Value::Number(n))
-                        if n >= 0.0 && n.fract() == 0.0 && n <= f64::from(MAX_COUNT) =>
-                    {
+                    Ok(Value::Number(n)) if n >= 0.0 && n.fract() == 0.0 && n <= f64::from(MAX_COUNT) => {
                         Ok(Some(n as u32))
                     }
                     Ok(value) if !value.is_known() => Err(eval.error(
                         &attr.value,
-                        Diagnostic::error("`count` must be known before apply").hint(
-                            "compute count from variables and locals, not from resource attributes",
-                        ),
+                        Diagnostic::error("`count` must be known before apply")
+                            .hint("compute count from variables and locals, not from resource attributes"),
                     )),
                     Ok(value) => Err(eval.error(
                         &attr.value,
-                        Diagnostic::error(format!(
-                            "`count` must be a whole number from 0 to {MAX_COUNT}, not {value}"
-                        )),
+                        Diagnostic::error(format!("`count` must be a whole number from 0 to {MAX_COUNT}, not {value}")),
                     )),
                     Err(failed) => Err(failed),
                 }
@@ -105,15 +91,8 @@ impl State<'_> {
                 }
             } else {
                 let mut attrs = instance.attrs;
-                attrs.insert(
-                    "name".into(),
-                    Value::String(self.name_of(&attrs, &instance.address)),
-                );
-                readable.push(if self.kept.contains(&key) {
-                    attrs.clone()
-                } else {
-                    BTreeMap::new()
-                });
+                attrs.insert("name".into(), Value::String(self.name_of(&attrs, &instance.address)));
+                readable.push(if self.kept.contains(&key) { attrs.clone() } else { BTreeMap::new() });
                 self.deps.insert(instance.address.clone(), instance.deps);
                 self.resources.push(Resource {
                     address: instance.address,
@@ -165,10 +144,7 @@ impl State<'_> {
         let mut eval = Evaluator::new(&scope, &mut self.diags);
         let mut reader = BodyReader {
             eval: &mut eval,
-            origin: Origin {
-                block: Some(block_span.clone()),
-                attrs: Vec::new(),
-            },
+            origin: Origin { block: Some(block_span.clone()), attrs: Vec::new() },
             failed: false,
             lifecycle: Lifecycle::default(),
             depends_on: BTreeSet::new(),
@@ -176,22 +152,10 @@ impl State<'_> {
             address: &address,
         };
         let attrs = reader.body(body, schema::of(kind), "", Some(block_span), None);
-        let BodyReader {
-            origin,
-            failed,
-            lifecycle,
-            depends_on,
-            ..
-        } = reader;
+        let BodyReader { origin, failed, lifecycle, depends_on, .. } = reader;
         let mut deps = std::mem::take(&mut eval.deps);
         deps.extend(depends_on);
-        (!failed).then_some(Instance {
-            address,
-            attrs,
-            origin,
-            lifecycle,
-            deps,
-        })
+        (!failed).then_some(Instance { address, attrs, origin, lifecycle, deps })
     }
 }
 
@@ -207,10 +171,7 @@ struct BodyReader<'r, 's, 'd> {
 
 impl BodyReader<'_, '_, '_> {
     fn span(&self, range: Option<std::ops::Range<usize>>) -> Option<Span> {
-        range.map(|range| Span {
-            file: self.eval.scope.file,
-            range,
-        })
+        range.map(|range| Span { file: self.eval.scope.file, range })
     }
 
     fn error(&mut self, diagnostic: Diagnostic) {
@@ -230,11 +191,7 @@ impl BodyReader<'_, '_, '_> {
     ) -> BTreeMap<String, Value> {
         let mut attrs = BTreeMap::new();
         let mut seen: BTreeSet<&str> = BTreeSet::new();
-        let what = if path.is_empty() {
-            self.kind.to_string()
-        } else {
-            path.trim_end_matches('.').to_owned()
-        };
+        let what = if path.is_empty() { self.kind.to_string() } else { path.trim_end_matches('.').to_owned() };
         for structure in body.iter() {
             match structure {
                 Structure::Attribute(attr) => {
@@ -268,9 +225,7 @@ impl BodyReader<'_, '_, '_> {
                         for (label, _) in object.iter() {
                             let name = match label {
                                 ObjectKey::Ident(ident) => ident.as_str().to_owned(),
-                                ObjectKey::Expression(Expression::String(text)) => {
-                                    text.value().clone()
-                                }
+                                ObjectKey::Expression(Expression::String(text)) => text.value().clone(),
                                 ObjectKey::Expression(_) => continue,
                             };
                             if let Some(span) = self.span(label.span()) {
@@ -281,11 +236,7 @@ impl BodyReader<'_, '_, '_> {
                     match self.eval.eval(&attr.value) {
                         Ok(value) => match coerce(value, spec.ty) {
                             Ok(value) => {
-                                let value = if spec.sensitive {
-                                    Value::Sensitive(Box::new(value))
-                                } else {
-                                    value
-                                };
+                                let value = if spec.sensitive { Value::Sensitive(Box::new(value)) } else { value };
                                 attrs.insert(key.to_owned(), value);
                             }
                             Err(error) => {
@@ -309,9 +260,7 @@ impl BodyReader<'_, '_, '_> {
                     };
                     if !inner.labels.is_empty() {
                         let span = self.span(inner.labels[0].span());
-                        self.error(
-                            Diagnostic::error(format!("`{ident}` blocks take no label")).at(span),
-                        );
+                        self.error(Diagnostic::error(format!("`{ident}` blocks take no label")).at(span));
                     }
                     let position = match attrs.get(ident) {
                         Some(Value::List(items)) => items.len(),
@@ -326,27 +275,16 @@ impl BodyReader<'_, '_, '_> {
                         );
                         continue;
                     }
-                    let inner_path = if nested.repeated {
-                        format!("{path}{ident}[{position}].")
-                    } else {
-                        format!("{path}{ident}.")
-                    };
-                    let value = Value::Map(self.body(
-                        &inner.body,
-                        nested.schema,
-                        &inner_path,
-                        None,
-                        ident_span.as_ref(),
-                    ));
+                    let inner_path =
+                        if nested.repeated { format!("{path}{ident}[{position}].") } else { format!("{path}{ident}.") };
+                    let value =
+                        Value::Map(self.body(&inner.body, nested.schema, &inner_path, None, ident_span.as_ref()));
                     if let Some(span) = ident_span {
-                        self.origin
-                            .attrs
-                            .push((inner_path.trim_end_matches('.').to_owned(), span));
+                        self.origin.attrs.push((inner_path.trim_end_matches('.').to_owned(), span));
                     }
                     if nested.repeated {
-                        if let Value::List(items) = attrs
-                            .entry(ident.to_owned())
-                            .or_insert_with(|| Value::List(Vec::new()))
+                        if let Value::List(items) =
+                            attrs.entry(ident.to_owned()).or_insert_with(|| Value::List(Vec::new()))
                         {
                             items.push(value);
                         }
@@ -358,24 +296,14 @@ impl BodyReader<'_, '_, '_> {
         }
         apply_defaults(schema, &mut attrs);
         // Required means written: a written attribute whose value failed is reported once, there.
-        let required_at = if top.is_some() {
-            top.cloned()
-        } else {
-            nested_span.cloned()
-        };
+        let required_at = if top.is_some() { top.cloned() } else { nested_span.cloned() };
         if let Some(span) = required_at {
             self.check_required(schema, &seen, path, &span);
         }
         attrs
     }
 
-    fn check_required(
-        &mut self,
-        schema: &BlockSchema,
-        written: &BTreeSet<&str>,
-        path: &str,
-        span: &Span,
-    ) {
+    fn check_required(&mut self, schema: &BlockSchema, written: &BTreeSet<&str>, path: &str, span: &Span) {
         for spec in schema.attrs.iter().filter(|spec| spec.required) {
             if !written.contains(spec.name) {
                 let in_what = if path.is_empty() {
@@ -384,39 +312,16 @@ impl BodyReader<'_, '_, '_> {
                     format!("`{}`", path.trim_end_matches('.'))
                 };
                 self.error(
-                    Diagnostic::error(format!(
-                        "{in_what} is missing the required attribute `{}`",
-                        spec.name
-                    ))
-                    .at(Some(span.clone()))
-                    .hint(format!(
-                        "add `{} = ...` ({})",
-                        spec.name,
-                        spec.ty.describe()
-                    )),
+                    Diagnostic::error(format!("{in_what} is missing the required attribute `{}`", spec.name))
+                        .at(Some(span.clone()))
+                        .hint(format!("add `{} = ...` ({})", spec.name, spec.ty.describe())),
                 );
             }
         }
     }
 
-    fn unknown(
-        &mut self,
-        name: &str,
-        span: Option<Span>,
-        schema: &BlockSchema,
-        what: &str,
-        top: bool,
-        is_block: bool,
-    ) {
-        let meta = if top {
-            META_ATTRS
-                .iter()
-                .map(|a| a.name)
-                .chain(["lifecycle"])
-                .collect()
-        } else {
-            Vec::new()
-        };
+    fn unknown(&mut self, name: &str, span: Option<Span>, schema: &BlockSchema, what: &str, top: bool, is_block: bool) {
+        let meta = if top { META_ATTRS.iter().map(|a| a.name).chain(["lifecycle"]).collect() } else { Vec::new() };
         let candidates: Vec<&str> = schema.names().chain(meta).collect();
         let hint = if !is_block && schema.block(name).is_some() {
             format!("`{name}` is a block: write `{name} {{ ... }}`")
@@ -468,11 +373,7 @@ impl BodyReader<'_, '_, '_> {
                 };
                 let span = self.span(inner.ident.span());
                 self.error(
-                    Diagnostic::error(format!(
-                        "unknown block `{}` in `lifecycle`",
-                        inner.ident.as_str()
-                    ))
-                    .at(span),
+                    Diagnostic::error(format!("unknown block `{}` in `lifecycle`", inner.ident.as_str())).at(span),
                 );
                 continue;
             };
@@ -489,10 +390,8 @@ impl BodyReader<'_, '_, '_> {
                         }
                     }
                     _ => self.error(
-                        Diagnostic::error(format!(
-                            "wrong type for `lifecycle.{key}`: expected true or false"
-                        ))
-                        .at(value_span),
+                        Diagnostic::error(format!("wrong type for `lifecycle.{key}`: expected true or false"))
+                            .at(value_span),
                     ),
                 },
                 "ignore_changes" => {
@@ -511,10 +410,7 @@ impl BodyReader<'_, '_, '_> {
                             _ => String::new(),
                         };
                         let schema = schema::of(self.kind);
-                        if name == "all"
-                            || schema.attr(&name).is_some()
-                            || schema.block(&name).is_some()
-                        {
+                        if name == "all" || schema.attr(&name).is_some() || schema.block(&name).is_some() {
                             self.lifecycle.ignore_changes.push(name);
                         } else {
                             let span = self.span(item.span());
@@ -524,10 +420,7 @@ impl BodyReader<'_, '_, '_> {
                                     self.kind
                                 ))
                                 .at(span)
-                                .hint_opt(
-                                    suggest(&name, schema.names())
-                                        .map(|s| format!("did you mean `{s}`?")),
-                                ),
+                                .hint_opt(suggest(&name, schema.names()).map(|s| format!("did you mean `{s}`?"))),
                             );
                         }
                     }

@@ -35,11 +35,7 @@ impl State<'_> {
                 let version = attrs.get("version").and_then(Value::as_u64).unwrap_or(16);
                 let mut ports = vec![(5432, "PostgreSQL")];
                 let mut packages = vec![format!("postgresql-{version}")];
-                for extension in attrs
-                    .get("extensions")
-                    .and_then(Value::as_list)
-                    .unwrap_or_default()
-                {
+                for extension in attrs.get("extensions").and_then(Value::as_list).unwrap_or_default() {
                     if extension.as_str() == Some("vector") {
                         packages.push(format!("postgresql-{version}-pgvector"));
                     }
@@ -48,12 +44,7 @@ impl State<'_> {
                     ports.push((6432, "PgBouncer"));
                     packages.push("pgbouncer".into());
                 }
-                Shape {
-                    ports,
-                    volume_gb: attrs.get("storage_gb").and_then(Value::as_u64),
-                    role: "postgres",
-                    packages,
-                }
+                Shape { ports, volume_gb: attrs.get("storage_gb").and_then(Value::as_u64), role: "postgres", packages }
             }
             _ => Shape {
                 ports: vec![(6379, "Redis")],
@@ -62,23 +53,15 @@ impl State<'_> {
                 packages: vec!["redis-server".into()],
             },
         };
-        let on = attrs
-            .get("on")
-            .and_then(Value::as_ref)
-            .map(|r| r.address.clone());
+        let on = attrs.get("on").and_then(Value::as_ref).map(|r| r.address.clone());
         let built = match on {
             Some(host) => self.on_host(&instance, &shape, host),
             None => self.own_servers(&instance, &shape),
         }?;
-        let Built {
-            resources,
-            exports,
-            summary,
-        } = built;
+        let Built { resources, exports, summary } = built;
         let members: Vec<Address> = resources.iter().map(|r| r.address.clone()).collect();
         for resource in resources {
-            self.deps
-                .insert(resource.address.clone(), instance.deps.clone());
+            self.deps.insert(resource.address.clone(), instance.deps.clone());
             self.resources.push(resource);
         }
         let mut readable = instance.attrs.clone();
@@ -97,28 +80,19 @@ impl State<'_> {
     /// `on = server.X`: the service runs on that server; a database gets its volume attached there.
     fn on_host(&mut self, instance: &Instance, shape: &Shape, host: Address) -> Option<Built> {
         let mut ok = true;
-        for attr in [
-            "server_type",
-            "location",
-            "replica_location",
-            "replica_server_type",
-        ] {
+        for attr in ["server_type", "location", "replica_location", "replica_server_type"] {
             if instance.attrs.contains_key(attr) {
                 self.diags.push(
                     Diagnostic::error(format!("`{}` runs `on` {host}, so it cannot set `{attr}`", instance.address))
                         .at(instance.origin.attr(attr))
-                        .hint(format!("drop `{attr}`: the service uses {host}'s; or drop `on` to give it servers of its own")),
+                        .hint(format!(
+                            "drop `{attr}`: the service uses {host}'s; or drop `on` to give it servers of its own"
+                        )),
                 );
                 ok = false;
             }
         }
-        if instance
-            .attrs
-            .get("replicas")
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-            > 0
-        {
+        if instance.attrs.get("replicas").and_then(Value::as_u64).unwrap_or(0) > 0 {
             self.diags.push(
                 Diagnostic::error(format!(
                     "`{}` runs `on` {host}, which leaves no servers for replicas",
@@ -133,18 +107,9 @@ impl State<'_> {
             return None;
         }
         let host_attrs = self.instance_attrs(&host);
-        let location = host_attrs
-            .get("location")
-            .cloned()
-            .unwrap_or(Value::Unknown);
-        let on_network = host_attrs
-            .get("network")
-            .is_some_and(|n| !matches!(n, Value::Null));
-        let ip_attr = if on_network {
-            "private_ip"
-        } else {
-            "ipv4_address"
-        };
+        let location = host_attrs.get("location").cloned().unwrap_or(Value::Unknown);
+        let on_network = host_attrs.get("network").is_some_and(|n| !matches!(n, Value::Null));
+        let ip_attr = if on_network { "private_ip" } else { "ipv4_address" };
         let mut resources = Vec::new();
         // `volume.data`, not `volume.primary`: a database on a shared host is a different object
         // from a service's own primary volume, so moving to servers of its own creates new storage
@@ -166,15 +131,9 @@ impl State<'_> {
         let summary = format!(
             "{}: on the existing {host}{}",
             describe_service(instance),
-            shape.volume_gb.map_or(String::new(), |gb| format!(
-                ", data on a {gb} GB volume attached to it"
-            )),
+            shape.volume_gb.map_or(String::new(), |gb| format!(", data on a {gb} GB volume attached to it")),
         );
-        Some(Built {
-            resources,
-            exports,
-            summary,
-        })
+        Some(Built { resources, exports, summary })
     }
 
     fn own_servers(&mut self, instance: &Instance, shape: &Shape) -> Option<Built> {
@@ -185,7 +144,9 @@ impl State<'_> {
                 self.diags.push(
                     Diagnostic::error(format!("`{}` needs `{attr}`", instance.address))
                         .at(instance.origin.block.clone())
-                        .hint(format!("set `{attr}`, or run the service on an existing server with `on = server.NAME`")),
+                        .hint(format!(
+                            "set `{attr}`, or run the service on an existing server with `on = server.NAME`"
+                        )),
                 );
                 missing = true;
             }
@@ -196,34 +157,17 @@ impl State<'_> {
         let location = attrs["location"].clone();
         let server_type = attrs["server_type"].clone();
         let replicas = attrs.get("replicas").and_then(Value::as_u64).unwrap_or(0) as u32;
-        let replica_location = attrs
-            .get("replica_location")
-            .cloned()
-            .unwrap_or_else(|| location.clone());
-        let replica_type = attrs
-            .get("replica_server_type")
-            .cloned()
-            .unwrap_or_else(|| server_type.clone());
-        let network = attrs
-            .get("network")
-            .and_then(Value::as_ref)
-            .map(|r| r.address.clone());
-        let zone_of = |location: &Value| {
-            location
-                .as_str()
-                .and_then(|l| self.catalog.location(l))
-                .map(|l| l.network_zone)
-        };
+        let replica_location = attrs.get("replica_location").cloned().unwrap_or_else(|| location.clone());
+        let replica_type = attrs.get("replica_server_type").cloned().unwrap_or_else(|| server_type.clone());
+        let network = attrs.get("network").and_then(Value::as_ref).map(|r| r.address.clone());
+        let zone_of =
+            |location: &Value| location.as_str().and_then(|l| self.catalog.location(l)).map(|l| l.network_zone);
         let primary_zone = zone_of(&location);
-        let network_zones = network
-            .as_ref()
-            .map(|n| self.network_zones(n))
-            .unwrap_or_default();
+        let network_zones = network.as_ref().map(|n| self.network_zones(n)).unwrap_or_default();
         // A server joins the private network only where the network has a subnet in its zone; a
         // replica in another zone replicates over the public network (TLS, firewall limited to peers).
-        let joins = |zone: &Option<String>| {
-            network.is_some() && zone.as_ref().is_some_and(|z| network_zones.contains(z))
-        };
+        let joins =
+            |zone: &Option<String>| network.is_some() && zone.as_ref().is_some_and(|z| network_zones.contains(z));
         let replica_zone = zone_of(&replica_location);
         let primary_joins = joins(&primary_zone);
         let replica_joins = joins(&replica_zone);
@@ -232,9 +176,8 @@ impl State<'_> {
         let spread = (replicas > 0 && replica_location == location)
             .then(|| instance.address.child(Kind::PlacementGroup, "spread", None));
         let mut servers = Vec::new();
-        let roles: Vec<(&str, Option<u32>)> = std::iter::once(("primary", None))
-            .chain((0..replicas).map(|i| ("replica", Some(i))))
-            .collect();
+        let roles: Vec<(&str, Option<u32>)> =
+            std::iter::once(("primary", None)).chain((0..replicas).map(|i| ("replica", Some(i)))).collect();
         for (role, index) in roles {
             let primary = role == "primary";
             let (loc, ty, in_network) = if primary {
@@ -245,13 +188,7 @@ impl State<'_> {
             let mut server = BTreeMap::new();
             server.insert("server_type".into(), ty.clone());
             server.insert("location".into(), loc.clone());
-            server.insert(
-                "image".into(),
-                attrs
-                    .get("image")
-                    .cloned()
-                    .unwrap_or_else(|| Value::str("ubuntu-24.04")),
-            );
+            server.insert("image".into(), attrs.get("image").cloned().unwrap_or_else(|| Value::str("ubuntu-24.04")));
             server.insert("backups".into(), Value::Bool(false));
             if in_network && let Some(network) = &network {
                 server.insert("network".into(), obj_ref(network));
@@ -265,10 +202,7 @@ impl State<'_> {
                 labels.extend(user.clone());
             }
             server.insert("labels".into(), Value::Map(labels));
-            server.insert(
-                "user_data".into(),
-                Value::String(cloud_init(instance, shape, role, index)),
-            );
+            server.insert("user_data".into(), Value::String(cloud_init(instance, shape, role, index)));
             let address = instance.address.child(Kind::Server, role, index);
             servers.push((address.clone(), in_network));
             resources.push(self.member(instance, Kind::Server, role, index, server));
@@ -285,25 +219,10 @@ impl State<'_> {
 
         // The firewall: SSH and ICMP from anywhere, the service's ports only from the private network
         // (and, for servers outside it, only from their peers' public addresses).
-        let mut rules = vec![rule(
-            "tcp",
-            Some("22"),
-            vec![Value::str("0.0.0.0/0"), Value::str("::/0")],
-            "SSH",
-        )];
-        rules.push(rule(
-            "icmp",
-            None,
-            vec![Value::str("0.0.0.0/0"), Value::str("::/0")],
-            "ping",
-        ));
-        let network_range = network
-            .as_ref()
-            .and_then(|n| self.instance_attrs(n).get("ip_range").cloned());
-        let mut sources: Vec<Value> = network_range
-            .into_iter()
-            .filter(|_| primary_joins || replica_joins)
-            .collect();
+        let mut rules = vec![rule("tcp", Some("22"), vec![Value::str("0.0.0.0/0"), Value::str("::/0")], "SSH")];
+        rules.push(rule("icmp", None, vec![Value::str("0.0.0.0/0"), Value::str("::/0")], "ping"));
+        let network_range = network.as_ref().and_then(|n| self.instance_attrs(n).get("ip_range").cloned());
+        let mut sources: Vec<Value> = network_range.into_iter().filter(|_| primary_joins || replica_joins).collect();
         if servers.iter().any(|(_, joined)| !joined) {
             for (address, _) in &servers {
                 sources.push(attr_ref(address, "ipv4_cidr"));
@@ -319,10 +238,7 @@ impl State<'_> {
         let apply_to: Vec<Value> = servers
             .iter()
             .map(|(address, _)| {
-                Value::Map(BTreeMap::from([(
-                    "server".to_owned(),
-                    Value::List(vec![obj_ref(address)]),
-                )]))
+                Value::Map(BTreeMap::from([("server".to_owned(), Value::List(vec![obj_ref(address)]))]))
             })
             .collect();
         fw.insert("apply_to".into(), Value::List(apply_to));
@@ -337,42 +253,20 @@ impl State<'_> {
         }
 
         let ip_of = |(address, joined): &(Address, bool)| {
-            attr_ref(
-                address,
-                if *joined {
-                    "private_ip"
-                } else {
-                    "ipv4_address"
-                },
-            )
+            attr_ref(address, if *joined { "private_ip" } else { "ipv4_address" })
         };
         let mut exports = self.common_exports(instance, shape);
         exports.insert("primary_private_ip".into(), ip_of(&servers[0]));
         exports.insert("private_ip".into(), ip_of(&servers[0]));
-        exports.insert(
-            "primary_ipv4".into(),
-            attr_ref(&servers[0].0, "ipv4_address"),
-        );
-        exports.insert(
-            "replica_private_ips".into(),
-            Value::List(servers[1..].iter().map(ip_of).collect()),
-        );
+        exports.insert("primary_ipv4".into(), attr_ref(&servers[0].0, "ipv4_address"));
+        exports.insert("replica_private_ips".into(), Value::List(servers[1..].iter().map(ip_of).collect()));
         exports.insert(
             "replica_ipv4s".into(),
-            Value::List(
-                servers[1..]
-                    .iter()
-                    .map(|(a, _)| attr_ref(a, "ipv4_address"))
-                    .collect(),
-            ),
+            Value::List(servers[1..].iter().map(|(a, _)| attr_ref(a, "ipv4_address")).collect()),
         );
         let text = |value: &Value| value.as_str().unwrap_or("?").to_owned();
-        let mut summary = format!(
-            "{}: primary {} in {}",
-            describe_service(instance),
-            text(&server_type),
-            text(&location)
-        );
+        let mut summary =
+            format!("{}: primary {} in {}", describe_service(instance), text(&server_type), text(&location));
         if replicas > 0 {
             summary.push_str(&format!(
                 ", {replicas} replica{} {} in {}",
@@ -382,16 +276,9 @@ impl State<'_> {
             ));
         }
         if let Some(gb) = shape.volume_gb {
-            summary.push_str(&format!(
-                ", {gb} GB volume{}",
-                if replicas > 0 { " each" } else { "" }
-            ));
+            summary.push_str(&format!(", {gb} GB volume{}", if replicas > 0 { " each" } else { "" }));
         }
-        Some(Built {
-            resources,
-            exports,
-            summary,
-        })
+        Some(Built { resources, exports, summary })
     }
 
     fn common_exports(&self, instance: &Instance, shape: &Shape) -> BTreeMap<String, Value> {
@@ -400,19 +287,9 @@ impl State<'_> {
         if let Some((port, _)) = shape.ports.iter().find(|(_, what)| *what == "PgBouncer") {
             exports.insert("pgbouncer_port".into(), Value::Number(f64::from(*port)));
         }
-        exports.insert(
-            "password".into(),
-            Value::Sensitive(Box::new(Value::Unknown)),
-        );
-        let secret_url = if shape.role == "postgres" {
-            "database_url"
-        } else {
-            "url"
-        };
-        exports.insert(
-            secret_url.into(),
-            Value::Sensitive(Box::new(Value::Unknown)),
-        );
+        exports.insert("password".into(), Value::Sensitive(Box::new(Value::Unknown)));
+        let secret_url = if shape.role == "postgres" { "database_url" } else { "url" };
+        exports.insert(secret_url.into(), Value::Sensitive(Box::new(Value::Unknown)));
         if shape.role == "postgres" {
             exports.insert("shard_map".into(), Value::Unknown);
         }
@@ -431,20 +308,12 @@ impl State<'_> {
     ) -> Resource {
         let address = instance.address.child(kind, name, index);
         super::block::apply_defaults(crate::schema::of(kind), &mut attrs);
-        attrs.insert(
-            "name".into(),
-            Value::String(self.name_of(&BTreeMap::new(), &address)),
-        );
-        let mut origin = Origin {
-            block: instance.origin.block.clone(),
-            attrs: Vec::new(),
-        };
+        attrs.insert("name".into(), Value::String(self.name_of(&BTreeMap::new(), &address)));
+        let mut origin = Origin { block: instance.origin.block.clone(), attrs: Vec::new() };
         for (key, span) in &instance.origin.attrs {
             let mapped = match key.as_str() {
                 "storage_gb" => "size",
-                "replica_location" | "replica_server_type" if name == "replica" => {
-                    key.trim_start_matches("replica_")
-                }
+                "replica_location" | "replica_server_type" if name == "replica" => key.trim_start_matches("replica_"),
                 other => other,
             };
             origin.attrs.push((mapped.to_owned(), span.clone()));
@@ -454,10 +323,7 @@ impl State<'_> {
             kind,
             attrs,
             composite: Some(instance.address.clone()),
-            lifecycle: Lifecycle {
-                ignore_changes: Vec::new(),
-                ..instance.lifecycle.clone()
-            },
+            lifecycle: Lifecycle { ignore_changes: Vec::new(), ..instance.lifecycle.clone() },
             origin,
         }
     }
@@ -480,13 +346,7 @@ impl State<'_> {
             .and_then(Value::as_list)
             .unwrap_or_default()
             .iter()
-            .filter_map(|subnet| {
-                subnet
-                    .as_map()?
-                    .get("network_zone")?
-                    .as_str()
-                    .map(str::to_owned)
-            })
+            .filter_map(|subnet| subnet.as_map()?.get("network_zone")?.as_str().map(str::to_owned))
             .collect()
     }
 }
@@ -498,17 +358,11 @@ struct Built {
 }
 
 fn obj_ref(address: &Address) -> Value {
-    Value::Ref(Reference {
-        address: address.clone(),
-        attribute: None,
-    })
+    Value::Ref(Reference { address: address.clone(), attribute: None })
 }
 
 fn attr_ref(address: &Address, attribute: &str) -> Value {
-    Value::Ref(Reference {
-        address: address.clone(),
-        attribute: Some(attribute.to_owned()),
-    })
+    Value::Ref(Reference { address: address.clone(), attribute: Some(attribute.to_owned()) })
 }
 
 fn volume_attrs(size: u64, server: &Address, location: Value) -> BTreeMap<String, Value> {
@@ -541,13 +395,7 @@ fn describe_service(instance: &Instance) -> String {
     let attrs = &instance.attrs;
     match instance.address.kind() {
         Kind::Postgres => {
-            let mut text = format!(
-                "PostgreSQL {}",
-                attrs
-                    .get("version")
-                    .map(ToString::to_string)
-                    .unwrap_or_default()
-            );
+            let mut text = format!("PostgreSQL {}", attrs.get("version").map(ToString::to_string).unwrap_or_default());
             let extensions: Vec<String> = attrs
                 .get("extensions")
                 .and_then(Value::as_list)
@@ -562,24 +410,13 @@ fn describe_service(instance: &Instance) -> String {
                 text.push_str(" with PgBouncer");
             }
             if let Some(Value::Map(backup)) = attrs.get("backup") {
-                let schedule = backup
-                    .get("schedule")
-                    .and_then(Value::as_str)
-                    .unwrap_or("daily");
-                let days = backup
-                    .get("retention_days")
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
+                let schedule = backup.get("schedule").and_then(Value::as_str).unwrap_or("daily");
+                let days = backup.get("retention_days").map(ToString::to_string).unwrap_or_default();
                 let continuous = backup.get("continuous").and_then(Value::as_bool) == Some(true);
                 text.push_str(&format!(", {schedule} backups kept {days} days"));
                 if continuous {
-                    let window = backup
-                        .get("pitr_days")
-                        .map(ToString::to_string)
-                        .unwrap_or_default();
-                    text.push_str(&format!(
-                        " + WAL archiving ({window}-day point-in-time recovery)"
-                    ));
+                    let window = backup.get("pitr_days").map(ToString::to_string).unwrap_or_default();
+                    text.push_str(&format!(" + WAL archiving ({window}-day point-in-time recovery)"));
                 }
                 if let Some(bucket) = backup.get("bucket").and_then(Value::as_ref) {
                     text.push_str(&format!(" in {}", bucket.address));
@@ -587,13 +424,7 @@ fn describe_service(instance: &Instance) -> String {
             }
             text
         }
-        _ => format!(
-            "Redis {} MB",
-            attrs
-                .get("memory_mb")
-                .map(ToString::to_string)
-                .unwrap_or_default()
-        ),
+        _ => format!("Redis {} MB", attrs.get("memory_mb").map(ToString::to_string).unwrap_or_default()),
     }
 }
 
@@ -604,10 +435,8 @@ fn cloud_init(instance: &Instance, shape: &Shape, role: &str, index: Option<u32>
         Some(i) => format!("{role}[{i}]"),
         None => role.to_owned(),
     };
-    let mut text = format!(
-        "#cloud-config\n# terrace: {} {member}\npackage_update: true\npackages:\n",
-        instance.address
-    );
+    let mut text =
+        format!("#cloud-config\n# terrace: {} {member}\npackage_update: true\npackages:\n", instance.address);
     for package in &shape.packages {
         text.push_str(&format!("  - {package}\n"));
     }

@@ -25,20 +25,13 @@ pub struct MergedBlock<'a> {
     pub phase: String,
 }
 
-pub(super) fn merge<'a>(
-    stack: &'a Stack,
-    phase: &str,
-    diags: &mut Diagnostics,
-) -> Option<Merged<'a>> {
+pub(super) fn merge<'a>(stack: &'a Stack, phase: &str, diags: &mut Diagnostics) -> Option<Merged<'a>> {
     let Some(target) = stack.phase(phase) else {
         let hint = suggest(phase, stack.phases.iter().map(String::as_str))
             .map(|s| format!("did you mean `{s}`?"))
             .unwrap_or_else(|| format!("the stack's phases: {}", stack.phases.join(", ")));
         if !stack.phases.iter().any(|p| p == phase) {
-            diags.push(
-                Diagnostic::error(format!("stack `{}` has no phase `{phase}`", stack.name))
-                    .hint(hint),
-            );
+            diags.push(Diagnostic::error(format!("stack `{}` has no phase `{phase}`", stack.name)).hint(hint));
         }
         return None;
     };
@@ -51,20 +44,15 @@ pub(super) fn merge<'a>(
             // the same diagnostic (and `validate` shows it once).
             let start = chain.iter().position(|p| &p.name == parent).unwrap_or(0);
             let mut cycle: Vec<&PhaseDef> = chain[start..].to_vec();
-            let first = (0..cycle.len())
-                .min_by_key(|&i| &cycle[i].name)
-                .unwrap_or(0);
+            let first = (0..cycle.len()).min_by_key(|&i| &cycle[i].name).unwrap_or(0);
             cycle.rotate_left(first);
             let mut names: Vec<&str> = cycle.iter().map(|p| p.name.as_str()).collect();
             names.push(names[0]);
             let at = cycle[0].extends.as_ref().map(|(_, span)| span.clone());
             diags.push(
-                Diagnostic::error(format!(
-                    "phases extend each other in a cycle: {}",
-                    names.join(" -> ")
-                ))
-                .at(at.or_else(|| Some(span.clone())))
-                .hint("one phase of the cycle must not extend another"),
+                Diagnostic::error(format!("phases extend each other in a cycle: {}", names.join(" -> ")))
+                    .at(at.or_else(|| Some(span.clone())))
+                    .hint("one phase of the cycle must not extend another"),
             );
             return None;
         }
@@ -72,12 +60,7 @@ pub(super) fn merge<'a>(
             Some(def) => chain.push(def),
             None => {
                 let child = chain[chain.len() - 1].name.as_str();
-                let others: Vec<&str> = stack
-                    .phases
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|p| *p != child)
-                    .collect();
+                let others: Vec<&str> = stack.phases.iter().map(String::as_str).filter(|p| *p != child).collect();
                 let hint = suggest(parent, others.iter().copied())
                     .map(|s| format!("did you mean `{s}`?"))
                     .unwrap_or_else(|| match others.as_slice() {
@@ -116,12 +99,7 @@ pub(super) fn merge<'a>(
     Some(merged)
 }
 
-fn remove(
-    merged: &mut Merged<'_>,
-    address: &str,
-    span: &crate::diag::Span,
-    diags: &mut Diagnostics,
-) {
+fn remove(merged: &mut Merged<'_>, address: &str, span: &crate::diag::Span, diags: &mut Diagnostics) {
     let found = match address.split_once('.') {
         Some(("output", name)) => merged.outputs.remove(name).is_some(),
         Some(("local", name)) => merged.locals.remove(name).is_some(),
@@ -139,34 +117,22 @@ fn remove(
             .chain(merged.outputs.keys().map(|name| format!("output.{name}")))
             .collect();
         diags.push(
-            Diagnostic::error(format!(
-                "`remove` names `{address}`, which the extended phases do not define"
-            ))
-            .at(Some(span.clone()))
-            .hint_opt(
-                suggest(address, known.iter().map(String::as_str))
-                    .map(|s| format!("did you mean `{s}`?"))
-                    .or_else(|| {
-                        Some("write addresses such as \"server.db\" or \"output.DB_HOST\"".into())
-                    }),
-            ),
+            Diagnostic::error(format!("`remove` names `{address}`, which the extended phases do not define"))
+                .at(Some(span.clone()))
+                .hint_opt(
+                    suggest(address, known.iter().map(String::as_str))
+                        .map(|s| format!("did you mean `{s}`?"))
+                        .or_else(|| Some("write addresses such as \"server.db\" or \"output.DB_HOST\"".into())),
+                ),
         );
     }
 }
 
-fn add_file<'a>(
-    merged: &mut Merged<'a>,
-    defs: &'a crate::lang::Definitions,
-    phase: &str,
-    diags: &mut Diagnostics,
-) {
+fn add_file<'a>(merged: &mut Merged<'a>, defs: &'a crate::lang::Definitions, phase: &str, diags: &mut Diagnostics) {
     let mut seen_blocks = BTreeMap::new();
     for block in &defs.blocks {
         let key = (block.kind, block.name.clone());
-        if seen_blocks
-            .insert(key.clone(), block.span.clone())
-            .is_some()
-        {
+        if seen_blocks.insert(key.clone(), block.span.clone()).is_some() {
             diags.push(
                 Diagnostic::error(format!("duplicate address `{}.{}`", block.kind, block.name))
                     .at(Some(block.span.clone()))
@@ -175,13 +141,7 @@ fn add_file<'a>(
             );
             continue;
         }
-        merged.blocks.insert(
-            key,
-            MergedBlock {
-                def: block,
-                phase: phase.to_owned(),
-            },
-        );
+        merged.blocks.insert(key, MergedBlock { def: block, phase: phase.to_owned() });
     }
     let mut seen = std::collections::BTreeSet::new();
     for var in &defs.variables {

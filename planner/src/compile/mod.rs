@@ -53,12 +53,7 @@ impl std::fmt::Display for Node {
 }
 
 /// Compiles `phase` of `stack`. Diagnostics include warnings even when compilation succeeds.
-pub fn compile(
-    stack: &Stack,
-    phase: &str,
-    inputs: &VarInputs,
-    catalog: &Catalog,
-) -> (Option<Compiled>, Diagnostics) {
+pub fn compile(stack: &Stack, phase: &str, inputs: &VarInputs, catalog: &Catalog) -> (Option<Compiled>, Diagnostics) {
     let mut diags = Diagnostics::default();
     let Some(merged) = merge::merge(stack, phase, &mut diags) else {
         return (None, diags);
@@ -80,11 +75,7 @@ pub fn compile(
     for block in merged.blocks.values() {
         state.objects.insert(
             (block.def.kind, block.def.name.clone()),
-            ObjectEntry {
-                count: None,
-                instances: Vec::new(),
-                failed: false,
-            },
+            ObjectEntry { count: None, instances: Vec::new(), failed: false },
         );
     }
 
@@ -94,10 +85,7 @@ pub fn compile(
         graph.add(Node::Local(local.name.clone()), Some(local.span.clone()));
     }
     for block in merged.blocks.values() {
-        graph.add(
-            Node::Object(block.def.kind, block.def.name.clone()),
-            Some(block.def.span.clone()),
-        );
+        graph.add(Node::Object(block.def.kind, block.def.name.clone()), Some(block.def.span.clone()));
     }
     for output in merged.outputs.values() {
         graph.add(Node::Output(output.name.clone()), Some(output.span.clone()));
@@ -107,16 +95,10 @@ pub fn compile(
         edges.push((Node::Local(local.name.clone()), expr_roots(&local.expr)));
     }
     for block in merged.blocks.values() {
-        edges.push((
-            Node::Object(block.def.kind, block.def.name.clone()),
-            body_roots(&block.def.body),
-        ));
+        edges.push((Node::Object(block.def.kind, block.def.name.clone()), body_roots(&block.def.body)));
     }
     for output in merged.outputs.values() {
-        edges.push((
-            Node::Output(output.name.clone()),
-            output.value.as_ref().map(expr_roots).unwrap_or_default(),
-        ));
+        edges.push((Node::Output(output.name.clone()), output.value.as_ref().map(expr_roots).unwrap_or_default()));
     }
     for (from, targets) in &edges {
         for root in targets {
@@ -140,12 +122,8 @@ pub fn compile(
         Ok(order) => order.into_iter().cloned().collect(),
         Err(cycles) => {
             for cycle in cycles {
-                let span = cycle
-                    .first()
-                    .and_then(|node| graph.get(node).cloned().flatten());
-                state
-                    .diags
-                    .push(cycle_error(&cycle, span, cycle_hint(&cycle)));
+                let span = cycle.first().and_then(|node| graph.get(node).cloned().flatten());
+                state.diags.push(cycle_error(&cycle, span, cycle_hint(&cycle)));
             }
             return (None, state.diags);
         }
@@ -181,14 +159,7 @@ pub fn compile(
             }
         }
     }
-    let State {
-        resources,
-        composites,
-        outputs,
-        mut deps,
-        mut diags,
-        ..
-    } = state;
+    let State { resources, composites, outputs, mut deps, mut diags, .. } = state;
 
     let mut dag: Dag<Address, Resource> = Dag::new();
     let mut members: BTreeMap<Address, Vec<Address>> = BTreeMap::new();
@@ -201,12 +172,12 @@ pub fn compile(
         if let Some(existing) = dag.get(&address) {
             let first = existing.origin.block.clone();
             diags.push(
-                Diagnostic::error(format!("duplicate address `{address}`"))
-                    .at(resource.origin.block.clone())
-                    .hint(format!(
+                Diagnostic::error(format!("duplicate address `{address}`")).at(resource.origin.block.clone()).hint(
+                    format!(
                         "another block already defines it{}",
                         first.map_or(String::new(), |_| " (see above)".into())
-                    )),
+                    ),
+                ),
             );
             continue;
         }
@@ -234,10 +205,7 @@ pub fn compile(
     }
     if let Err(cycles) = dag.topological_order() {
         for cycle in cycles {
-            let span = cycle
-                .first()
-                .and_then(|a| dag.get(a))
-                .and_then(|r| r.origin.block.clone());
+            let span = cycle.first().and_then(|a| dag.get(a)).and_then(|r| r.origin.block.clone());
             let hint = "break the cycle: one of these resources must not refer to the next";
             diags.push(cycle_error(&cycle, span, hint.to_owned()));
         }
@@ -272,16 +240,11 @@ fn cycle_error<K: std::fmt::Display>(cycle: &[K], span: Option<Span>, hint: Stri
 
 /// What to do about a cycle, by what it is made of.
 fn cycle_hint(cycle: &[Node]) -> String {
-    let has = |kind: Kind| {
-        cycle
-            .iter()
-            .any(|node| matches!(node, Node::Object(k, _) if *k == kind))
-    };
+    let has = |kind: Kind| cycle.iter().any(|node| matches!(node, Node::Object(k, _) if *k == kind));
     if cycle.iter().all(|node| matches!(node, Node::Local(_))) {
         "a local cannot be computed from itself: one of these must not refer to the next".into()
     } else if has(Kind::Firewall) && has(Kind::Server) {
-        "attach a firewall either with its `apply_to` or with the server's `firewalls`, not both"
-            .into()
+        "attach a firewall either with its `apply_to` or with the server's `firewalls`, not both".into()
     } else {
         "break the cycle: one of these must not refer to the next".into()
     }
@@ -305,53 +268,35 @@ fn body_roots(body: &crate::lang::Body) -> Vec<Root> {
 }
 
 /// Variable values: `--var` over `TERRACE_VAR_*` over the default.
-fn variables(
-    merged: &Merged,
-    inputs: &VarInputs,
-    diags: &mut Diagnostics,
-) -> BTreeMap<String, Value> {
+fn variables(merged: &Merged, inputs: &VarInputs, diags: &mut Diagnostics) -> BTreeMap<String, Value> {
     let mut values = BTreeMap::new();
     for name in inputs.cli.keys() {
         if !merged.variables.contains_key(name) {
             let hint = crate::schema::suggest(name, merged.variables.keys().map(String::as_str))
                 .map(|s| format!("did you mean `{s}`?"))
                 .unwrap_or_else(|| format!("declare it with `variable \"{name}\" {{ }}`"));
-            diags.push(
-                Diagnostic::error(format!("--var {name}: no variable `{name}` is declared"))
-                    .hint(hint),
-            );
+            diags.push(Diagnostic::error(format!("--var {name}: no variable `{name}` is declared")).hint(hint));
         }
     }
     let empty = BTreeMap::new();
     let objects = BTreeMap::new();
     for var in merged.variables.values() {
         let default = var.default.as_ref().and_then(|expr| {
-            let scope = Scope {
-                file: var.span.file,
-                vars: &empty,
-                locals: &empty,
-                objects: &objects,
-                count_index: None,
-            };
+            let scope =
+                Scope { file: var.span.file, vars: &empty, locals: &empty, objects: &objects, count_index: None };
             let mut found = Vec::new();
             roots(expr, &mut found);
             if !found.is_empty() {
                 diags.push(
-                    Diagnostic::error(format!(
-                        "the default of variable `{}` refers to other values",
-                        var.name
-                    ))
-                    .at(Some(var.span.clone()))
-                    .hint("a default is a fixed value; compute derived values in `locals`"),
+                    Diagnostic::error(format!("the default of variable `{}` refers to other values", var.name))
+                        .at(Some(var.span.clone()))
+                        .hint("a default is a fixed value; compute derived values in `locals`"),
                 );
                 return None;
             }
             Evaluator::new(&scope, diags).eval(expr).ok()
         });
-        let given = inputs
-            .cli
-            .get(&var.name)
-            .or_else(|| inputs.env.get(&var.name));
+        let given = inputs.cli.get(&var.name).or_else(|| inputs.env.get(&var.name));
         let value = match (given, default) {
             (Some(text), default) => parse_input(text, default.as_ref()),
             (None, Some(default)) => default,
@@ -359,19 +304,12 @@ fn variables(
                 diags.push(
                     Diagnostic::error(format!("variable `{}` has no value", var.name))
                         .at(Some(var.span.clone()))
-                        .hint(format!(
-                            "give it a default, or pass --var {0}=... or TERRACE_VAR_{0}=...",
-                            var.name
-                        )),
+                        .hint(format!("give it a default, or pass --var {0}=... or TERRACE_VAR_{0}=...", var.name)),
                 );
                 Value::Unknown
             }
         };
-        let value = if var.sensitive {
-            Value::Sensitive(Box::new(value))
-        } else {
-            value
-        };
+        let value = if var.sensitive { Value::Sensitive(Box::new(value)) } else { value };
         values.insert(var.name.clone(), value);
     }
     values
@@ -380,10 +318,7 @@ fn variables(
 /// A value from the command line takes the type of the default (number, bool), else it is a string.
 fn parse_input(text: &str, default: Option<&Value>) -> Value {
     match default {
-        Some(Value::Number(_)) => text
-            .parse()
-            .map(Value::Number)
-            .unwrap_or_else(|_| Value::str(text)),
+        Some(Value::Number(_)) => text.parse().map(Value::Number).unwrap_or_else(|_| Value::str(text)),
         Some(Value::Bool(_)) => match text {
             "true" => Value::Bool(true),
             "false" => Value::Bool(false),
@@ -424,11 +359,7 @@ impl State<'_> {
             Evaluator::new(&scope, &mut self.diags).eval(expr)
         };
         if let Ok(value) = value {
-            let value = if output.sensitive {
-                Value::Sensitive(Box::new(value))
-            } else {
-                value
-            };
+            let value = if output.sensitive { Value::Sensitive(Box::new(value)) } else { value };
             self.outputs.push(Output {
                 name: output.name.clone(),
                 value,

@@ -16,11 +16,7 @@ use crate::value::Value;
 const STACK: &str = "//- terrace.hcl\nstack \"s\" { phases = [\"one\", \"two\"] }\n";
 
 /// Compiles `phase` of a fixture; returns the result and the rendered diagnostic summaries.
-fn compile_with(
-    fixture: &str,
-    phase: &str,
-    inputs: &VarInputs,
-) -> (Option<Compiled>, Vec<Diagnostic>) {
+fn compile_with(fixture: &str, phase: &str, inputs: &VarInputs) -> (Option<Compiled>, Vec<Diagnostic>) {
     let dir = tempfile::tempdir().expect("temp dir");
     for part in fixture.split("//- ").filter(|p| !p.trim().is_empty()) {
         let (path, body) = part.split_once('\n').expect("a path line");
@@ -36,11 +32,7 @@ fn compile_with(
 
 fn compile(fixture: &str, phase: &str) -> Compiled {
     let (compiled, diags) = compile_with(fixture, phase, &VarInputs::default());
-    let errors: Vec<&str> = diags
-        .iter()
-        .filter(|d| d.is_error())
-        .map(|d| d.summary.as_str())
-        .collect();
+    let errors: Vec<&str> = diags.iter().filter(|d| d.is_error()).map(|d| d.summary.as_str()).collect();
     compiled.unwrap_or_else(|| panic!("compilation failed: {errors:?}"))
 }
 
@@ -49,20 +41,11 @@ fn addr(text: &str) -> Address {
 }
 
 fn addresses(compiled: &Compiled) -> Vec<String> {
-    compiled
-        .resources
-        .iter()
-        .map(|(a, _)| a.to_string())
-        .collect()
+    compiled.resources.iter().map(|(a, _)| a.to_string()).collect()
 }
 
 fn attr<'c>(compiled: &'c Compiled, address: &str, name: &str) -> &'c Value {
-    compiled
-        .resource(&addr(address))
-        .unwrap_or_else(|| panic!("no {address}"))
-        .attrs
-        .get(name)
-        .unwrap_or(&Value::Null)
+    compiled.resource(&addr(address)).unwrap_or_else(|| panic!("no {address}")).attrs.get(name).unwrap_or(&Value::Null)
 }
 
 const TWO_PHASES: &str = r#"
@@ -117,28 +100,15 @@ bucket "b" { location = "fsn1" }
 fn references_become_graph_edges() {
     let compiled = compile(&format!("{STACK}{TWO_PHASES}"), "one");
     let deps = |a: &str| -> Vec<String> {
-        compiled
-            .resources
-            .dependencies(&addr(a))
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        compiled.resources.dependencies(&addr(a)).iter().map(ToString::to_string).collect()
     };
     assert_eq!(deps("server.app[0]"), ["network.private"]);
     assert_eq!(deps("volume.data"), ["server.app[1]"]);
     // Reading a configured attribute of another block gives its value (and an edge).
-    assert_eq!(
-        attr(&compiled, "server.db", "location"),
-        &Value::str("fsn1")
-    );
+    assert_eq!(attr(&compiled, "server.db", "location"), &Value::str("fsn1"));
     assert_eq!(deps("server.db"), ["server.app[0]"]);
-    let order: Vec<String> = compiled
-        .resources
-        .topological_order()
-        .expect("acyclic")
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let order: Vec<String> =
+        compiled.resources.topological_order().expect("acyclic").iter().map(ToString::to_string).collect();
     let position = |a: &str| order.iter().position(|x| x == a).expect("in order");
     assert!(position("network.private") < position("server.app[0]"));
     assert!(position("server.app[1]") < position("volume.data"));
@@ -149,28 +119,11 @@ fn count_makes_instances_with_their_index() {
     let compiled = compile(&format!("{STACK}{TWO_PHASES}"), "one");
     assert_eq!(
         addresses(&compiled),
-        [
-            "network.private",
-            "server.app[0]",
-            "server.app[1]",
-            "server.app[2]",
-            "server.db",
-            "volume.data"
-        ]
+        ["network.private", "server.app[0]", "server.app[1]", "server.app[2]", "server.db", "volume.data"]
     );
-    assert_eq!(
-        attr(&compiled, "server.app[2]", "name"),
-        &Value::str("app-web-2")
-    );
-    assert_eq!(
-        attr(&compiled, "server.app[0]", "server_type"),
-        &Value::str("cpx22")
-    );
-    let output = compiled
-        .outputs
-        .iter()
-        .find(|o| o.name == "second")
-        .expect("output");
+    assert_eq!(attr(&compiled, "server.app[2]", "name"), &Value::str("app-web-2"));
+    assert_eq!(attr(&compiled, "server.app[0]", "server_type"), &Value::str("cpx22"));
+    let output = compiled.outputs.iter().find(|o| o.name == "second").expect("output");
     assert_eq!(output.value, Value::str("app-web-1"));
 }
 
@@ -179,29 +132,15 @@ fn extends_adds_overrides_and_removes_blocks() {
     let compiled = compile(&format!("{STACK}{TWO_PHASES}"), "two");
     // server.app is overridden as a whole (no count any more), server.db is removed, bucket.b is
     // added, the network and the variable are inherited, and so is the volume, redefined here.
+    assert_eq!(addresses(&compiled), ["bucket.b", "network.private", "server.app", "volume.data"]);
+    assert_eq!(attr(&compiled, "server.app", "server_type"), &Value::str("cpx32"));
+    assert_eq!(attr(&compiled, "server.app", "location"), &Value::str("nbg1"));
     assert_eq!(
-        addresses(&compiled),
-        ["bucket.b", "network.private", "server.app", "volume.data"]
-    );
-    assert_eq!(
-        attr(&compiled, "server.app", "server_type"),
-        &Value::str("cpx32")
-    );
-    assert_eq!(
-        attr(&compiled, "server.app", "location"),
-        &Value::str("nbg1")
-    );
-    assert_eq!(
-        attr(&compiled, "volume.data", "server")
-            .as_ref()
-            .map(|r| r.address.to_string()),
+        attr(&compiled, "volume.data", "server").as_ref().map(|r| r.address.to_string()),
         Some("server.app".into())
     );
     assert_eq!(compiled.phase.extends.as_deref(), Some("one"));
-    assert_eq!(
-        compiled.phase.users, None,
-        "users is the phase's own, not inherited"
-    );
+    assert_eq!(compiled.phase.users, None, "users is the phase's own, not inherited");
 }
 
 #[test]
@@ -210,25 +149,14 @@ fn variables_take_cli_then_environment_then_default() {
     let mut inputs = VarInputs::default();
     inputs.env.insert("type".into(), "cx33".into());
     let (compiled, _) = compile_with(&fixture, "one", &inputs);
-    assert_eq!(
-        attr(&compiled.expect("compiles"), "server.app[0]", "server_type"),
-        &Value::str("cx33")
-    );
+    assert_eq!(attr(&compiled.expect("compiles"), "server.app[0]", "server_type"), &Value::str("cx33"));
     inputs.cli.insert("type".into(), "ccx13".into());
     let (compiled, _) = compile_with(&fixture, "one", &inputs);
-    assert_eq!(
-        attr(&compiled.expect("compiles"), "server.app[0]", "server_type"),
-        &Value::str("ccx13")
-    );
+    assert_eq!(attr(&compiled.expect("compiles"), "server.app[0]", "server_type"), &Value::str("ccx13"));
     inputs.cli.insert("nope".into(), "1".into());
     let (compiled, diags) = compile_with(&fixture, "one", &inputs);
     assert!(compiled.is_none());
-    assert!(
-        diags
-            .iter()
-            .any(|d| d.summary.contains("no variable `nope`")),
-        "{diags:?}"
-    );
+    assert!(diags.iter().any(|d| d.summary.contains("no variable `nope`")), "{diags:?}");
 }
 
 const SERVICES: &str = r#"
@@ -283,13 +211,7 @@ phase "two" { extends = "one" }
 "#;
 
 fn members(compiled: &Compiled, composite: &str) -> Vec<String> {
-    compiled
-        .composite(&addr(composite))
-        .expect("composite")
-        .members
-        .iter()
-        .map(ToString::to_string)
-        .collect()
+    compiled.composite(&addr(composite)).expect("composite").members.iter().map(ToString::to_string).collect()
 }
 
 #[test]
@@ -310,132 +232,58 @@ fn postgres_expands_to_servers_volumes_firewall_and_placement_group() {
             "postgres.main.volume.replica[1]",
         ]
     );
-    for volume in [
-        "postgres.main.volume.primary",
-        "postgres.main.volume.replica[1]",
-    ] {
+    for volume in ["postgres.main.volume.primary", "postgres.main.volume.replica[1]"] {
         assert_eq!(attr(&compiled, volume, "size"), &Value::Number(40.0));
     }
-    let replica = compiled
-        .resource(&addr("postgres.main.server.replica[1]"))
-        .expect("replica");
+    let replica = compiled.resource(&addr("postgres.main.server.replica[1]")).expect("replica");
     assert_eq!(replica.composite, Some(addr("postgres.main")));
     assert_eq!(replica.ref_attr("network"), Some(&addr("network.private")));
+    assert_eq!(replica.ref_attr("placement_group"), Some(&addr("postgres.main.placement_group.spread")));
     assert_eq!(
-        replica.ref_attr("placement_group"),
-        Some(&addr("postgres.main.placement_group.spread"))
-    );
-    assert_eq!(
-        compiled
-            .resource(&addr("postgres.main.volume.replica[1]"))
-            .and_then(|v| v.ref_attr("server")),
+        compiled.resource(&addr("postgres.main.volume.replica[1]")).and_then(|v| v.ref_attr("server")),
         Some(&replica.address)
     );
     // The firewall opens PostgreSQL and PgBouncer to the private network only.
-    let firewall = compiled
-        .resource(&addr("postgres.main.firewall.postgres"))
-        .expect("firewall");
+    let firewall = compiled.resource(&addr("postgres.main.firewall.postgres")).expect("firewall");
     let open: BTreeMap<String, Value> = firewall
         .blocks("rule")
         .into_iter()
-        .filter_map(|r| {
-            Some((
-                r.get("port")?.as_str()?.to_owned(),
-                r.get("source_ips")?.clone(),
-            ))
-        })
+        .filter_map(|r| Some((r.get("port")?.as_str()?.to_owned(), r.get("source_ips")?.clone())))
         .collect();
     assert_eq!(open["5432"], Value::List(vec![Value::str("10.0.0.0/16")]));
     assert_eq!(open["6432"], Value::List(vec![Value::str("10.0.0.0/16")]));
     assert_eq!(firewall.blocks("apply_to").len(), 3);
     // The composite depends on its backup bucket through every member.
-    assert!(
-        compiled
-            .resources
-            .dependencies(&addr("postgres.main.server.primary"))
-            .contains(&&addr("bucket.backups"))
-    );
+    assert!(compiled.resources.dependencies(&addr("postgres.main.server.primary")).contains(&&addr("bucket.backups")));
     // Outputs read the composite's exports.
-    let db = compiled
-        .outputs
-        .iter()
-        .find(|o| o.name == "db")
-        .expect("db");
-    assert_eq!(
-        db.value.as_ref().map(|r| r.to_string()),
-        Some("postgres.main.server.primary.private_ip".into())
-    );
-    let read = compiled
-        .outputs
-        .iter()
-        .find(|o| o.name == "read")
-        .expect("read");
-    assert_eq!(
-        read.value.as_ref().map(|r| r.to_string()),
-        Some("postgres.main.server.replica[1].private_ip".into())
-    );
+    let db = compiled.outputs.iter().find(|o| o.name == "db").expect("db");
+    assert_eq!(db.value.as_ref().map(|r| r.to_string()), Some("postgres.main.server.primary.private_ip".into()));
+    let read = compiled.outputs.iter().find(|o| o.name == "read").expect("read");
+    assert_eq!(read.value.as_ref().map(|r| r.to_string()), Some("postgres.main.server.replica[1].private_ip".into()));
 }
 
 #[test]
 fn a_service_on_an_existing_server_gets_only_its_volume() {
     let compiled = compile(&format!("{STACK}{SERVICES}"), "one");
-    assert_eq!(
-        members(&compiled, "postgres.local"),
-        ["postgres.local.volume.data"]
-    );
-    assert_eq!(
-        attr(&compiled, "postgres.local.volume.data", "location"),
-        &Value::str("hel1")
-    );
-    assert_eq!(
-        attr(&compiled, "postgres.local.volume.data", "size"),
-        &Value::Number(20.0)
-    );
-    assert_eq!(
-        compiled
-            .resources
-            .dependencies(&addr("postgres.local.volume.data")),
-        [&addr("server.app")]
-    );
+    assert_eq!(members(&compiled, "postgres.local"), ["postgres.local.volume.data"]);
+    assert_eq!(attr(&compiled, "postgres.local.volume.data", "location"), &Value::str("hel1"));
+    assert_eq!(attr(&compiled, "postgres.local.volume.data", "size"), &Value::Number(20.0));
+    assert_eq!(compiled.resources.dependencies(&addr("postgres.local.volume.data")), [&addr("server.app")]);
 }
 
 #[test]
 fn a_replica_in_another_zone_replicates_over_the_public_network() {
     let compiled = compile(&format!("{STACK}{SERVICES}"), "one");
-    let replica = compiled
-        .resource(&addr("postgres.geo.server.replica[0]"))
-        .expect("replica");
+    let replica = compiled.resource(&addr("postgres.geo.server.replica[0]")).expect("replica");
     assert_eq!(replica.str_attr("location"), Some("ash"));
     assert_eq!(replica.str_attr("server_type"), Some("cpx21"));
-    assert_eq!(
-        replica.ref_attr("network"),
-        None,
-        "a private network does not span zones"
-    );
-    assert!(
-        replica.attr("placement_group").is_none(),
-        "a spread group is per location"
-    );
-    let firewall = compiled
-        .resource(&addr("postgres.geo.firewall.postgres"))
-        .expect("firewall");
-    let rule = firewall
-        .blocks("rule")
-        .into_iter()
-        .find(|r| r.get("port") == Some(&Value::str("5432")))
-        .expect("5432");
-    let sources: Vec<String> = rule["source_ips"]
-        .as_list()
-        .expect("list")
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    assert_eq!(replica.ref_attr("network"), None, "a private network does not span zones");
+    assert!(replica.attr("placement_group").is_none(), "a spread group is per location");
+    let firewall = compiled.resource(&addr("postgres.geo.firewall.postgres")).expect("firewall");
+    let rule = firewall.blocks("rule").into_iter().find(|r| r.get("port") == Some(&Value::str("5432"))).expect("5432");
+    let sources: Vec<String> = rule["source_ips"].as_list().expect("list").iter().map(ToString::to_string).collect();
     assert_eq!(sources[0], "\"10.0.0.0/16\"");
-    assert_eq!(
-        sources.len(),
-        3,
-        "the network, and each peer's public address: {sources:?}"
-    );
+    assert_eq!(sources.len(), 3, "the network, and each peer's public address: {sources:?}");
 }
 
 #[test]
@@ -443,23 +291,8 @@ fn redis_expands_to_a_server_and_a_firewall() {
     let compiled = compile(&format!("{STACK}{SERVICES}"), "one");
     let mut cache = members(&compiled, "redis.cache");
     cache.sort();
-    assert_eq!(
-        cache,
-        ["redis.cache.firewall.redis", "redis.cache.server.primary"]
-    );
-    let firewall = compiled
-        .resource(&addr("redis.cache.firewall.redis"))
-        .expect("firewall");
-    assert!(
-        firewall
-            .blocks("rule")
-            .iter()
-            .any(|r| r.get("port") == Some(&Value::str("6379")))
-    );
-    assert_eq!(
-        compiled
-            .resource(&addr("redis.cache.server.primary"))
-            .map(|r| r.kind),
-        Some(Kind::Server)
-    );
+    assert_eq!(cache, ["redis.cache.firewall.redis", "redis.cache.server.primary"]);
+    let firewall = compiled.resource(&addr("redis.cache.firewall.redis")).expect("firewall");
+    assert!(firewall.blocks("rule").iter().any(|r| r.get("port") == Some(&Value::str("6379"))));
+    assert_eq!(compiled.resource(&addr("redis.cache.server.primary")).map(|r| r.kind), Some(Kind::Server));
 }

@@ -17,11 +17,7 @@ pub(super) struct TypeError {
 
 impl TypeError {
     fn new(message: String) -> Self {
-        Self {
-            message,
-            hint: None,
-            invalid_value: false,
-        }
+        Self { message, hint: None, invalid_value: false }
     }
 
     fn hint(mut self, hint: String) -> Self {
@@ -71,14 +67,7 @@ fn describe(value: &Value) -> String {
 /// Checks a value against a type, converting where the type asks for it (a single reference where
 /// a list is expected becomes a list).
 pub(super) fn coerce(value: Value, ty: Ty) -> Result<Value, TypeError> {
-    let unknown_scalar = matches!(
-        &value,
-        Value::Unknown
-            | Value::Ref(Reference {
-                attribute: Some(_),
-                ..
-            })
-    );
+    let unknown_scalar = matches!(&value, Value::Unknown | Value::Ref(Reference { attribute: Some(_), .. }));
     if unknown_scalar && !matches!(ty, Ty::Ref(_) | Ty::Refs(_)) {
         return Ok(value);
     }
@@ -95,8 +84,7 @@ pub(super) fn coerce(value: Value, ty: Ty) -> Result<Value, TypeError> {
                 return Ok(Value::String(text));
             }
             let quoted: Vec<String> = options.iter().map(|o| format!("\"{o}\"")).collect();
-            let mut error =
-                TypeError::new(format!("\"{text}\" is not one of {}", quoted.join(", ")));
+            let mut error = TypeError::new(format!("\"{text}\" is not one of {}", quoted.join(", ")));
             error.invalid_value = true;
             Err(match suggest(&text, options.iter().copied()) {
                 Some(similar) => error.hint(format!("did you mean \"{similar}\"?")),
@@ -105,52 +93,29 @@ pub(super) fn coerce(value: Value, ty: Ty) -> Result<Value, TypeError> {
         }
         (Ty::ListOfString, Value::List(items)) => {
             let scalar = |item: &Value| {
-                matches!(
-                    item,
-                    Value::String(_)
-                        | Value::Unknown
-                        | Value::Ref(Reference {
-                            attribute: Some(_),
-                            ..
-                        })
-                )
+                matches!(item, Value::String(_) | Value::Unknown | Value::Ref(Reference { attribute: Some(_), .. }))
             };
             match items.iter().find(|item| !scalar(item)) {
-                Some(bad) => Err(TypeError::new(format!(
-                    "the list holds {}, not only strings",
-                    describe(bad)
-                ))),
+                Some(bad) => Err(TypeError::new(format!("the list holds {}, not only strings", describe(bad)))),
                 None => Ok(Value::List(items)),
             }
         }
         (Ty::Labels, Value::Map(map)) => {
-            match map
-                .iter()
-                .find(|(_, v)| !matches!(v, Value::String(_) | Value::Unknown))
-            {
-                Some((key, bad)) => Err(TypeError::new(format!(
-                    "label `{key}` is {}; labels are strings",
-                    describe(bad)
-                ))),
+            match map.iter().find(|(_, v)| !matches!(v, Value::String(_) | Value::Unknown)) {
+                Some((key, bad)) => {
+                    Err(TypeError::new(format!("label `{key}` is {}; labels are strings", describe(bad))))
+                }
                 None => Ok(Value::Map(map)),
             }
         }
         (Ty::Ref(kinds), Value::Ref(reference)) => check_ref(reference, kinds).map(Value::Ref),
         (Ty::Ref(_), Value::List(items)) if items.iter().all(|i| matches!(i, Value::Ref(_))) => {
-            let block = items
-                .first()
-                .and_then(Value::as_ref)
-                .map(|r| r.address.block().to_string())
-                .unwrap_or_default();
-            Err(TypeError::new(format!(
-                "`{block}` has count, so it names {} objects",
-                items.len()
-            ))
-            .hint(format!("pick one: `{block}[0]`")))
+            let block =
+                items.first().and_then(Value::as_ref).map(|r| r.address.block().to_string()).unwrap_or_default();
+            Err(TypeError::new(format!("`{block}` has count, so it names {} objects", items.len()))
+                .hint(format!("pick one: `{block}[0]`")))
         }
-        (Ty::Refs(kinds), Value::Ref(reference)) => {
-            Ok(Value::List(vec![Value::Ref(check_ref(reference, kinds)?)]))
-        }
+        (Ty::Refs(kinds), Value::Ref(reference)) => Ok(Value::List(vec![Value::Ref(check_ref(reference, kinds)?)])),
         (Ty::Refs(kinds), Value::List(items)) => {
             let mut out = Vec::new();
             for item in items {
@@ -162,10 +127,7 @@ pub(super) fn coerce(value: Value, ty: Ty) -> Result<Value, TypeError> {
                         }
                     }
                     other => {
-                        return Err(TypeError::new(format!(
-                            "found {} where a reference belongs",
-                            describe(&other)
-                        )));
+                        return Err(TypeError::new(format!("found {} where a reference belongs", describe(&other))));
                     }
                 }
             }
@@ -186,28 +148,16 @@ pub(super) fn coerce(value: Value, ty: Ty) -> Result<Value, TypeError> {
 
 fn check_ref(reference: Reference, kinds: &[Kind]) -> Result<Reference, TypeError> {
     if reference.attribute.is_some() {
-        return Err(TypeError::new(format!(
-            "`{reference}` is an attribute value, not an object"
-        ))
-        .hint(format!(
-            "refer to the object itself: `{}`",
-            reference.address
-        )));
+        return Err(TypeError::new(format!("`{reference}` is an attribute value, not an object"))
+            .hint(format!("refer to the object itself: `{}`", reference.address)));
     }
     let kind = reference.address.kind();
     if kinds.contains(&kind) {
         return Ok(reference);
     }
     let wanted: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-    Err(TypeError::new(format!(
-        "`{}` is a {kind}, not a {}",
-        reference.address,
-        wanted.join(" or ")
-    ))
-    .hint(format!(
-        "refer to a {} block, e.g. `{}.NAME`",
-        wanted[0], wanted[0]
-    )))
+    Err(TypeError::new(format!("`{}` is a {kind}, not a {}", reference.address, wanted.join(" or ")))
+        .hint(format!("refer to a {} block, e.g. `{}.NAME`", wanted[0], wanted[0])))
 }
 
 #[cfg(test)]
@@ -216,45 +166,27 @@ mod tests {
     use crate::addr::Address;
 
     fn reference(text: &str) -> Value {
-        Value::Ref(Reference {
-            address: text.parse::<Address>().expect("address"),
-            attribute: None,
-        })
+        Value::Ref(Reference { address: text.parse::<Address>().expect("address"), attribute: None })
     }
 
     #[test]
     fn references_are_checked_by_kind_and_count() {
         let network: &[Kind] = &[Kind::Network];
         assert!(coerce(reference("network.private"), Ty::Ref(network)).is_ok());
-        let wrong = coerce(reference("server.app"), Ty::Ref(network))
-            .expect_err("a server is not a network");
-        assert!(
-            wrong.message.contains("is a server, not a network"),
-            "{wrong:?}"
-        );
+        let wrong = coerce(reference("server.app"), Ty::Ref(network)).expect_err("a server is not a network");
+        assert!(wrong.message.contains("is a server, not a network"), "{wrong:?}");
         let counted = Value::List(vec![reference("server.app[0]"), reference("server.app[1]")]);
-        let error =
-            coerce(counted.clone(), Ty::Ref(&[Kind::Server])).expect_err("two objects for one");
+        let error = coerce(counted.clone(), Ty::Ref(&[Kind::Server])).expect_err("two objects for one");
         assert_eq!(error.hint.as_deref(), Some("pick one: `server.app[0]`"));
-        assert_eq!(
-            coerce(counted, Ty::Refs(&[Kind::Server])).map(|v| v.as_list().map(<[Value]>::len)),
-            Ok(Some(2))
-        );
+        assert_eq!(coerce(counted, Ty::Refs(&[Kind::Server])).map(|v| v.as_list().map(<[Value]>::len)), Ok(Some(2)));
     }
 
     #[test]
     fn scalars_and_enums() {
         assert!(coerce(Value::Number(1.5), Ty::Int).is_err());
-        assert!(
-            coerce(Value::Unknown, Ty::Int).is_ok(),
-            "an unknown value fits any scalar type"
-        );
-        let error =
-            coerce(Value::str("ntfs"), Ty::Enum(&["ext4", "xfs"])).expect_err("not allowed");
+        assert!(coerce(Value::Unknown, Ty::Int).is_ok(), "an unknown value fits any scalar type");
+        let error = coerce(Value::str("ntfs"), Ty::Enum(&["ext4", "xfs"])).expect_err("not allowed");
         assert!(error.invalid_value);
-        assert!(
-            coerce(Value::str("22"), Ty::Int).is_err(),
-            "no silent conversion of strings"
-        );
+        assert!(coerce(Value::str("22"), Ty::Int).is_err(), "no silent conversion of strings");
     }
 }

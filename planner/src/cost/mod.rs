@@ -31,17 +31,12 @@ pub struct Cost {
 
 impl Cost {
     fn from_items(items: Vec<CostItem>) -> Self {
-        let monthly_net = items
-            .iter()
-            .try_fold(Decimal::ZERO, |sum, item| item.monthly_net.map(|n| sum + n));
+        let monthly_net = items.iter().try_fold(Decimal::ZERO, |sum, item| item.monthly_net.map(|n| sum + n));
         Self { monthly_net, items }
     }
 
     pub fn free(what: &str) -> Self {
-        Self::from_items(vec![CostItem {
-            item: what.to_owned(),
-            monthly_net: Some(Decimal::ZERO),
-        }])
+        Self::from_items(vec![CostItem { item: what.to_owned(), monthly_net: Some(Decimal::ZERO) }])
     }
 }
 
@@ -59,24 +54,11 @@ pub struct Pricer<'a> {
 const HOURS_PER_MONTH: u32 = 730;
 
 impl<'a> Pricer<'a> {
-    pub fn new<'r>(
-        catalog: &'a Catalog,
-        resources: impl IntoIterator<Item = &'r Resource>,
-    ) -> Self {
-        let buckets: Vec<&Resource> = resources
-            .into_iter()
-            .filter(|r| r.kind == Kind::Bucket)
-            .collect();
+    pub fn new<'r>(catalog: &'a Catalog, resources: impl IntoIterator<Item = &'r Resource>) -> Self {
+        let buckets: Vec<&Resource> = resources.into_iter().filter(|r| r.kind == Kind::Bucket).collect();
         let first_bucket = buckets.iter().map(|r| r.address.clone()).min();
-        let declared_storage_gb = buckets
-            .iter()
-            .filter_map(|r| r.attr("storage_gb").and_then(Value::as_u64))
-            .sum();
-        Self {
-            catalog,
-            first_bucket,
-            declared_storage_gb,
-        }
+        let declared_storage_gb = buckets.iter().filter_map(|r| r.attr("storage_gb").and_then(Value::as_u64)).sum();
+        Self { catalog, first_bucket, declared_storage_gb }
     }
 
     pub fn cost(&self, resource: &Resource) -> Cost {
@@ -87,23 +69,13 @@ impl<'a> Pricer<'a> {
             Kind::Server => {
                 let server_type = resource.str_attr("server_type").unwrap_or_default();
                 let base = net(catalog.server_monthly(server_type, location));
-                let mut items = vec![CostItem {
-                    item: format!("server type {server_type} in {location}"),
-                    monthly_net: base,
-                }];
+                let mut items =
+                    vec![CostItem { item: format!("server type {server_type} in {location}"), monthly_net: base }];
                 let public_net = resource.attr("public_net").and_then(Value::as_map);
-                for (ip, enabled_key, own_key) in [
-                    ("ipv4", "ipv4_enabled", "ipv4"),
-                    ("ipv6", "ipv6_enabled", "ipv6"),
-                ] {
-                    let enabled = public_net
-                        .and_then(|p| p.get(enabled_key))
-                        .and_then(Value::as_bool)
-                        .unwrap_or(true);
+                for (ip, enabled_key, own_key) in [("ipv4", "ipv4_enabled", "ipv4"), ("ipv6", "ipv6_enabled", "ipv6")] {
+                    let enabled = public_net.and_then(|p| p.get(enabled_key)).and_then(Value::as_bool).unwrap_or(true);
                     // A primary IP declared as its own block is priced there.
-                    let own = public_net
-                        .and_then(|p| p.get(own_key))
-                        .is_some_and(|v| !matches!(v, Value::Null));
+                    let own = public_net.and_then(|p| p.get(own_key)).is_some_and(|v| !matches!(v, Value::Null));
                     if enabled && !own {
                         items.push(CostItem {
                             item: format!("primary {}", if ip == "ipv4" { "IPv4" } else { "IPv6" }),
@@ -118,9 +90,7 @@ impl<'a> Pricer<'a> {
                             "backups ({}% of the server price)",
                             percent.map_or("?".into(), |p| p.normalize().to_string())
                         ),
-                        monthly_net: base
-                            .zip(percent)
-                            .map(|(b, p)| (b * p / Decimal::ONE_HUNDRED).round_dp(4)),
+                        monthly_net: base.zip(percent).map(|(b, p)| (b * p / Decimal::ONE_HUNDRED).round_dp(4)),
                     });
                 }
                 Cost::from_items(items)
@@ -136,10 +106,7 @@ impl<'a> Pricer<'a> {
             Kind::LoadBalancer => {
                 let lb_type = resource.str_attr("type").unwrap_or_default();
                 Cost::from_items(vec![CostItem {
-                    item: format!(
-                        "load balancer {lb_type} in {}",
-                        if location.is_empty() { "?" } else { location }
-                    ),
+                    item: format!("load balancer {lb_type} in {}", if location.is_empty() { "?" } else { location }),
                     monthly_net: net(catalog.load_balancer_monthly(lb_type, location)),
                 }])
             }
@@ -158,20 +125,12 @@ impl<'a> Pricer<'a> {
                     monthly_net: net(catalog.floating_ip_monthly(ip, home)),
                 }])
             }
-            Kind::Bucket if self.first_bucket.as_ref() == Some(&resource.address) => {
-                self.object_storage()
+            Kind::Bucket if self.first_bucket.as_ref() == Some(&resource.address) => self.object_storage(),
+            Kind::Bucket => Cost::free("covered by the project's Object Storage fee (see the first bucket)"),
+            Kind::Network | Kind::Firewall | Kind::PlacementGroup | Kind::SshKey | Kind::Certificate => {
+                Cost::free("no charge")
             }
-            Kind::Bucket => {
-                Cost::free("covered by the project's Object Storage fee (see the first bucket)")
-            }
-            Kind::Network
-            | Kind::Firewall
-            | Kind::PlacementGroup
-            | Kind::SshKey
-            | Kind::Certificate => Cost::free("no charge"),
-            Kind::Postgres | Kind::Redis => {
-                Cost::free("a composite costs what its primitives cost")
-            }
+            Kind::Postgres | Kind::Redis => Cost::free("a composite costs what its primitives cost"),
         }
     }
 }
@@ -180,10 +139,7 @@ impl Pricer<'_> {
     /// The project's Object Storage: the base fee, and declared storage above what it includes.
     fn object_storage(&self) -> Cost {
         let Some(storage) = self.catalog.object_storage() else {
-            return Cost::from_items(vec![CostItem {
-                item: "Object Storage base fee".into(),
-                monthly_net: None,
-            }]);
+            return Cost::from_items(vec![CostItem { item: "Object Storage base fee".into(), monthly_net: None }]);
         };
         let mut items = vec![CostItem {
             item: format!(
@@ -212,8 +168,7 @@ impl Pricer<'_> {
 
 /// Formats money as `€12.34` (two decimals, rounded half away from zero).
 pub fn money(value: Decimal) -> String {
-    let rounded =
-        value.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    let rounded = value.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
     if rounded.is_sign_negative() && !rounded.is_zero() {
         format!("-€{:.2}", rounded.abs())
     } else {
@@ -249,10 +204,7 @@ mod tests {
         Resource {
             kind: address.kind(),
             address,
-            attrs: attrs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                .collect::<BTreeMap<_, _>>(),
+            attrs: attrs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect::<BTreeMap<_, _>>(),
             composite: None,
             lifecycle: Lifecycle::default(),
             origin: Origin::default(),
@@ -268,11 +220,7 @@ mod tests {
         let catalog = Catalog::embedded();
         let server = resource(
             "server.app",
-            &[
-                ("server_type", Value::str("cpx22")),
-                ("location", Value::str("fsn1")),
-                ("backups", Value::Bool(true)),
-            ],
+            &[("server_type", Value::str("cpx22")), ("location", Value::str("fsn1")), ("backups", Value::Bool(true))],
         );
         let cost = Pricer::new(&catalog, [&server]).cost(&server);
         // 19.49 for the type, 0.50 for the IPv4, 0 for the IPv6, 20% of 19.49 for backups.
@@ -280,29 +228,16 @@ mod tests {
         assert_eq!(cost.items.len(), 4);
         let mut ipv6_only = server.clone();
         ipv6_only.attrs.insert("backups".into(), Value::Bool(false));
-        ipv6_only.attrs.insert(
-            "public_net".into(),
-            Value::Map(BTreeMap::from([(
-                "ipv4_enabled".to_owned(),
-                Value::Bool(false),
-            )])),
-        );
-        assert_eq!(
-            net(&Pricer::new(&catalog, [&ipv6_only]).cost(&ipv6_only)),
-            Some("19.49".into())
-        );
+        ipv6_only
+            .attrs
+            .insert("public_net".into(), Value::Map(BTreeMap::from([("ipv4_enabled".to_owned(), Value::Bool(false))])));
+        assert_eq!(net(&Pricer::new(&catalog, [&ipv6_only]).cost(&ipv6_only)), Some("19.49".into()));
     }
 
     #[test]
     fn a_missing_price_is_unknown_not_zero() {
         let catalog = Catalog::embedded();
-        let lb = resource(
-            "load_balancer.us",
-            &[
-                ("type", Value::str("lb11")),
-                ("location", Value::str("ash")),
-            ],
-        );
+        let lb = resource("load_balancer.us", &[("type", Value::str("lb11")), ("location", Value::str("ash"))]);
         let cost = Pricer::new(&catalog, [&lb]).cost(&lb);
         assert_eq!(cost.monthly_net, None);
         assert_eq!(money_opt(cost.monthly_net), "unknown");
@@ -311,20 +246,8 @@ mod tests {
     #[test]
     fn object_storage_is_charged_once_per_project_with_declared_storage() {
         let catalog = Catalog::embedded();
-        let a = resource(
-            "bucket.a",
-            &[
-                ("location", Value::str("fsn1")),
-                ("storage_gb", Value::Number(1500.0)),
-            ],
-        );
-        let b = resource(
-            "bucket.b",
-            &[
-                ("location", Value::str("fsn1")),
-                ("storage_gb", Value::Number(500.0)),
-            ],
-        );
+        let a = resource("bucket.a", &[("location", Value::str("fsn1")), ("storage_gb", Value::Number(1500.0))]);
+        let b = resource("bucket.b", &[("location", Value::str("fsn1")), ("storage_gb", Value::Number(500.0))]);
         let pricer = Pricer::new(&catalog, [&b, &a]);
         // 6.49 base (1 TB included) + 1 TB above it at 0.0087 per TB-hour for 730 hours.
         assert_eq!(net(&pricer.cost(&a)), Some("12.841".into()));
@@ -335,10 +258,7 @@ mod tests {
     fn volumes_cost_per_gb() {
         let catalog = Catalog::embedded();
         let volume = resource("volume.data", &[("size", Value::Number(40.0))]);
-        assert_eq!(
-            net(&Pricer::new(&catalog, [&volume]).cost(&volume)),
-            Some("2.288".into())
-        );
+        assert_eq!(net(&Pricer::new(&catalog, [&volume]).cost(&volume)), Some("2.288".into()));
         assert_eq!(money(Decimal::new(2288, 3)), "€2.29");
         assert_eq!(delta(Decimal::new(-5, 1)), "-€0.50");
     }

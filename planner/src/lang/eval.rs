@@ -51,18 +51,11 @@ pub type Eval = Result<Value, Failed>;
 
 impl<'s, 'd> Evaluator<'s, 'd> {
     pub fn new(scope: &'s Scope<'s>, diags: &'d mut Diagnostics) -> Self {
-        Self {
-            scope,
-            diags,
-            deps: BTreeSet::new(),
-        }
+        Self { scope, diags, deps: BTreeSet::new() }
     }
 
     pub fn span(&self, expr: &Expression) -> Option<Span> {
-        expr.span().map(|range| Span {
-            file: self.scope.file,
-            range,
-        })
+        expr.span().map(|range| Span { file: self.scope.file, range })
     }
 
     pub fn error(&mut self, expr: &Expression, diagnostic: Diagnostic) -> Failed {
@@ -87,11 +80,7 @@ impl<'s, 'd> Evaluator<'s, 'd> {
                         Err(Failed) => failed = true,
                     }
                 }
-                if failed {
-                    Err(Failed)
-                } else {
-                    Ok(Value::List(values))
-                }
+                if failed { Err(Failed) } else { Ok(Value::List(values)) }
             }
             Expression::Object(object) => {
                 let mut map = BTreeMap::new();
@@ -125,20 +114,14 @@ impl<'s, 'd> Evaluator<'s, 'd> {
                         Err(Failed) => failed = true,
                     }
                 }
-                if failed {
-                    Err(Failed)
-                } else {
-                    Ok(Value::Map(map))
-                }
+                if failed { Err(Failed) } else { Ok(Value::Map(map)) }
             }
             Expression::StringTemplate(template) => self.template(expr, template),
             Expression::HeredocTemplate(heredoc) => self.template(expr, &heredoc.template),
             Expression::Parenthesis(inner) => self.eval(inner.inner()),
             Expression::Variable(ident) => self.root(expr, ident.as_str(), &[]),
             Expression::Traversal(traversal) => match &traversal.expr {
-                Expression::Variable(ident) => {
-                    self.root(expr, ident.as_str(), &traversal.operators)
-                }
+                Expression::Variable(ident) => self.root(expr, ident.as_str(), &traversal.operators),
                 inner => {
                     let base = self.eval(inner)?;
                     self.navigate(expr, base, &traversal.operators)
@@ -154,10 +137,7 @@ impl<'s, 'd> Evaluator<'s, 'd> {
                 }
                 other => Err(self.error(
                     &cond.cond_expr,
-                    Diagnostic::error(format!(
-                        "a condition must be true or false, not {}",
-                        other.type_name()
-                    )),
+                    Diagnostic::error(format!("a condition must be true or false, not {}", other.type_name())),
                 )),
             },
             Expression::UnaryOp(op) => {
@@ -166,13 +146,8 @@ impl<'s, 'd> Evaluator<'s, 'd> {
                     (_, Value::Unknown) => Ok(Value::Unknown),
                     (UnaryOperator::Neg, Value::Number(n)) => Ok(Value::Number(-n)),
                     (UnaryOperator::Not, Value::Bool(b)) => Ok(Value::Bool(!b)),
-                    (operator, other) => Err(self.error(
-                        expr,
-                        Diagnostic::error(format!(
-                            "`{operator}` cannot apply to {}",
-                            other.type_name()
-                        )),
-                    )),
+                    (operator, other) => Err(self
+                        .error(expr, Diagnostic::error(format!("`{operator}` cannot apply to {}", other.type_name())))),
                 }
             }
             Expression::BinaryOp(op) => {
@@ -197,9 +172,7 @@ impl<'s, 'd> Evaluator<'s, 'd> {
                             .then(|| suggest(&name, super::functions::NAMES.iter().copied()))
                             .flatten()
                             .map(|s| format!("did you mean `{s}`?"))
-                            .unwrap_or_else(|| {
-                                format!("functions: {}", super::functions::NAMES.join(", "))
-                            });
+                            .unwrap_or_else(|| format!("functions: {}", super::functions::NAMES.join(", ")));
                         Err(self.error(expr, Diagnostic::error(message).hint(hint)))
                     }
                 }
@@ -235,19 +208,13 @@ impl<'s, 'd> Evaluator<'s, 'd> {
                 Element::Directive(_) => {
                     return Err(self.error(
                         expr,
-                        Diagnostic::error(
-                            "template directives (`%{if}`, `%{for}`) are not supported",
-                        )
-                        .hint("compute the text with a conditional expression or in a local"),
+                        Diagnostic::error("template directives (`%{if}`, `%{for}`) are not supported")
+                            .hint("compute the text with a conditional expression or in a local"),
                     ));
                 }
             }
         }
-        Ok(if known {
-            Value::String(text)
-        } else {
-            Value::Unknown
-        })
+        Ok(if known { Value::String(text) } else { Value::Unknown })
     }
 
     fn binary(&mut self, expr: &Expression, op: BinaryOperator, lhs: Value, rhs: Value) -> Eval {
@@ -280,31 +247,15 @@ impl<'s, 'd> Evaluator<'s, 'd> {
         Ok(value)
     }
 
-    fn operand_error(
-        &mut self,
-        expr: &Expression,
-        op: BinaryOperator,
-        lhs: &Value,
-        rhs: &Value,
-    ) -> Failed {
+    fn operand_error(&mut self, expr: &Expression, op: BinaryOperator, lhs: &Value, rhs: &Value) -> Failed {
         self.error(
             expr,
-            Diagnostic::error(format!(
-                "`{}` cannot apply to {} and {}",
-                op.as_str(),
-                lhs.type_name(),
-                rhs.type_name()
-            )),
+            Diagnostic::error(format!("`{}` cannot apply to {} and {}", op.as_str(), lhs.type_name(), rhs.type_name())),
         )
     }
 
     /// A traversal that starts at a name: `var.x`, `local.y`, `count.index`, `server.app[0].id`.
-    fn root(
-        &mut self,
-        expr: &Expression,
-        root: &str,
-        ops: &[hcl::edit::Decorated<TraversalOperator>],
-    ) -> Eval {
+    fn root(&mut self, expr: &Expression, root: &str, ops: &[hcl::edit::Decorated<TraversalOperator>]) -> Eval {
         let first_attr = ops.first().and_then(|op| match op.value() {
             TraversalOperator::GetAttr(ident) => Some(ident.as_str().to_owned()),
             _ => None,
@@ -313,22 +264,11 @@ impl<'s, 'd> Evaluator<'s, 'd> {
         match root {
             "var" | "local" => {
                 let Some(name) = first_attr else {
-                    return Err(self.error(
-                        expr,
-                        Diagnostic::error(format!("`{root}` needs a name: `{root}.NAME`")),
-                    ));
+                    return Err(self.error(expr, Diagnostic::error(format!("`{root}` needs a name: `{root}.NAME`"))));
                 };
-                let table = if root == "var" {
-                    self.scope.vars
-                } else {
-                    self.scope.locals
-                };
+                let table = if root == "var" { self.scope.vars } else { self.scope.locals };
                 let Some(value) = table.get(&name).cloned() else {
-                    let what = if root == "var" {
-                        "variable"
-                    } else {
-                        "local value"
-                    };
+                    let what = if root == "var" { "variable" } else { "local value" };
                     let hint = suggest(&name, table.keys().map(String::as_str))
                         .map(|s| format!("did you mean `{root}.{s}`?"))
                         .unwrap_or_else(|| {
@@ -343,51 +283,38 @@ impl<'s, 'd> Evaluator<'s, 'd> {
                         });
                     return Err(self.error(
                         expr,
-                        Diagnostic::error(format!(
-                            "reference to undeclared {what} `{root}.{name}`"
-                        ))
-                        .label("not declared")
-                        .hint(hint),
+                        Diagnostic::error(format!("reference to undeclared {what} `{root}.{name}`"))
+                            .label("not declared")
+                            .hint(hint),
                     ));
                 };
                 self.navigate(expr, value, rest)
             }
             "count" => match (first_attr.as_deref(), self.scope.count_index) {
-                (Some("index"), Some(index)) => {
-                    self.navigate(expr, Value::Number(f64::from(index)), rest)
-                }
+                (Some("index"), Some(index)) => self.navigate(expr, Value::Number(f64::from(index)), rest),
                 (Some("index"), None) => Err(self.error(
                     expr,
                     Diagnostic::error("`count.index` outside a block with `count`")
                         .hint("add `count = N` to this block, or use a fixed value"),
                 )),
-                _ => Err(self.error(
-                    expr,
-                    Diagnostic::error("`count` has one attribute: `count.index`"),
-                )),
+                _ => Err(self.error(expr, Diagnostic::error("`count` has one attribute: `count.index`"))),
             },
             _ => match root.parse::<Kind>() {
                 Ok(kind) => {
                     let Some(name) = first_attr else {
-                        return Err(self.error(
-                            expr,
-                            Diagnostic::error(format!("`{root}` needs a name: `{root}.NAME`")),
-                        ));
+                        return Err(
+                            self.error(expr, Diagnostic::error(format!("`{root}` needs a name: `{root}.NAME`")))
+                        );
                     };
                     self.object(expr, kind, &name, rest)
                 }
                 Err(()) => {
-                    let candidates = Kind::ALL
-                        .iter()
-                        .map(|k| k.as_str())
-                        .chain(["var", "local", "count"]);
+                    let candidates = Kind::ALL.iter().map(|k| k.as_str()).chain(["var", "local", "count"]);
                     Err(self.error(
                         expr,
                         Diagnostic::error(format!("unknown name `{root}`"))
                             .label("not a variable, local or block kind")
-                            .hint_opt(
-                                suggest(root, candidates).map(|s| format!("did you mean `{s}`?")),
-                            ),
+                            .hint_opt(suggest(root, candidates).map(|s| format!("did you mean `{s}`?"))),
                     ))
                 }
             },
@@ -402,12 +329,7 @@ impl<'s, 'd> Evaluator<'s, 'd> {
         ops: &[hcl::edit::Decorated<TraversalOperator>],
     ) -> Eval {
         let Some(entry) = self.scope.objects.get(&(kind, name.to_owned())) else {
-            let declared = self
-                .scope
-                .objects
-                .keys()
-                .filter(|(k, _)| *k == kind)
-                .map(|(_, n)| n.as_str());
+            let declared = self.scope.objects.keys().filter(|(k, _)| *k == kind).map(|(_, n)| n.as_str());
             let hint = suggest(name, declared)
                 .map(|s| format!("did you mean `{kind}.{s}`?"))
                 .unwrap_or_else(|| format!("no `{kind}` block is named `{name}` in this phase"));
@@ -424,46 +346,29 @@ impl<'s, 'd> Evaluator<'s, 'd> {
                 let index = match self.eval(index_expr)? {
                     Value::Number(n) if n >= 0.0 && n.fract() == 0.0 => n as u32,
                     Value::Unknown => {
-                        return Err(self.error(
-                            index_expr,
-                            Diagnostic::error("an index must be known before apply"),
-                        ));
+                        return Err(self.error(index_expr, Diagnostic::error("an index must be known before apply")));
                     }
                     other => {
                         return Err(self.error(
                             index_expr,
-                            Diagnostic::error(format!(
-                                "an index must be a whole number, not {}",
-                                other.type_name()
-                            )),
+                            Diagnostic::error(format!("an index must be a whole number, not {}", other.type_name())),
                         ));
                     }
                 };
                 if index >= count {
                     return Err(self.error(
                         expr,
-                        Diagnostic::error(format!(
-                            "`{block}[{index}]` does not exist: `{block}` has count = {count}"
-                        ))
-                        .hint(format!("indexes run from 0 to {}", count.saturating_sub(1))),
+                        Diagnostic::error(format!("`{block}[{index}]` does not exist: `{block}` has count = {count}"))
+                            .hint(format!("indexes run from 0 to {}", count.saturating_sub(1))),
                     ));
                 }
                 (Some(index), &ops[1..])
             }
-            (
-                Some(count),
-                Some(TraversalOperator::AttrSplat(_) | TraversalOperator::FullSplat(_)),
-            ) => {
+            (Some(count), Some(TraversalOperator::AttrSplat(_) | TraversalOperator::FullSplat(_))) => {
                 let mut items = Vec::new();
                 for index in 0..count {
-                    let value = self.instance(
-                        expr,
-                        kind,
-                        entry,
-                        block.with_index(Some(index)),
-                        index as usize,
-                        &ops[1..],
-                    )?;
+                    let value =
+                        self.instance(expr, kind, entry, block.with_index(Some(index)), index as usize, &ops[1..])?;
                     items.push(value);
                 }
                 return Ok(Value::List(items));
@@ -473,10 +378,7 @@ impl<'s, 'd> Evaluator<'s, 'd> {
                     .map(|index| {
                         let address = block.with_index(Some(index));
                         self.deps.insert(address.clone());
-                        Value::Ref(Reference {
-                            address,
-                            attribute: None,
-                        })
+                        Value::Ref(Reference { address, attribute: None })
                     })
                     .collect();
                 return Ok(Value::List(items));
@@ -484,9 +386,8 @@ impl<'s, 'd> Evaluator<'s, 'd> {
             (Some(_), Some(_)) => {
                 return Err(self.error(
                     expr,
-                    Diagnostic::error(format!("`{block}` has `count`: pick an instance")).hint(
-                        format!("write `{block}[0]`, or `{block}[*].attribute` for all of them"),
-                    ),
+                    Diagnostic::error(format!("`{block}` has `count`: pick an instance"))
+                        .hint(format!("write `{block}[0]`, or `{block}[*].attribute` for all of them")),
                 ));
             }
             (None, Some(TraversalOperator::Index(_) | TraversalOperator::LegacyIndex(_))) => {
@@ -513,18 +414,12 @@ impl<'s, 'd> Evaluator<'s, 'd> {
     ) -> Eval {
         self.deps.insert(address.clone());
         let Some(first) = ops.first() else {
-            return Ok(Value::Ref(Reference {
-                address,
-                attribute: None,
-            }));
+            return Ok(Value::Ref(Reference { address, attribute: None }));
         };
         let TraversalOperator::GetAttr(attr) = first.value() else {
-            return Err(self.error(
-                expr,
-                Diagnostic::error(format!(
-                    "`{address}` is an object: read one of its attributes"
-                )),
-            ));
+            return Err(
+                self.error(expr, Diagnostic::error(format!("`{address}` is an object: read one of its attributes")))
+            );
         };
         let attr = attr.as_str();
         if entry.failed {
@@ -533,17 +428,14 @@ impl<'s, 'd> Evaluator<'s, 'd> {
         let known = entry.instances.get(slot).and_then(|attrs| attrs.get(attr));
         let value = match known {
             Some(value) if !matches!(value, Value::Null) => value.clone(),
-            _ if schema::readable(kind).any(|name| name == attr) => Value::Ref(Reference {
-                address: address.clone(),
-                attribute: Some(attr.to_owned()),
-            }),
+            _ if schema::readable(kind).any(|name| name == attr) => {
+                Value::Ref(Reference { address: address.clone(), attribute: Some(attr.to_owned()) })
+            }
             _ => {
                 return Err(self.error(
                     expr,
-                    Diagnostic::error(format!("`{kind}` has no attribute `{attr}`")).hint_opt(
-                        suggest(attr, schema::readable(kind))
-                            .map(|s| format!("did you mean `{s}`?")),
-                    ),
+                    Diagnostic::error(format!("`{kind}` has no attribute `{attr}`"))
+                        .hint_opt(suggest(attr, schema::readable(kind)).map(|s| format!("did you mean `{s}`?"))),
                 ));
             }
         };
@@ -559,29 +451,19 @@ impl<'s, 'd> Evaluator<'s, 'd> {
     ) -> Eval {
         for op in ops {
             // An unknown scalar stays unknown; a list or object holding unknowns can still be read into.
-            if matches!(
-                value,
-                Value::Unknown
-                    | Value::Ref(Reference {
-                        attribute: Some(_),
-                        ..
-                    })
-            ) {
+            if matches!(value, Value::Unknown | Value::Ref(Reference { attribute: Some(_), .. })) {
                 return Ok(Value::Unknown);
             }
             value = match (op.value(), value) {
-                (TraversalOperator::GetAttr(key), Value::Map(mut map)) => match map
-                    .remove(key.as_str())
-                {
+                (TraversalOperator::GetAttr(key), Value::Map(mut map)) => match map.remove(key.as_str()) {
                     Some(inner) => inner,
                     None => {
                         return Err(self.error(
                             expr,
-                            Diagnostic::error(format!("the object has no key `{}`", key.as_str()))
-                                .hint_opt(
-                                    suggest(key.as_str(), map.keys().map(String::as_str))
-                                        .map(|s| format!("did you mean `{s}`?")),
-                                ),
+                            Diagnostic::error(format!("the object has no key `{}`", key.as_str())).hint_opt(
+                                suggest(key.as_str(), map.keys().map(String::as_str))
+                                    .map(|s| format!("did you mean `{s}`?")),
+                            ),
                         ));
                     }
                 },
@@ -605,30 +487,17 @@ impl<'s, 'd> Evaluator<'s, 'd> {
                     if i < items.len() {
                         items.swap_remove(i)
                     } else {
-                        return Err(self.error(
-                            expr,
-                            Diagnostic::error(format!("index {i} is out of range")),
-                        ));
+                        return Err(self.error(expr, Diagnostic::error(format!("index {i} is out of range"))));
                     }
                 }
-                (TraversalOperator::Index(index_expr), Value::Map(mut map)) => {
-                    match self.eval(index_expr)? {
-                        Value::String(key) if map.contains_key(&key) => {
-                            map.remove(&key).unwrap_or(Value::Null)
-                        }
-                        other => {
-                            return Err(self.error(
-                                index_expr,
-                                Diagnostic::error(format!("the object has no key {other}")),
-                            ));
-                        }
+                (TraversalOperator::Index(index_expr), Value::Map(mut map)) => match self.eval(index_expr)? {
+                    Value::String(key) if map.contains_key(&key) => map.remove(&key).unwrap_or(Value::Null),
+                    other => {
+                        return Err(self.error(index_expr, Diagnostic::error(format!("the object has no key {other}"))));
                     }
-                }
+                },
                 (_, other) => {
-                    return Err(self.error(
-                        expr,
-                        Diagnostic::error(format!("cannot read into {}", other.type_name())),
-                    ));
+                    return Err(self.error(expr, Diagnostic::error(format!("cannot read into {}", other.type_name()))));
                 }
             };
         }
@@ -663,9 +532,7 @@ pub fn roots(expr: &Expression, out: &mut Vec<(Root, Option<std::ops::Range<usiz
     match expr {
         Expression::Traversal(traversal) => {
             if let Expression::Variable(ident) = &traversal.expr {
-                if let Some(TraversalOperator::GetAttr(name)) =
-                    traversal.operators.first().map(|op| op.value())
-                {
+                if let Some(TraversalOperator::GetAttr(name)) = traversal.operators.first().map(|op| op.value()) {
                     let name = name.as_str().to_owned();
                     let root = match ident.as_str() {
                         "var" => Some(Root::Var(name)),
@@ -673,10 +540,7 @@ pub fn roots(expr: &Expression, out: &mut Vec<(Root, Option<std::ops::Range<usiz
                         other => other.parse::<Kind>().ok().map(|kind| {
                             // Anything after the name (and an index) reads into the object.
                             let reads = traversal.operators[1..].iter().any(|op| {
-                                !matches!(
-                                    op.value(),
-                                    TraversalOperator::Index(_) | TraversalOperator::LegacyIndex(_)
-                                )
+                                !matches!(op.value(), TraversalOperator::Index(_) | TraversalOperator::LegacyIndex(_))
                             });
                             Root::Object(kind, name, reads)
                         }),

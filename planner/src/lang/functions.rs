@@ -4,19 +4,8 @@ use std::collections::BTreeMap;
 
 use crate::value::Value;
 
-pub(super) const NAMES: &[&str] = &[
-    "cidrsubnet",
-    "concat",
-    "format",
-    "join",
-    "length",
-    "lower",
-    "max",
-    "merge",
-    "min",
-    "tostring",
-    "upper",
-];
+pub(super) const NAMES: &[&str] =
+    &["cidrsubnet", "concat", "format", "join", "length", "lower", "max", "merge", "min", "tostring", "upper"];
 
 pub(super) fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
     match name {
@@ -47,11 +36,9 @@ pub(super) fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
             _ => Err("length takes one list, object or string".into()),
         },
         "lower" | "upper" => match args.as_slice() {
-            [Value::String(text)] => Ok(Value::String(if name == "lower" {
-                text.to_lowercase()
-            } else {
-                text.to_uppercase()
-            })),
+            [Value::String(text)] => {
+                Ok(Value::String(if name == "lower" { text.to_lowercase() } else { text.to_uppercase() }))
+            }
             _ => Err(format!("{name} takes one string")),
         },
         "tostring" => match args.as_slice() {
@@ -63,8 +50,7 @@ pub(super) fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
         },
         "join" => match args.as_slice() {
             [Value::String(separator), Value::List(items)] => {
-                let parts: Option<Vec<String>> =
-                    items.iter().map(Value::to_template_text).collect();
+                let parts: Option<Vec<String>> = items.iter().map(Value::to_template_text).collect();
                 parts
                     .map(|parts| Value::String(parts.join(separator)))
                     .ok_or_else(|| "join takes a list of strings".to_owned())
@@ -73,13 +59,9 @@ pub(super) fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
         },
         "min" | "max" => {
             let numbers: Option<Vec<f64>> = args.iter().map(Value::as_f64).collect();
-            let numbers = numbers
-                .filter(|n| !n.is_empty())
-                .ok_or_else(|| format!("{name} takes numbers"))?;
+            let numbers = numbers.filter(|n| !n.is_empty()).ok_or_else(|| format!("{name} takes numbers"))?;
             let pick = if name == "min" { f64::min } else { f64::max };
-            Ok(Value::Number(
-                numbers.into_iter().reduce(pick).unwrap_or(0.0),
-            ))
+            Ok(Value::Number(numbers.into_iter().reduce(pick).unwrap_or(0.0)))
         }
         "format" => {
             let Some((Value::String(spec), rest)) = args.split_first() else {
@@ -88,11 +70,9 @@ pub(super) fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
             format(spec, rest)
         }
         "cidrsubnet" => match args.as_slice() {
-            [
-                Value::String(prefix),
-                Value::Number(newbits),
-                Value::Number(netnum),
-            ] => cidrsubnet(prefix, *newbits, *netnum).map(Value::String),
+            [Value::String(prefix), Value::Number(newbits), Value::Number(netnum)] => {
+                cidrsubnet(prefix, *newbits, *netnum).map(Value::String)
+            }
             _ => Err("cidrsubnet takes a CIDR prefix, new bits and a network number".into()),
         },
         _ => Err(format!("unknown function `{name}`")),
@@ -113,16 +93,10 @@ fn format(spec: &str, args: &[Value]) -> Result<Value, String> {
             Some('%') => out.push('%'),
             Some('s' | 'd' | 'v') => {
                 let arg = args.next().ok_or("format has more verbs than arguments")?;
-                out.push_str(
-                    &arg.to_template_text()
-                        .ok_or("format takes strings, numbers and bools")?,
-                );
+                out.push_str(&arg.to_template_text().ok_or("format takes strings, numbers and bools")?);
             }
             other => {
-                return Err(format!(
-                    "format does not know the verb %{}",
-                    other.unwrap_or(' ')
-                ));
+                return Err(format!("format does not know the verb %{}", other.unwrap_or(' ')));
             }
         }
     }
@@ -134,28 +108,17 @@ fn format(spec: &str, args: &[Value]) -> Result<Value, String> {
 
 /// Terraform's `cidrsubnet` for IPv4 prefixes.
 fn cidrsubnet(prefix: &str, newbits: f64, netnum: f64) -> Result<String, String> {
-    let net: ipnet::Ipv4Net = prefix
-        .parse()
-        .map_err(|_| format!("`{prefix}` is not an IPv4 CIDR prefix"))?;
+    let net: ipnet::Ipv4Net = prefix.parse().map_err(|_| format!("`{prefix}` is not an IPv4 CIDR prefix"))?;
     let new_len = u32::from(net.prefix_len()) + newbits as u32;
     if newbits < 0.0 || newbits.fract() != 0.0 || new_len > 32 {
-        return Err(format!(
-            "cannot extend /{} by {newbits} bits",
-            net.prefix_len()
-        ));
+        return Err(format!("cannot extend /{} by {newbits} bits", net.prefix_len()));
     }
     let count = 1u64 << (new_len - u32::from(net.prefix_len()));
     if netnum < 0.0 || netnum.fract() != 0.0 || netnum as u64 >= count {
-        return Err(format!(
-            "network number {netnum} does not fit in {newbits} bits"
-        ));
+        return Err(format!("network number {netnum} does not fit in {newbits} bits"));
     }
     let base = u32::from(net.network());
-    let size = if new_len == 32 {
-        1
-    } else {
-        1u64 << (32 - new_len)
-    };
+    let size = if new_len == 32 { 1 } else { 1u64 << (32 - new_len) };
     let start = u64::from(base) + netnum as u64 * size;
     let address = std::net::Ipv4Addr::from(start as u32);
     Ok(format!("{address}/{new_len}"))
@@ -167,14 +130,8 @@ mod tests {
 
     #[test]
     fn cidrsubnet_matches_terraform() {
-        assert_eq!(
-            cidrsubnet("10.0.0.0/16", 8.0, 1.0).as_deref(),
-            Ok("10.0.1.0/24")
-        );
-        assert_eq!(
-            cidrsubnet("10.0.0.0/8", 8.0, 255.0).as_deref(),
-            Ok("10.255.0.0/16")
-        );
+        assert_eq!(cidrsubnet("10.0.0.0/16", 8.0, 1.0).as_deref(), Ok("10.0.1.0/24"));
+        assert_eq!(cidrsubnet("10.0.0.0/8", 8.0, 255.0).as_deref(), Ok("10.255.0.0/16"));
         assert!(cidrsubnet("10.0.0.0/16", 8.0, 256.0).is_err());
     }
 

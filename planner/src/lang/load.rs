@@ -8,9 +8,7 @@ use hcl::edit::Span as _;
 use hcl::edit::expr::Expression;
 use hcl::edit::structure::{Attribute, Block, BlockLabel, Body, Structure};
 
-use super::{
-    BackendDef, BlockDef, Definitions, NamedExpr, OutputDef, PhaseDef, Stack, VariableDef,
-};
+use super::{BackendDef, BlockDef, Definitions, NamedExpr, OutputDef, PhaseDef, Stack, VariableDef};
 use crate::diag::{Diagnostic, Diagnostics, FileId, Sources, Span};
 use crate::kind::Kind;
 use crate::schema::suggest;
@@ -50,7 +48,9 @@ pub fn load_stack(dir: &Path, sources: &mut Sources, diags: &mut Diagnostics) ->
                 Diagnostic::error(format!("phase `{phase}` has no file {file_name}"))
                     .at(Some(span))
                     .label("listed here")
-                    .hint(format!("create {file_name} with a `phase \"{phase}\" {{ }}` block, or remove it from the list")),
+                    .hint(format!(
+                        "create {file_name} with a `phase \"{phase}\" {{ }}` block, or remove it from the list"
+                    )),
             );
             continue;
         }
@@ -62,29 +62,15 @@ pub fn load_stack(dir: &Path, sources: &mut Sources, diags: &mut Diagnostics) ->
             phase_files.push(def);
         }
     }
-    Some(Stack {
-        name,
-        phases,
-        backend,
-        shared,
-        phase_files,
-    })
+    Some(Stack { name, phases, backend, shared, phase_files })
 }
 
 /// Reads and parses one file; a syntax error becomes a diagnostic at its place.
-fn read_file(
-    path: &Path,
-    name: &str,
-    sources: &mut Sources,
-    diags: &mut Diagnostics,
-) -> Option<(FileId, Body)> {
+fn read_file(path: &Path, name: &str, sources: &mut Sources, diags: &mut Diagnostics) -> Option<(FileId, Body)> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) => {
-            diags.push(Diagnostic::error(format!(
-                "cannot read {}: {error}",
-                path.display()
-            )));
+            diags.push(Diagnostic::error(format!("cannot read {}: {error}", path.display())));
             return None;
         }
     };
@@ -93,12 +79,7 @@ fn read_file(
         Ok(body) => Some((file, body)),
         Err(error) => {
             let text = &sources.get(file).text;
-            diags.push(syntax_error(
-                file,
-                text,
-                error.location().offset(),
-                error.message().trim(),
-            ));
+            diags.push(syntax_error(file, text, error.location().offset(), error.message().trim()));
             None
         }
     }
@@ -109,10 +90,7 @@ fn syntax_error(file: FileId, text: &str, offset: usize, message: &str) -> Diagn
     let at = |range: std::ops::Range<usize>| Some(Span { file, range });
     let rest = text.get(offset..).unwrap_or_default();
     if message.contains("redefined attribute") {
-        let name: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-            .collect();
+        let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').collect();
         return Diagnostic::error(format!("attribute `{name}` is set twice"))
             .at(at(offset..offset + name.len().max(1)))
             .label("set again here")
@@ -124,13 +102,7 @@ fn syntax_error(file: FileId, text: &str, offset: usize, message: &str) -> Diagn
         return Diagnostic::error("syntax error: a `{` is never closed")
             .at(at(offset..offset + 1))
             .label(message.to_owned())
-            .related(
-                Span {
-                    file,
-                    range: open..open + 1,
-                },
-                "this `{` is never closed",
-            )
+            .related(Span { file, range: open..open + 1 }, "this `{` is never closed")
             .hint("close the block with `}`");
     }
     let shown = rest.chars().next().filter(|c| !c.is_whitespace());
@@ -184,17 +156,11 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn span(&self, range: Option<std::ops::Range<usize>>) -> Option<Span> {
-        range.map(|range| Span {
-            file: self.file,
-            range,
-        })
+        range.map(|range| Span { file: self.file, range })
     }
 
     fn span_or_start(&self, range: Option<std::ops::Range<usize>>) -> Span {
-        Span {
-            file: self.file,
-            range: range.unwrap_or(0..0),
-        }
+        Span { file: self.file, range: range.unwrap_or(0..0) }
     }
 
     fn stack_file(&mut self, body: Body) -> (Option<StackHeader>, Definitions) {
@@ -213,9 +179,7 @@ impl Reader<'_> {
                     }
                     header = self.stack_block(&block);
                 }
-                Structure::Block(block)
-                    if matches!(block.ident.as_str(), "variable" | "locals") =>
-                {
+                Structure::Block(block) if matches!(block.ident.as_str(), "variable" | "locals") => {
                     self.definition(block, &mut defs);
                 }
                 Structure::Block(block) => {
@@ -256,21 +220,15 @@ impl Reader<'_> {
                             Some(phase) if crate::addr::is_identifier(&phase) => {
                                 if phases.contains(&phase) {
                                     self.diags.push(
-                                        Diagnostic::error(format!(
-                                            "phase `{phase}` is listed twice"
-                                        ))
-                                        .at(self.span(item.span())),
+                                        Diagnostic::error(format!("phase `{phase}` is listed twice"))
+                                            .at(self.span(item.span())),
                                     );
                                     continue;
                                 }
                                 phases.push(phase);
                                 spans.push(self.span_or_start(item.span()));
                             }
-                            _ => self.type_error(
-                                item,
-                                "phases",
-                                "a phase name (letters, digits, `_`, `-`)",
-                            ),
+                            _ => self.type_error(item, "phases", "a phase name (letters, digits, `_`, `-`)"),
                         }
                     }
                 }
@@ -304,12 +262,9 @@ impl Reader<'_> {
                 Structure::Block(block) if block.ident.as_str() == "phase" => {
                     if let Some(first) = &phase {
                         self.diags.push(
-                            Diagnostic::error(format!(
-                                "a second `phase` block in the file of phase `{}`",
-                                first.name
-                            ))
-                            .at(self.span(block.ident.span()))
-                            .hint("each phase has its own file <phase>.hcl"),
+                            Diagnostic::error(format!("a second `phase` block in the file of phase `{}`", first.name))
+                                .at(self.span(block.ident.span()))
+                                .hint("each phase has its own file <phase>.hcl"),
                         );
                         continue;
                     }
@@ -326,16 +281,9 @@ impl Reader<'_> {
             }
             None => {
                 self.diags.push(
-                    Diagnostic::error(format!(
-                        "{expected}.hcl has no `phase \"{expected}\"` block"
-                    ))
-                    .at(Some(Span {
-                        file: self.file,
-                        range: 0..0,
-                    }))
-                    .hint(format!(
-                        "start the file with `phase \"{expected}\" {{ description = \"...\" }}`"
-                    )),
+                    Diagnostic::error(format!("{expected}.hcl has no `phase \"{expected}\"` block"))
+                        .at(Some(Span { file: self.file, range: 0..0 }))
+                        .hint(format!("start the file with `phase \"{expected}\" {{ description = \"...\" }}`")),
                 );
                 None
             }
@@ -347,11 +295,9 @@ impl Reader<'_> {
         let span = self.span_or_start(block.ident.span());
         if name != expected {
             self.diags.push(
-                Diagnostic::error(format!(
-                    "phase `{name}` is in the file of phase `{expected}`"
-                ))
-                .at(self.span(block.labels.first().and_then(|label| label.span())))
-                .hint(format!("name it `{expected}`, or move it to {name}.hcl")),
+                Diagnostic::error(format!("phase `{name}` is in the file of phase `{expected}`"))
+                    .at(self.span(block.labels.first().and_then(|label| label.span())))
+                    .hint(format!("name it `{expected}`, or move it to {name}.hcl")),
             );
         }
         let mut def = PhaseDef {
@@ -364,13 +310,7 @@ impl Reader<'_> {
             remove: Vec::new(),
             defs: Definitions::default(),
         };
-        const SETTINGS: [&str; 5] = [
-            "extends",
-            "users",
-            "description",
-            "budget_monthly",
-            "remove",
-        ];
+        const SETTINGS: [&str; 5] = ["extends", "users", "description", "budget_monthly", "remove"];
         for structure in block.body.iter() {
             let Structure::Attribute(attr) = structure else {
                 self.unknown_setting(structure, "phase", &SETTINGS);
@@ -380,9 +320,7 @@ impl Reader<'_> {
             match attr.key.as_str() {
                 "extends" => match static_string(value) {
                     Some(parent) => def.extends = Some((parent, self.span_or_start(value.span()))),
-                    None => {
-                        self.type_error(value, "extends", "the name of another phase, as a string")
-                    }
+                    None => self.type_error(value, "extends", "the name of another phase, as a string"),
                 },
                 "users" => match static_string(value) {
                     Some(users) => def.users = Some(users),
@@ -402,22 +340,12 @@ impl Reader<'_> {
                     Expression::Array(items) => {
                         for item in items.iter() {
                             match static_string(item) {
-                                Some(text) => {
-                                    def.remove.push((text, self.span_or_start(item.span())))
-                                }
-                                None => self.type_error(
-                                    item,
-                                    "remove",
-                                    "an address string such as \"server.db\"",
-                                ),
+                                Some(text) => def.remove.push((text, self.span_or_start(item.span()))),
+                                None => self.type_error(item, "remove", "an address string such as \"server.db\""),
                             }
                         }
                     }
-                    _ => self.type_error(
-                        value,
-                        "remove",
-                        "a list of addresses such as [\"server.db\"]",
-                    ),
+                    _ => self.type_error(value, "remove", "a list of addresses such as [\"server.db\"]"),
                 },
                 _ => self.unknown_setting(structure, "phase", &SETTINGS),
             }
@@ -449,15 +377,12 @@ impl Reader<'_> {
                             var.description = static_string(&attr.value);
                         }
                         Structure::Attribute(attr) if attr.key.as_str() == "sensitive" => {
-                            var.sensitive =
-                                matches!(&attr.value, Expression::Bool(b) if *b.value());
+                            var.sensitive = matches!(&attr.value, Expression::Bool(b) if *b.value());
                         }
                         Structure::Attribute(attr) if attr.key.as_str() == "type" => {}
-                        other => self.unknown_setting(
-                            other,
-                            "variable",
-                            &["default", "description", "sensitive", "type"],
-                        ),
+                        other => {
+                            self.unknown_setting(other, "variable", &["default", "description", "sensitive", "type"])
+                        }
                     }
                 }
                 defs.variables.push(var);
@@ -478,12 +403,9 @@ impl Reader<'_> {
                             span: self.span_or_start(attr.key.span()),
                         }),
                         Structure::Block(inner) => self.diags.push(
-                            Diagnostic::error(format!(
-                                "unexpected `{}` block in `locals`",
-                                inner.ident.as_str()
-                            ))
-                            .at(self.span(inner.ident.span()))
-                            .hint("locals hold attributes: `name = value`"),
+                            Diagnostic::error(format!("unexpected `{}` block in `locals`", inner.ident.as_str()))
+                                .at(self.span(inner.ident.span()))
+                                .hint("locals hold attributes: `name = value`"),
                         ),
                     }
                 }
@@ -508,14 +430,9 @@ impl Reader<'_> {
                             output.description = static_string(&attr.value);
                         }
                         Structure::Attribute(attr) if attr.key.as_str() == "sensitive" => {
-                            output.sensitive =
-                                matches!(&attr.value, Expression::Bool(b) if *b.value());
+                            output.sensitive = matches!(&attr.value, Expression::Bool(b) if *b.value());
                         }
-                        other => self.unknown_setting(
-                            other,
-                            "output",
-                            &["value", "description", "sensitive"],
-                        ),
+                        other => self.unknown_setting(other, "output", &["value", "description", "sensitive"]),
                     }
                 }
                 if output.value.is_none() {
@@ -533,25 +450,16 @@ impl Reader<'_> {
                         return;
                     };
                     let span = self.span_or_start(block.ident.span());
-                    defs.blocks.push(BlockDef {
-                        kind,
-                        name,
-                        body: block.body,
-                        span,
-                    });
+                    defs.blocks.push(BlockDef { kind, name, body: block.body, span });
                 }
                 Err(()) => {
-                    let candidates = Kind::ALL
-                        .iter()
-                        .map(|kind| kind.as_str())
-                        .chain(["variable", "locals", "output", "phase"]);
+                    let candidates =
+                        Kind::ALL.iter().map(|kind| kind.as_str()).chain(["variable", "locals", "output", "phase"]);
                     self.diags.push(
                         Diagnostic::error(format!("unknown block kind `{ident}`"))
                             .at(self.span(block.ident.span()))
                             .label("not a kind terrace knows")
-                            .hint_opt(
-                                suggest(ident, candidates).map(|s| format!("did you mean `{s}`?")),
-                            ),
+                            .hint_opt(suggest(ident, candidates).map(|s| format!("did you mean `{s}`?"))),
                     );
                 }
             },
@@ -598,12 +506,9 @@ impl Reader<'_> {
 
     fn stray_attribute(&mut self, attr: &Attribute) {
         self.diags.push(
-            Diagnostic::error(format!(
-                "attribute `{}` outside of any block",
-                attr.key.as_str()
-            ))
-            .at(self.span(attr.key.span()))
-            .hint("attributes belong inside a block; shared values go in `locals { ... }`"),
+            Diagnostic::error(format!("attribute `{}` outside of any block", attr.key.as_str()))
+                .at(self.span(attr.key.span()))
+                .hint("attributes belong inside a block; shared values go in `locals { ... }`"),
         );
     }
 
@@ -615,18 +520,13 @@ impl Reader<'_> {
         let hint = suggest(name, known.iter().copied())
             .map(|s| format!("did you mean `{s}`?"))
             .unwrap_or_else(|| format!("`{block}` accepts: {}", known.join(", ")));
-        self.diags.push(
-            Diagnostic::error(format!("unknown {what} `{name}` in `{block}`"))
-                .at(self.span(range))
-                .hint(hint),
-        );
+        self.diags
+            .push(Diagnostic::error(format!("unknown {what} `{name}` in `{block}`")).at(self.span(range)).hint(hint));
     }
 
     fn type_error(&mut self, expr: &Expression, name: &str, expected: &str) {
         self.diags.push(
-            Diagnostic::error(format!("`{name}` must be {expected}"))
-                .at(self.span(expr.span()))
-                .label("this value"),
+            Diagnostic::error(format!("`{name}` must be {expected}")).at(self.span(expr.span())).label("this value"),
         );
     }
 }

@@ -7,24 +7,14 @@ use crate::diag::{Diagnostic, Severity, Sources};
 
 /// Renders diagnostics, each followed by a blank line, then a count line when there are errors.
 pub fn render(diags: &[Diagnostic], sources: &Sources, color: bool) -> String {
-    let theme = if color {
-        GraphicalTheme::unicode()
-    } else {
-        GraphicalTheme::unicode_nocolor()
-    };
-    let handler = GraphicalReportHandler::new_themed(theme)
-        .with_width(100)
-        .with_links(false);
+    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
     let mut out = String::new();
     for diagnostic in diags {
         let report = Report::new(diagnostic, sources);
         let mut text = String::new();
         if handler.render_report(&mut text, &report).is_err() {
-            text = format!(
-                "{}: {}\n",
-                severity_word(diagnostic.severity),
-                diagnostic.summary
-            );
+            text = format!("{}: {}\n", severity_word(diagnostic.severity), diagnostic.summary);
         }
         out.push_str(&text);
         out.push('\n');
@@ -61,11 +51,7 @@ struct Report {
 
 impl Report {
     fn new(diagnostic: &Diagnostic, sources: &Sources) -> Self {
-        let mut message = format!(
-            "{}: {}",
-            severity_word(diagnostic.severity),
-            diagnostic.summary
-        );
+        let mut message = format!("{}: {}", severity_word(diagnostic.severity), diagnostic.summary);
         if let Some(detail) = &diagnostic.detail {
             message.push('\n');
             message.push_str(detail);
@@ -76,26 +62,12 @@ impl Report {
             let file = sources.get(span.file);
             let clamp = |range: &std::ops::Range<usize>| {
                 let start = range.start.min(file.text.len());
-                SourceSpan::new(
-                    start.into(),
-                    range.end.min(file.text.len()).saturating_sub(start),
-                )
+                SourceSpan::new(start.into(), range.end.min(file.text.len()).saturating_sub(start))
             };
-            source =
-                Some(NamedSource::new(file.name.clone(), file.text.clone()).with_language("hcl"));
-            labels.push(LabeledSpan::new_primary_with_span(
-                diagnostic.label.clone(),
-                clamp(&span.range),
-            ));
-            for (related, label) in diagnostic
-                .related
-                .iter()
-                .filter(|(r, _)| r.file == span.file)
-            {
-                labels.push(LabeledSpan::new_with_span(
-                    Some(label.clone()),
-                    clamp(&related.range),
-                ));
+            source = Some(NamedSource::new(file.name.clone(), file.text.clone()).with_language("hcl"));
+            labels.push(LabeledSpan::new_primary_with_span(diagnostic.label.clone(), clamp(&span.range)));
+            for (related, label) in diagnostic.related.iter().filter(|(r, _)| r.file == span.file) {
+                labels.push(LabeledSpan::new_with_span(Some(label.clone()), clamp(&related.range)));
             }
         }
         Self {
@@ -125,9 +97,7 @@ impl miette::Diagnostic for Report {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
-        self.help
-            .as_ref()
-            .map(|help| Box::new(help) as Box<dyn std::fmt::Display>)
+        self.help.as_ref().map(|help| Box::new(help) as Box<dyn std::fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {

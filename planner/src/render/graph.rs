@@ -34,28 +34,13 @@ pub fn json(compiled: &Compiled) -> String {
     let nodes = order
         .iter()
         .filter_map(|a| compiled.resource(a))
-        .map(|r| JsonNode {
-            address: &r.address,
-            kind: r.kind,
-            composite: r.composite.as_ref(),
-        })
+        .map(|r| JsonNode { address: &r.address, kind: r.kind, composite: r.composite.as_ref() })
         .collect();
     let edges = order
         .iter()
-        .flat_map(|from| {
-            compiled
-                .resources
-                .dependencies(from)
-                .into_iter()
-                .map(move |to| JsonEdge { from, to })
-        })
+        .flat_map(|from| compiled.resources.dependencies(from).into_iter().map(move |to| JsonEdge { from, to }))
         .collect();
-    super::json(&JsonGraph {
-        stack: &compiled.stack,
-        phase: &compiled.phase.name,
-        nodes,
-        edges,
-    })
+    super::json(&JsonGraph { stack: &compiled.stack, phase: &compiled.phase.name, nodes, edges })
 }
 
 /// DOT with one cluster per composite.

@@ -15,11 +15,7 @@ pub fn marker(stack: &str, phase: &str) -> String {
 pub fn plan(plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", marker(&plan.stack, &plan.phase.name));
-    let _ = writeln!(
-        out,
-        "### terrace plan: `{}` / `{}`\n",
-        plan.stack, plan.phase.name
-    );
+    let _ = writeln!(out, "### terrace plan: `{}` / `{}`\n", plan.stack, plan.phase.name);
     let _ = writeln!(out, "{}\n", header(plan).replace('`', "**"));
     // What a reviewer must not miss comes first: refusals, data loss, servers powered off.
     if !plan.refusals.is_empty() {
@@ -29,31 +25,15 @@ pub fn plan(plan: &Plan) -> String {
         }
         out.push('\n');
     }
-    let lost: Vec<String> = plan
-        .resource_changes
-        .iter()
-        .filter(|c| c.data_loss)
-        .map(|c| format!("`{}`", c.address))
-        .collect();
+    let lost: Vec<String> =
+        plan.resource_changes.iter().filter(|c| c.data_loss).map(|c| format!("`{}`", c.address)).collect();
     if !lost.is_empty() {
-        let _ = writeln!(
-            out,
-            "> [!WARNING]\n> **Data loss:** {} would be destroyed or replaced.\n",
-            lost.join(", ")
-        );
+        let _ = writeln!(out, "> [!WARNING]\n> **Data loss:** {} would be destroyed or replaced.\n", lost.join(", "));
     }
-    let off: Vec<String> = plan
-        .resource_changes
-        .iter()
-        .filter(|c| c.power_off)
-        .map(|c| format!("`{}`", c.address))
-        .collect();
+    let off: Vec<String> =
+        plan.resource_changes.iter().filter(|c| c.power_off).map(|c| format!("`{}`", c.address)).collect();
     if !off.is_empty() {
-        let _ = writeln!(
-            out,
-            "> [!NOTE]\n> **Powered off during the change:** {}.\n",
-            off.join(", ")
-        );
+        let _ = writeln!(out, "> [!NOTE]\n> **Powered off during the change:** {}.\n", off.join(", "));
     }
     for warning in &plan.warnings {
         let _ = writeln!(out, "> [!WARNING]\n> {warning}\n");
@@ -76,11 +56,7 @@ pub fn plan(plan: &Plan) -> String {
     let _ = writeln!(out, "| Resource kind | Count | Before | After | Delta |");
     let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: |");
     for kind in &cost.by_kind {
-        let unknown = if kind.unknown > 0 {
-            format!(" ({} unknown)", kind.unknown)
-        } else {
-            String::new()
-        };
+        let unknown = if kind.unknown > 0 { format!(" ({} unknown)", kind.unknown) } else { String::new() };
         let _ = writeln!(
             out,
             "| {} | {} → {}{unknown} | {} | {} | {} |",
@@ -109,21 +85,13 @@ pub fn plan(plan: &Plan) -> String {
     );
     if !cost.unknown.is_empty() {
         let list: Vec<String> = cost.unknown.iter().map(|a| format!("`{a}`")).collect();
-        let _ = writeln!(
-            out,
-            "Unknown prices (left out of the totals): {}\n",
-            list.join(", ")
-        );
+        let _ = writeln!(out, "Unknown prices (left out of the totals): {}\n", list.join(", "));
     }
     let changes = super::by_address(plan);
     if changes.is_empty() {
         let _ = writeln!(out, "No changes.\n");
     } else {
-        let _ = writeln!(
-            out,
-            "<details><summary>Changes ({})</summary>\n",
-            changes.len()
-        );
+        let _ = writeln!(out, "<details><summary>Changes ({})</summary>\n", changes.len());
         let _ = writeln!(out, "| | Resource | Action | Monthly (net) |");
         let _ = writeln!(out, "| --- | --- | --- | ---: |");
         for change in &changes {
@@ -144,12 +112,7 @@ pub fn plan(plan: &Plan) -> String {
             if change.data_loss {
                 action.push_str(" **data loss**");
             }
-            let _ = writeln!(
-                out,
-                "| {symbol} | `{}` | {action} | {} |",
-                change.address,
-                cost_note(change)
-            );
+            let _ = writeln!(out, "| {symbol} | `{}` | {action} | {} |", change.address, cost_note(change));
         }
         out.push('\n');
         if !plan.composites.is_empty() {
@@ -161,10 +124,6 @@ pub fn plan(plan: &Plan) -> String {
         }
         let _ = writeln!(out, "</details>\n");
     }
-    let _ = writeln!(
-        out,
-        "<sub>Prices: {}. terrace {}.</sub>",
-        plan.pricing.label, plan.terrace_version
-    );
+    let _ = writeln!(out, "<sub>Prices: {}. terrace {}.</sub>", plan.pricing.label, plan.terrace_version);
     out
 }

@@ -21,11 +21,7 @@ pub fn json<T: Serialize>(value: &T) -> String {
 
 /// The changes to show, in address order (the plan itself keeps them in apply order).
 pub(crate) fn by_address(plan: &crate::plan::Plan) -> Vec<&crate::plan::ResourceChange> {
-    let mut changes: Vec<_> = plan
-        .resource_changes
-        .iter()
-        .filter(|c| c.action != crate::plan::Action::NoOp)
-        .collect();
+    let mut changes: Vec<_> = plan.resource_changes.iter().filter(|c| c.action != crate::plan::Action::NoOp).collect();
     changes.sort_by(|a, b| a.address.cmp(&b.address));
     changes
 }
@@ -38,11 +34,7 @@ pub struct Style {
 
 impl Style {
     fn paint(self, code: &str, text: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_owned()
-        }
+        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() }
     }
 
     pub fn green(self, text: &str) -> String {

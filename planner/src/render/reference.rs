@@ -16,11 +16,7 @@ pub fn markdown() -> String {
          Every block also takes `count`, `depends_on` and a `lifecycle` block (see the end).\n",
     );
     for kind in Kind::ALL {
-        let what = if kind.is_composite() {
-            "composite"
-        } else {
-            "primitive"
-        };
+        let what = if kind.is_composite() { "composite" } else { "primitive" };
         let _ = write!(out, "\n## `{kind}` ({what})\n\n");
         section(&mut out, schema::of(kind), 0);
         let computed = schema::of(kind).computed;
@@ -29,9 +25,7 @@ pub fn markdown() -> String {
             let _ = writeln!(out, "\n*Computed:* {}", names.join(", "));
         }
     }
-    out.push_str(
-        "\n## Every block\n\n| attribute | type | default | notes |\n| --- | --- | --- | --- |\n",
-    );
+    out.push_str("\n## Every block\n\n| attribute | type | default | notes |\n| --- | --- | --- | --- |\n");
     for attr in META_ATTRS {
         let _ = writeln!(out, "| `{}` | {} | | |", attr.name, attr.ty.describe());
     }
@@ -60,11 +54,7 @@ fn section(out: &mut String, schema: &BlockSchema, depth: usize) {
                 update = format!(
                     "in place: {}{}",
                     actions.join(", "),
-                    if power_off {
-                        " (powers the server off)"
-                    } else {
-                        ""
-                    }
+                    if power_off { " (powers the server off)" } else { "" }
                 );
                 notes.push(&update);
             }
@@ -73,21 +63,11 @@ fn section(out: &mut String, schema: &BlockSchema, depth: usize) {
         if attr.sensitive {
             notes.push("sensitive");
         }
-        let _ = writeln!(
-            out,
-            "| `{}` | {} | {default} | {} |",
-            attr.name,
-            attr.ty.describe(),
-            notes.join(", ")
-        );
+        let _ = writeln!(out, "| `{}` | {} | {default} | {} |", attr.name, attr.ty.describe(), notes.join(", "));
     }
     for nested in schema.blocks {
         let heading = "#".repeat(3 + depth.min(2));
-        let repeat = if nested.repeated {
-            "repeatable"
-        } else {
-            "at most once"
-        };
+        let repeat = if nested.repeated { "repeatable" } else { "at most once" };
         let _ = write!(out, "\n{heading} `{}` block ({repeat})\n\n", nested.name);
         section(out, nested.schema, depth + 1);
     }

@@ -15,11 +15,7 @@ use crate::value::Value;
 pub fn plan(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", header(plan));
-    let _ = writeln!(
-        out,
-        "Prices: {}; EUR per month, net of VAT",
-        plan.pricing.label
-    );
+    let _ = writeln!(out, "Prices: {}; EUR per month, net of VAT", plan.pricing.label);
     for warning in &plan.warnings {
         let _ = writeln!(out, "\n{} {warning}", style.yellow("Warning:"));
     }
@@ -27,10 +23,7 @@ pub fn plan(plan: &Plan, style: Style) -> String {
         let what = if plan.destroy {
             "Nothing is recorded: nothing to destroy.".to_owned()
         } else {
-            format!(
-                "No changes. The infrastructure matches phase `{}`.",
-                plan.phase.name
-            )
+            format!("No changes. The infrastructure matches phase `{}`.", plan.phase.name)
         };
         let _ = writeln!(out, "\n{what}");
         write_cost(&mut out, plan);
@@ -43,11 +36,7 @@ pub fn plan(plan: &Plan, style: Style) -> String {
             && composite_shown.insert(composite.clone())
             && let Some(summary) = plan.composites.iter().find(|c| &c.address == composite)
         {
-            let _ = writeln!(
-                out,
-                "\n  {}",
-                style.bold(&format!("# {}: {}", summary.address, summary.summary))
-            );
+            let _ = writeln!(out, "\n  {}", style.bold(&format!("# {}: {}", summary.address, summary.summary)));
             let members: Vec<String> = summary.members.iter().map(ToString::to_string).collect();
             let _ = writeln!(out, "  # expands to: {}", members.join(", "));
         }
@@ -84,11 +73,7 @@ pub(super) fn header(plan: &Plan) -> String {
     if let Some(users) = &plan.phase.users {
         let _ = write!(text, " ({users} users)");
     }
-    if let Some(prior) = plan
-        .prior_phase
-        .as_ref()
-        .filter(|p| **p != plan.phase.name || plan.destroy)
-    {
+    if let Some(prior) = plan.prior_phase.as_ref().filter(|p| **p != plan.phase.name || plan.destroy) {
         let _ = write!(text, ", from phase `{prior}`");
     }
     if let Some(description) = &plan.phase.description {
@@ -130,12 +115,7 @@ fn write_change(out: &mut String, change: &ResourceChange, style: Style) {
         Action::Replace => ("-/+", Style::yellow),
         Action::NoOp => (" ", Style::dim),
     };
-    let mut title = format!(
-        "# {} {}  ({})",
-        change.address,
-        verb(change.action),
-        cost_note(change)
-    );
+    let mut title = format!("# {} {}  ({})", change.address, verb(change.action), cost_note(change));
     if change.data_loss {
         title.push_str("  DATA LOSS");
     }
@@ -144,11 +124,7 @@ fn write_change(out: &mut String, change: &ResourceChange, style: Style) {
         let _ = writeln!(out, "  # ({reason})");
     }
     if change.action == Action::Update {
-        let off = if change.power_off {
-            ", powers the server off"
-        } else {
-            ""
-        };
+        let off = if change.power_off { ", powers the server off" } else { "" };
         let _ = writeln!(out, "  # (API: {}{off})", change.api_actions.join(", "));
     }
     let _ = writeln!(out, "  {} {} {{", paint(style, symbol), change.address);
@@ -177,42 +153,21 @@ fn write_change(out: &mut String, change: &ResourceChange, style: Style) {
         if matches!(new.or(old), Some(Value::Null)) && line_symbol != "~" {
             continue;
         }
-        lines.push((
-            line_symbol,
-            key.as_str(),
-            old,
-            new,
-            nested.block(key).is_some(),
-            sensitive,
-        ));
+        lines.push((line_symbol, key.as_str(), old, new, nested.block(key).is_some(), sensitive));
     }
-    let width = lines
-        .iter()
-        .filter(|l| !l.4)
-        .map(|l| l.1.len())
-        .max()
-        .unwrap_or(0);
+    let width = lines.iter().filter(|l| !l.4).map(|l| l.1.len()).max().unwrap_or(0);
     for (symbol, key, old, new, is_block, sensitive) in lines {
         if is_block {
             if symbol == "~" {
                 write_blocks(out, "-", key, old.unwrap_or(&Value::Null), 6, style);
                 write_blocks(out, "+", key, new.unwrap_or(&Value::Null), 6, style);
             } else {
-                write_blocks(
-                    out,
-                    symbol,
-                    key,
-                    new.or(old).unwrap_or(&Value::Null),
-                    6,
-                    style,
-                );
+                write_blocks(out, symbol, key, new.or(old).unwrap_or(&Value::Null), 6, style);
             }
         } else if symbol == "~" {
             let (old, new) = (old.unwrap_or(&Value::Null), new.unwrap_or(&Value::Null));
             match (old, new) {
-                (Value::String(a), Value::String(b))
-                    if (a.contains('\n') || b.contains('\n')) && !sensitive =>
-                {
+                (Value::String(a), Value::String(b)) if (a.contains('\n') || b.contains('\n')) && !sensitive => {
                     let _ = writeln!(out, "      {} {key:<width$} = <<-EOT", style.yellow("~"));
                     let diff = similar::TextDiff::from_lines(a.as_str(), b.as_str());
                     for line in diff.unified_diff().context_radius(3).to_string().lines() {
@@ -231,34 +186,18 @@ fn write_change(out: &mut String, change: &ResourceChange, style: Style) {
                 }
             }
         } else {
-            let value = if symbol == "-" {
-                old.or(new)
-            } else {
-                new.or(old)
-            };
+            let value = if symbol == "-" { old.or(new) } else { new.or(old) };
             let shown = show(value.unwrap_or(&Value::Null), sensitive, 6);
-            let _ = writeln!(
-                out,
-                "      {} {key:<width$} = {shown}",
-                paint_symbol(style, symbol)
-            );
+            let _ = writeln!(out, "      {} {key:<width$} = {shown}", paint_symbol(style, symbol));
         }
     }
     if change.action == Action::Create {
         for computed in schema::computed_for(change.kind, after) {
-            let _ = writeln!(
-                out,
-                "      {} {computed:<width$} = (known after apply)",
-                paint_symbol(style, "+")
-            );
+            let _ = writeln!(out, "      {} {computed:<width$} = (known after apply)", paint_symbol(style, "+"));
         }
     }
     if hidden > 0 {
-        let _ = writeln!(
-            out,
-            "        # ({hidden} unchanged attribute{} hidden)",
-            if hidden == 1 { "" } else { "s" }
-        );
+        let _ = writeln!(out, "        # ({hidden} unchanged attribute{} hidden)", if hidden == 1 { "" } else { "s" });
     }
     let _ = writeln!(out, "    }}");
 }
@@ -272,14 +211,7 @@ fn paint_symbol(style: Style, symbol: &str) -> String {
 }
 
 /// Nested blocks (`subnet`, `service { health_check { } }`), one per element.
-fn write_blocks(
-    out: &mut String,
-    symbol: &str,
-    key: &str,
-    value: &Value,
-    indent: usize,
-    style: Style,
-) {
+fn write_blocks(out: &mut String, symbol: &str, key: &str, value: &Value, indent: usize, style: Style) {
     let items: Vec<&BTreeMap<String, Value>> = match value {
         Value::List(items) => items.iter().filter_map(Value::as_map).collect(),
         Value::Map(map) => vec![map],
@@ -288,12 +220,7 @@ fn write_blocks(
     let pad = " ".repeat(indent);
     for map in items {
         let _ = writeln!(out, "{pad}{} {key} {{", paint_symbol(style, symbol));
-        let width = map
-            .iter()
-            .filter(|(_, v)| !is_nested(v))
-            .map(|(k, _)| k.len())
-            .max()
-            .unwrap_or(0);
+        let width = map.iter().filter(|(_, v)| !is_nested(v)).map(|(k, _)| k.len()).max().unwrap_or(0);
         for (inner_key, inner) in map {
             if matches!(inner, Value::Null) {
                 continue;
@@ -302,11 +229,7 @@ fn write_blocks(
                 write_blocks(out, symbol, inner_key, inner, indent + 4, style);
             } else {
                 let shown = show(inner, false, indent + 4);
-                let _ = writeln!(
-                    out,
-                    "{pad}    {} {inner_key:<width$} = {shown}",
-                    paint_symbol(style, symbol)
-                );
+                let _ = writeln!(out, "{pad}    {} {inner_key:<width$} = {shown}", paint_symbol(style, symbol));
             }
         }
         let _ = writeln!(out, "{pad}  }}");
@@ -343,11 +266,7 @@ fn show(value: &Value, sensitive: bool, indent: usize) -> String {
 }
 
 fn write_outputs(out: &mut String, plan: &Plan) {
-    let changed: Vec<_> = plan
-        .outputs
-        .iter()
-        .filter(|o| o.action != Action::NoOp)
-        .collect();
+    let changed: Vec<_> = plan.outputs.iter().filter(|o| o.action != Action::NoOp).collect();
     if changed.is_empty() {
         return;
     }
@@ -373,16 +292,9 @@ fn write_outputs(out: &mut String, plan: &Plan) {
 fn write_cost(out: &mut String, plan: &Plan) {
     let cost = &plan.cost;
     let _ = writeln!(out, "\nMonthly cost ({}, net)", plan.pricing.currency);
-    let _ = writeln!(
-        out,
-        "  {:<34} {:>10} {:>10} {:>10}",
-        "", "before", "after", "delta"
-    );
+    let _ = writeln!(out, "  {:<34} {:>10} {:>10} {:>10}", "", "before", "after", "delta");
     for kind in &cost.by_kind {
-        let mut label = format!(
-            "{} ({} -> {})",
-            kind.kind, kind.count_before, kind.count_after
-        );
+        let mut label = format!("{} ({} -> {})", kind.kind, kind.count_before, kind.count_after);
         if kind.unknown > 0 {
             let _ = write!(label, ", {} unknown", kind.unknown);
         }
@@ -402,10 +314,7 @@ fn write_cost(out: &mut String, plan: &Plan) {
         money(cost.after_net),
         delta(cost.delta_net)
     );
-    let gross_label = format!(
-        "total gross ({}% VAT)",
-        plan.pricing.vat_rate_percent.normalize()
-    );
+    let gross_label = format!("total gross ({}% VAT)", plan.pricing.vat_rate_percent.normalize());
     let _ = writeln!(
         out,
         "  {gross_label:<34} {:>10} {:>10} {:>10}",
@@ -415,11 +324,7 @@ fn write_cost(out: &mut String, plan: &Plan) {
     );
     if !cost.unknown.is_empty() {
         let list: Vec<String> = cost.unknown.iter().map(ToString::to_string).collect();
-        let _ = writeln!(
-            out,
-            "  unknown price (not in the catalog, left out of the totals): {}",
-            list.join(", ")
-        );
+        let _ = writeln!(out, "  unknown price (not in the catalog, left out of the totals): {}", list.join(", "));
     }
     if let Some(budget) = plan.phase.budget_monthly {
         let _ = writeln!(out, "  budget of phase `{}`: €{budget:.2}", plan.phase.name);

@@ -13,21 +13,13 @@ use crate::model::Compiled;
 /// Checks a compiled phase; returns errors and warnings.
 pub fn validate(compiled: &Compiled, catalog: &Catalog) -> Diagnostics {
     let mut diags = Diagnostics::default();
-    let mut check = rules::Checker {
-        compiled,
-        catalog,
-        diags: &mut diags,
-    };
+    let mut check = rules::Checker { compiled, catalog, diags: &mut diags };
     check.catalog_rules();
     check.volumes();
     check.names_and_labels();
     check.servers();
     check.composites();
-    let mut net = network::NetworkChecker {
-        compiled,
-        catalog,
-        diags: &mut diags,
-    };
+    let mut net = network::NetworkChecker { compiled, catalog, diags: &mut diags };
     net.networks();
     net.attachments();
     net.load_balancers();

@@ -28,11 +28,7 @@ fn parse_v4(text: &str) -> Option<Ipv4Net> {
 impl<'a> NetworkChecker<'a> {
     fn resources(&self, kind: Kind) -> impl Iterator<Item = &'a Resource> + use<'a> {
         let compiled: &'a Compiled = self.compiled;
-        compiled
-            .resources
-            .iter()
-            .map(|(_, r)| r)
-            .filter(move |r| r.kind == kind)
+        compiled.resources.iter().map(|(_, r)| r).filter(move |r| r.kind == kind)
     }
 
     fn zone_of(&self, location: &str) -> Option<String> {
@@ -45,11 +41,7 @@ impl<'a> NetworkChecker<'a> {
             .blocks("subnet")
             .into_iter()
             .map(|s| {
-                let zone = s
-                    .get("network_zone")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
+                let zone = s.get("network_zone").and_then(Value::as_str).unwrap_or_default().to_owned();
                 let range = s.get("ip_range").and_then(Value::as_str).and_then(parse_v4);
                 (zone, range)
             })
@@ -71,25 +63,18 @@ impl<'a> NetworkChecker<'a> {
                     None
                 }
                 Ok(range) => {
-                    let private = RFC1918
-                        .iter()
-                        .filter_map(|r| parse_v4(r))
-                        .any(|block| block.contains(&range));
+                    let private = RFC1918.iter().filter_map(|r| parse_v4(r)).any(|block| block.contains(&range));
                     if !private {
                         self.diags.push(
-                            Diagnostic::error(format!(
-                                "network range {range_text} is not a private (RFC 1918) range"
-                            ))
-                            .at(network.origin.attr("ip_range"))
-                            .hint("use a range inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16"),
+                            Diagnostic::error(format!("network range {range_text} is not a private (RFC 1918) range"))
+                                .at(network.origin.attr("ip_range"))
+                                .hint("use a range inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16"),
                         );
                     } else if range.prefix_len() > 24 {
                         self.diags.push(
-                            Diagnostic::error(format!(
-                                "network range {range_text} is smaller than /24"
-                            ))
-                            .at(network.origin.attr("ip_range"))
-                            .hint("a Hetzner network is a /24 or larger, e.g. 10.0.0.0/16"),
+                            Diagnostic::error(format!("network range {range_text} is smaller than /24"))
+                                .at(network.origin.attr("ip_range"))
+                                .hint("a Hetzner network is a /24 or larger, e.g. 10.0.0.0/16"),
                         );
                     }
                     Some(range)
@@ -107,24 +92,15 @@ impl<'a> NetworkChecker<'a> {
             let mut seen: Vec<(Ipv4Net, usize)> = Vec::new();
             for (i, subnet) in network.blocks("subnet").into_iter().enumerate() {
                 let path = format!("subnet[{i}].ip_range");
-                let zone = subnet
-                    .get("network_zone")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
+                let zone = subnet.get("network_zone").and_then(Value::as_str).unwrap_or_default();
                 if !zones.iter().any(|z| z == zone) {
                     self.diags.push(
-                        Diagnostic::error(format!(
-                            "unknown network zone \"{zone}\" in `{}`",
-                            network.address
-                        ))
-                        .at(network.origin.attr(&format!("subnet[{i}].network_zone")))
-                        .hint(format!("network zones: {}", zones.join(", "))),
+                        Diagnostic::error(format!("unknown network zone \"{zone}\" in `{}`", network.address))
+                            .at(network.origin.attr(&format!("subnet[{i}].network_zone")))
+                            .hint(format!("network zones: {}", zones.join(", "))),
                     );
                 }
-                let text = subnet
-                    .get("ip_range")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
+                let text = subnet.get("ip_range").and_then(Value::as_str).unwrap_or_default();
                 let Some(sub) = parse_v4(text) else {
                     self.diags.push(
                         Diagnostic::error(format!("\"{text}\" is not an IPv4 CIDR range"))
@@ -144,24 +120,19 @@ impl<'a> NetworkChecker<'a> {
                     && !range.contains(&sub)
                 {
                     self.diags.push(
-                        Diagnostic::error(format!(
-                            "subnet {text} lies outside the network range {range}"
-                        ))
-                        .at(network.origin.attr(&path))
-                        .hint(format!(
-                            "pick a subnet inside {range}, e.g. {}",
-                            range
-                                .subnets(24.max(range.prefix_len()))
-                                .ok()
-                                .and_then(|mut s| s.next())
-                                .map_or(range.to_string(), |s| s.to_string())
-                        )),
+                        Diagnostic::error(format!("subnet {text} lies outside the network range {range}"))
+                            .at(network.origin.attr(&path))
+                            .hint(format!(
+                                "pick a subnet inside {range}, e.g. {}",
+                                range
+                                    .subnets(24.max(range.prefix_len()))
+                                    .ok()
+                                    .and_then(|mut s| s.next())
+                                    .map_or(range.to_string(), |s| s.to_string())
+                            )),
                     );
                 }
-                if let Some((other, j)) = seen
-                    .iter()
-                    .find(|(other, _)| other.contains(&sub) || sub.contains(other))
-                {
+                if let Some((other, j)) = seen.iter().find(|(other, _)| other.contains(&sub) || sub.contains(other)) {
                     self.diags.push(
                         Diagnostic::error(format!("subnet {text} overlaps subnet[{j}] {other}"))
                             .at(network.origin.attr(&path))
@@ -171,30 +142,20 @@ impl<'a> NetworkChecker<'a> {
                 seen.push((sub, i));
             }
             for (i, route) in network.blocks("route").into_iter().enumerate() {
-                let destination = route
-                    .get("destination")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
+                let destination = route.get("destination").and_then(Value::as_str).unwrap_or_default();
                 if destination.parse::<IpNet>().is_err() {
                     self.diags.push(
-                        Diagnostic::error(format!(
-                            "route destination \"{destination}\" is not a CIDR range"
-                        ))
-                        .at(network.origin.attr(&format!("route[{i}].destination"))),
+                        Diagnostic::error(format!("route destination \"{destination}\" is not a CIDR range"))
+                            .at(network.origin.attr(&format!("route[{i}].destination"))),
                     );
                 }
-                let gateway = route
-                    .get("gateway")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
+                let gateway = route.get("gateway").and_then(Value::as_str).unwrap_or_default();
                 match (gateway.parse::<IpAddr>(), range) {
                     (Ok(IpAddr::V4(ip)), Some(range)) if range.contains(&ip) => {}
                     (_, Some(range)) => self.diags.push(
-                        Diagnostic::error(format!(
-                            "route gateway \"{gateway}\" is not an address inside {range}"
-                        ))
-                        .at(network.origin.attr(&format!("route[{i}].gateway")))
-                        .hint("the gateway is a server's private IP in this network"),
+                        Diagnostic::error(format!("route gateway \"{gateway}\" is not an address inside {range}"))
+                            .at(network.origin.attr(&format!("route[{i}].gateway")))
+                            .hint("the gateway is a server's private IP in this network"),
                     ),
                     _ => {}
                 }
@@ -209,29 +170,18 @@ impl<'a> NetworkChecker<'a> {
             .resources
             .iter()
             .map(|(_, r)| r)
-            .filter(|r| {
-                matches!(r.kind, Kind::Server | Kind::LoadBalancer)
-                    && r.ref_attr("network").is_some()
-            })
+            .filter(|r| matches!(r.kind, Kind::Server | Kind::LoadBalancer) && r.ref_attr("network").is_some())
             .collect();
         for resource in attached {
-            let Some(network) = resource
-                .ref_attr("network")
-                .and_then(|a| self.compiled.resource(a))
-            else {
+            let Some(network) = resource.ref_attr("network").and_then(|a| self.compiled.resource(a)) else {
                 continue;
             };
             let location = resource.str_attr("location");
-            let zone = location
-                .and_then(|l| self.zone_of(l))
-                .or_else(|| resource.str_attr("network_zone").map(str::to_owned));
+            let zone =
+                location.and_then(|l| self.zone_of(l)).or_else(|| resource.str_attr("network_zone").map(str::to_owned));
             let Some(zone) = zone else { continue };
             let subnets = Self::subnets(network);
-            let in_zone: Vec<Ipv4Net> = subnets
-                .iter()
-                .filter(|(z, _)| *z == zone)
-                .filter_map(|(_, r)| *r)
-                .collect();
+            let in_zone: Vec<Ipv4Net> = subnets.iter().filter(|(z, _)| *z == zone).filter_map(|(_, r)| *r).collect();
             if in_zone.is_empty() {
                 let zones: Vec<&str> = subnets.iter().map(|(z, _)| z.as_str()).collect();
                 self.diags.push(
@@ -259,11 +209,7 @@ impl<'a> NetworkChecker<'a> {
                         .at(resource.origin.attr("private_ip"))
                         .hint(format!(
                             "pick an address in {}",
-                            in_zone
-                                .iter()
-                                .map(ToString::to_string)
-                                .collect::<Vec<_>>()
-                                .join(" or ")
+                            in_zone.iter().map(ToString::to_string).collect::<Vec<_>>().join(" or ")
                         )),
                     ),
                 }
@@ -276,38 +222,26 @@ impl<'a> NetworkChecker<'a> {
         for lb in lbs {
             if lb.str_attr("location").is_none() && lb.str_attr("network_zone").is_none() {
                 self.diags.push(
-                    Diagnostic::error(format!(
-                        "load balancer `{}` needs `location` or `network_zone`",
-                        lb.address
-                    ))
-                    .at(lb.origin.block.clone())
-                    .hint("set `location = \"fsn1\"`"),
+                    Diagnostic::error(format!("load balancer `{}` needs `location` or `network_zone`", lb.address))
+                        .at(lb.origin.block.clone())
+                        .hint("set `location = \"fsn1\"`"),
                 );
             }
             let services = lb.blocks("service");
             let mut ports: BTreeMap<u64, usize> = BTreeMap::new();
             for (i, service) in services.iter().enumerate() {
-                let protocol = service
-                    .get("protocol")
-                    .and_then(Value::as_str)
-                    .unwrap_or("tcp");
+                let protocol = service.get("protocol").and_then(Value::as_str).unwrap_or("tcp");
                 let default_port = match protocol {
                     "http" => Some(80),
                     "https" => Some(443),
                     _ => None,
                 };
-                let port = service
-                    .get("listen_port")
-                    .and_then(Value::as_u64)
-                    .or(default_port);
+                let port = service.get("listen_port").and_then(Value::as_u64).or(default_port);
                 let Some(port) = port else {
                     self.diags.push(
-                        Diagnostic::error(format!(
-                            "a tcp service of `{}` needs `listen_port`",
-                            lb.address
-                        ))
-                        .at(lb.origin.attr(&format!("service[{i}]")))
-                        .hint("set `listen_port` and `destination_port`"),
+                        Diagnostic::error(format!("a tcp service of `{}` needs `listen_port`", lb.address))
+                            .at(lb.origin.attr(&format!("service[{i}]")))
+                            .hint("set `listen_port` and `destination_port`"),
                     );
                     continue;
                 };
@@ -348,22 +282,19 @@ impl<'a> NetworkChecker<'a> {
                     + usize::from(target.contains_key("ip"));
                 if kinds != 1 {
                     self.diags.push(
-                        Diagnostic::error(format!("target {i} of `{}` must name exactly one of `server`, `label_selector`, `ip`", lb.address))
-                            .at(lb.origin.attr(&format!("target[{i}]"))),
+                        Diagnostic::error(format!(
+                            "target {i} of `{}` must name exactly one of `server`, `label_selector`, `ip`",
+                            lb.address
+                        ))
+                        .at(lb.origin.attr(&format!("target[{i}]"))),
                     );
                 }
                 target_count += servers.len().max(1);
                 // Hetzner's default: private IPs when the load balancer is on a network.
-                let use_private = target
-                    .get("use_private_ip")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(lb_network.is_some());
+                let use_private = target.get("use_private_ip").and_then(Value::as_bool).unwrap_or(lb_network.is_some());
                 if use_private && !servers.is_empty() {
                     for server in &servers {
-                        let server_network = self
-                            .compiled
-                            .resource(server)
-                            .and_then(|s| s.ref_attr("network"));
+                        let server_network = self.compiled.resource(server).and_then(|s| s.ref_attr("network"));
                         if lb_network.is_none() || server_network != lb_network {
                             self.diags.push(
                                 Diagnostic::error(format!(
@@ -377,10 +308,7 @@ impl<'a> NetworkChecker<'a> {
                     }
                 }
             }
-            let Some(limits) = lb
-                .str_attr("type")
-                .and_then(|t| self.catalog.load_balancer_limits(t))
-            else {
+            let Some(limits) = lb.str_attr("type").and_then(|t| self.catalog.load_balancer_limits(t)) else {
                 continue;
             };
             let lb_type = lb.str_attr("type").unwrap_or_default();
@@ -403,9 +331,7 @@ impl<'a> NetworkChecker<'a> {
                         lb.address, limits.max_targets
                     ))
                     .at(lb.origin.attr("type"))
-                    .hint(
-                        "pick a larger load balancer type, or target servers with a label_selector",
-                    ),
+                    .hint("pick a larger load balancer type, or target servers with a label_selector"),
                 );
             }
         }
@@ -418,14 +344,8 @@ impl<'a> NetworkChecker<'a> {
         for ip in self.resources(Kind::PrimaryIp) {
             if let Some(server) = ip.ref_attr("assignee") {
                 let ty = ip.str_attr("type").unwrap_or("ipv4").to_owned();
-                assigned
-                    .entry((server.clone(), ty))
-                    .or_default()
-                    .push(ip.address.clone());
-                users
-                    .entry(ip.address.clone())
-                    .or_default()
-                    .push(server.clone());
+                assigned.entry((server.clone(), ty)).or_default().push(ip.address.clone());
+                users.entry(ip.address.clone()).or_default().push(server.clone());
             }
         }
         for server in self.resources(Kind::Server) {
@@ -450,10 +370,8 @@ impl<'a> NetworkChecker<'a> {
                         .hint(format!("refer to a primary_ip with type = \"{ty}\"")),
                     );
                 }
-                if let (Some(a), Some(b)) = (
-                    ip_resource.str_attr("location"),
-                    server.str_attr("location"),
-                ) && a != b
+                if let (Some(a), Some(b)) = (ip_resource.str_attr("location"), server.str_attr("location"))
+                    && a != b
                 {
                     self.diags.push(
                         Diagnostic::error(format!(
@@ -464,14 +382,8 @@ impl<'a> NetworkChecker<'a> {
                         .hint("a primary IP is bound to its location"),
                     );
                 }
-                assigned
-                    .entry((server.address.clone(), actual.to_owned()))
-                    .or_default()
-                    .push(ip.address.clone());
-                users
-                    .entry(ip.address.clone())
-                    .or_default()
-                    .push(server.address.clone());
+                assigned.entry((server.address.clone(), actual.to_owned())).or_default().push(ip.address.clone());
+                users.entry(ip.address.clone()).or_default().push(server.address.clone());
             }
         }
         for ((server, ty), ips) in assigned {
@@ -485,17 +397,17 @@ impl<'a> NetworkChecker<'a> {
                     .compiled
                     .resource(&ips[1])
                     .and_then(|r| r.origin.written("assignee"))
-                    .or_else(|| {
-                        self.compiled
-                            .resource(&server)
-                            .and_then(|r| r.origin.attr("public_net"))
-                    });
+                    .or_else(|| self.compiled.resource(&server).and_then(|r| r.origin.attr("public_net")));
                 let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
                 self.diags.push(
-                    Diagnostic::error(format!("`{server}` would get {} primary {ty} addresses: {}", ips.len(), list.join(", ")))
-                        .at(span)
-                        .label("a second one assigned here")
-                        .hint("a server has at most one primary IPv4 and one primary IPv6; use a floating_ip for more"),
+                    Diagnostic::error(format!(
+                        "`{server}` would get {} primary {ty} addresses: {}",
+                        ips.len(),
+                        list.join(", ")
+                    ))
+                    .at(span)
+                    .label("a second one assigned here")
+                    .hint("a server has at most one primary IPv4 and one primary IPv6; use a floating_ip for more"),
                 );
             }
         }
@@ -504,17 +416,11 @@ impl<'a> NetworkChecker<'a> {
             servers.sort();
             servers.dedup();
             if servers.len() > 1 {
-                let span = self
-                    .compiled
-                    .resource(&ip)
-                    .and_then(|r| r.origin.block.clone());
+                let span = self.compiled.resource(&ip).and_then(|r| r.origin.block.clone());
                 self.diags.push(
-                    Diagnostic::error(format!(
-                        "primary IP `{ip}` is assigned to {} servers",
-                        servers.len()
-                    ))
-                    .at(span)
-                    .hint("a primary IP belongs to one server at a time"),
+                    Diagnostic::error(format!("primary IP `{ip}` is assigned to {} servers", servers.len()))
+                        .at(span)
+                        .hint("a primary IP belongs to one server at a time"),
                 );
             }
         }

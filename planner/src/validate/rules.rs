@@ -36,12 +36,7 @@ impl<'a> Checker<'a> {
     }
 
     pub(super) fn catalog_rules(&mut self) {
-        let locations: Vec<String> = self
-            .catalog
-            .locations()
-            .into_iter()
-            .map(|l| l.name)
-            .collect();
+        let locations: Vec<String> = self.catalog.locations().into_iter().map(|l| l.name).collect();
         let types = self.catalog.server_type_names();
         let lb_types = self.catalog.load_balancer_type_names();
         let mut reported = BTreeSet::new();
@@ -51,26 +46,13 @@ impl<'a> Checker<'a> {
                     continue;
                 };
                 if !locations.iter().any(|l| l == location) {
-                    let key = (
-                        resource
-                            .composite
-                            .clone()
-                            .unwrap_or(resource.address.clone()),
-                        attr,
-                    );
+                    let key = (resource.composite.clone().unwrap_or(resource.address.clone()), attr);
                     if reported.insert(key) {
                         self.diags.push(
-                            Diagnostic::error(format!(
-                                "unknown location \"{location}\" for `{}`",
-                                resource.address
-                            ))
-                            .at(Self::at(resource, attr))
-                            .label("not a Hetzner location")
-                            .hint(hint_list(
-                                location,
-                                &locations,
-                                "locations",
-                            )),
+                            Diagnostic::error(format!("unknown location \"{location}\" for `{}`", resource.address))
+                                .at(Self::at(resource, attr))
+                                .label("not a Hetzner location")
+                                .hint(hint_list(location, &locations, "locations")),
                         );
                     }
                 }
@@ -104,12 +86,8 @@ impl<'a> Checker<'a> {
         let Some(server_type) = resource.str_attr("server_type") else {
             return;
         };
-        let key = resource
-            .composite
-            .clone()
-            .unwrap_or_else(|| resource.address.block());
-        let known = types.iter().any(|t| t == server_type)
-            || self.catalog.server_type(server_type).is_some();
+        let key = resource.composite.clone().unwrap_or_else(|| resource.address.block());
+        let known = types.iter().any(|t| t == server_type) || self.catalog.server_type(server_type).is_some();
         if !known {
             if reported.insert((key, "server_type")) {
                 self.diags.push(
@@ -134,8 +112,11 @@ impl<'a> Checker<'a> {
             ))
             .hint("other price lists price it there; pick one with --pricing DATE, or a current type"),
             Availability::NotPriced => {
-                let sold: Vec<String> =
-                    locations.iter().filter(|l| self.catalog.server_monthly(server_type, l).is_some()).cloned().collect();
+                let sold: Vec<String> = locations
+                    .iter()
+                    .filter(|l| self.catalog.server_monthly(server_type, l).is_some())
+                    .cloned()
+                    .collect();
                 Diagnostic::error(format!("server type \"{server_type}\" is not sold in {location}")).hint(format!(
                     "{server_type} is sold in: {}",
                     if sold.is_empty() { "no location of this price list".to_owned() } else { sold.join(", ") }
@@ -153,8 +134,7 @@ impl<'a> Checker<'a> {
             .detail(note)
             .hint("creating new servers of this type may fail; a CPX or CCX type is more likely to be available"),
         };
-        self.diags
-            .push(diagnostic.at(Self::at(resource, "server_type")));
+        self.diags.push(diagnostic.at(Self::at(resource, "server_type")));
     }
 
     pub(super) fn volumes(&mut self) {
@@ -164,18 +144,13 @@ impl<'a> Checker<'a> {
                 && !(VOLUME_MIN_GB..=VOLUME_MAX_GB).contains(&size)
             {
                 self.diags.push(
-                    Diagnostic::error(format!(
-                        "volume size {size} GB is out of range for `{}`",
-                        resource.address
-                    ))
-                    .at(Self::at(resource, "size"))
-                    .label(format!("must be {VOLUME_MIN_GB} to {VOLUME_MAX_GB} GB"))
-                    .hint("Hetzner volumes hold 10 GB to 10 TB (10240 GB)"),
+                    Diagnostic::error(format!("volume size {size} GB is out of range for `{}`", resource.address))
+                        .at(Self::at(resource, "size"))
+                        .label(format!("must be {VOLUME_MIN_GB} to {VOLUME_MAX_GB} GB"))
+                        .hint("Hetzner volumes hold 10 GB to 10 TB (10240 GB)"),
                 );
             }
-            let server = resource
-                .ref_attr("server")
-                .and_then(|a| self.compiled.resource(a));
+            let server = resource.ref_attr("server").and_then(|a| self.compiled.resource(a));
             match (resource.str_attr("location"), server) {
                 (Some(location), Some(server)) => {
                     if let Some(server_location) = server.str_attr("location")
@@ -201,22 +176,19 @@ impl<'a> Checker<'a> {
                 _ => {}
             }
             if let Some(server) = resource.ref_attr("server") {
-                per_server
-                    .entry(server.clone())
-                    .or_default()
-                    .push(resource.address.clone());
+                per_server.entry(server.clone()).or_default().push(resource.address.clone());
             }
         }
         for (server, volumes) in per_server {
             if volumes.len() > VOLUMES_PER_SERVER {
-                let span = self
-                    .compiled
-                    .resource(&volumes[VOLUMES_PER_SERVER])
-                    .and_then(|r| r.origin.block.clone());
+                let span = self.compiled.resource(&volumes[VOLUMES_PER_SERVER]).and_then(|r| r.origin.block.clone());
                 self.diags.push(
-                    Diagnostic::error(format!("{} volumes are attached to `{server}`; Hetzner allows {VOLUMES_PER_SERVER}", volumes.len()))
-                        .at(span)
-                        .hint("use fewer, larger volumes (up to 10 TB each)"),
+                    Diagnostic::error(format!(
+                        "{} volumes are attached to `{server}`; Hetzner allows {VOLUMES_PER_SERVER}",
+                        volumes.len()
+                    ))
+                    .at(span)
+                    .hint("use fewer, larger volumes (up to 10 TB each)"),
                 );
             }
         }
@@ -226,26 +198,20 @@ impl<'a> Checker<'a> {
         let mut names: BTreeMap<(Kind, String), Address> = BTreeMap::new();
         for resource in self.resources() {
             if let Some(name) = resource.str_attr("name") {
-                if let Some(first) =
-                    names.insert((resource.kind, name.to_owned()), resource.address.clone())
-                {
+                if let Some(first) = names.insert((resource.kind, name.to_owned()), resource.address.clone()) {
                     self.diags.push(
-                        Diagnostic::error(format!(
-                            "`{}` and `{first}` are both named \"{name}\"",
-                            resource.address
-                        ))
-                        .at(Self::at(resource, "name"))
-                        .hint(format!(
-                            "Hetzner names are unique per {}; give one another `name`",
-                            resource.kind
-                        )),
+                        Diagnostic::error(format!("`{}` and `{first}` are both named \"{name}\"", resource.address))
+                            .at(Self::at(resource, "name"))
+                            .hint(format!("Hetzner names are unique per {}; give one another `name`", resource.kind)),
                     );
                 }
                 if resource.kind == Kind::Server && !is_hostname(name) {
                     self.diags.push(
                         Diagnostic::error(format!("server name \"{name}\" is not a valid host name"))
                             .at(Self::at(resource, "name"))
-                            .hint("use letters, digits and `-`, at most 63 characters, not starting or ending with `-`"),
+                            .hint(
+                                "use letters, digits and `-`, at most 63 characters, not starting or ending with `-`",
+                            ),
                     );
                 }
             }
@@ -258,10 +224,7 @@ impl<'a> Checker<'a> {
                             None => continue,
                         },
                     };
-                    let at = resource
-                        .origin
-                        .written(&format!("labels.{key}"))
-                        .or_else(|| Self::at(resource, "labels"));
+                    let at = resource.origin.written(&format!("labels.{key}")).or_else(|| Self::at(resource, "labels"));
                     self.diags.push(
                         Diagnostic::error(format!("invalid label {what} on `{}`: `{key}`", resource.address))
                             .at(at)
@@ -280,35 +243,19 @@ impl<'a> Checker<'a> {
         for resource in self.resources() {
             match resource.kind {
                 Kind::Server => {
-                    let list = resource
-                        .attr("firewalls")
-                        .and_then(Value::as_list)
-                        .unwrap_or_default();
+                    let list = resource.attr("firewalls").and_then(Value::as_list).unwrap_or_default();
                     for firewall in list.iter().filter_map(Value::as_ref) {
-                        firewalls
-                            .entry(resource.address.clone())
-                            .or_default()
-                            .insert(firewall.address.clone());
+                        firewalls.entry(resource.address.clone()).or_default().insert(firewall.address.clone());
                     }
                     if let Some(group) = resource.ref_attr("placement_group") {
-                        groups
-                            .entry(group.clone())
-                            .or_default()
-                            .push(resource.address.clone());
+                        groups.entry(group.clone()).or_default().push(resource.address.clone());
                     }
                 }
                 Kind::Firewall => {
                     for apply in resource.blocks("apply_to") {
-                        for server in apply
-                            .get("server")
-                            .and_then(Value::as_list)
-                            .unwrap_or_default()
-                        {
+                        for server in apply.get("server").and_then(Value::as_list).unwrap_or_default() {
                             if let Some(server) = server.as_ref() {
-                                firewalls
-                                    .entry(server.address.clone())
-                                    .or_default()
-                                    .insert(resource.address.clone());
+                                firewalls.entry(server.address.clone()).or_default().insert(resource.address.clone());
                             }
                         }
                     }
@@ -318,10 +265,7 @@ impl<'a> Checker<'a> {
         }
         for (server, set) in firewalls {
             if set.len() > FIREWALLS_PER_SERVER {
-                let span = self
-                    .compiled
-                    .resource(&server)
-                    .and_then(|r| r.origin.attr("firewalls"));
+                let span = self.compiled.resource(&server).and_then(|r| r.origin.attr("firewalls"));
                 let list: Vec<String> = set.iter().map(ToString::to_string).collect();
                 self.diags.push(
                     Diagnostic::error(format!(
@@ -336,10 +280,7 @@ impl<'a> Checker<'a> {
         }
         for (group, servers) in groups {
             if servers.len() > SERVERS_PER_PLACEMENT_GROUP {
-                let span = self
-                    .compiled
-                    .resource(&group)
-                    .and_then(|r| r.origin.block.clone());
+                let span = self.compiled.resource(&group).and_then(|r| r.origin.block.clone());
                 self.diags.push(
                     Diagnostic::error(format!("{} servers are in placement group `{group}`; a spread group holds {SERVERS_PER_PLACEMENT_GROUP}", servers.len()))
                         .at(span)
@@ -365,18 +306,13 @@ impl<'a> Checker<'a> {
                 .find_map(|r| r.str_attr("server_type"));
             let host_type = host_type.or_else(|| {
                 let host = composite.attrs.get("on").and_then(Value::as_ref)?;
-                self.compiled
-                    .resource(&host.address)?
-                    .str_attr("server_type")
+                self.compiled.resource(&host.address)?.str_attr("server_type")
             });
             let Some(spec) = host_type.and_then(|t| self.catalog.server_type(t)) else {
                 continue;
             };
-            let available_mb = (spec.memory_gb * rust_decimal::Decimal::from(768))
-                .trunc()
-                .to_string()
-                .parse::<u64>()
-                .unwrap_or(0);
+            let available_mb =
+                (spec.memory_gb * rust_decimal::Decimal::from(768)).trunc().to_string().parse::<u64>().unwrap_or(0);
             if memory_mb > available_mb {
                 let span = self
                     .compiled
@@ -396,9 +332,7 @@ impl<'a> Checker<'a> {
                             .find(|(a, _)| a.is_within(&composite.address))
                             .and_then(|(_, r)| r.origin.block.clone())
                     }))
-                    .hint(
-                        "leave a quarter of the memory to the system, or pick a larger server type",
-                    ),
+                    .hint("leave a quarter of the memory to the system, or pick a larger server type"),
                 );
             }
         }
@@ -416,26 +350,16 @@ fn hint_list(written: &str, known: &[String], what: &str) -> String {
 pub(super) fn is_hostname(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
         && !name.starts_with('-')
         && !name.ends_with('-')
 }
 
 fn label_part_ok(part: &str) -> bool {
     part.len() <= 63
-        && part
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && part
-            .chars()
-            .next()
-            .is_none_or(|c| c.is_ascii_alphanumeric())
-        && part
-            .chars()
-            .last()
-            .is_none_or(|c| c.is_ascii_alphanumeric())
+        && part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && part.chars().next().is_none_or(|c| c.is_ascii_alphanumeric())
+        && part.chars().last().is_none_or(|c| c.is_ascii_alphanumeric())
 }
 
 fn label_key_problem(key: &str) -> Option<String> {
@@ -444,17 +368,12 @@ fn label_key_problem(key: &str) -> Option<String> {
         None => (None, key),
     };
     if name.is_empty() || !label_part_ok(name) {
-        return Some(
-            "up to 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit"
-                .into(),
-        );
+        return Some("up to 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit".into());
     }
     if let Some(prefix) = prefix
         && (prefix.is_empty()
             || prefix.len() > 253
-            || !prefix
-                .split('.')
-                .all(|p| !p.is_empty() && label_part_ok(p) && !p.contains('_')))
+            || !prefix.split('.').all(|p| !p.is_empty() && label_part_ok(p) && !p.contains('_')))
     {
         return Some("the key's prefix must be a DNS subdomain".into());
     }
@@ -462,25 +381,16 @@ fn label_key_problem(key: &str) -> Option<String> {
 }
 
 fn label_value_problem(value: &str) -> Option<String> {
-    (!label_part_ok(value)).then(|| {
-        "up to 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit"
-            .into()
-    })
+    (!label_part_ok(value))
+        .then(|| "up to 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit".into())
 }
 
 /// Whether any embedded price list prices the type at the location: a list that lacks the price
 /// then lacks a fact, rather than the type not being sold there.
 fn sold_anywhere_in_time(server_type: &str, location: &str) -> bool {
     static LISTS: std::sync::OnceLock<Vec<Catalog>> = std::sync::OnceLock::new();
-    let lists = LISTS.get_or_init(|| {
-        Catalog::lists()
-            .iter()
-            .filter_map(|list| Catalog::load(&list.id).ok())
-            .collect()
-    });
-    lists
-        .iter()
-        .any(|catalog| catalog.server_monthly(server_type, location).is_some())
+    let lists = LISTS.get_or_init(|| Catalog::lists().iter().filter_map(|list| Catalog::load(&list.id).ok()).collect());
+    lists.iter().any(|catalog| catalog.server_monthly(server_type, location).is_some())
 }
 
 #[cfg(test)]

@@ -11,9 +11,7 @@ use serde_json::Value;
 use super::error::CatalogError;
 use super::extras::{Extras, ServerTypeEntry};
 use super::wire::{ListPricesResponse, Pricing, WirePrice};
-use super::{
-    Availability, LbLimits, ListInfo, LocationInfo, ObjectStoragePrice, Price, ServerTypeSpec,
-};
+use super::{Availability, LbLimits, ListInfo, LocationInfo, ObjectStoragePrice, Price, ServerTypeSpec};
 
 /// The name of the facts file, for error messages.
 const EXTRAS_FILE: &str = "extras.json";
@@ -21,18 +19,9 @@ const EXTRAS_JSON: &str = include_str!("../../catalog/extras.json");
 
 /// The price lists compiled into the crate, by file name. `extras.json` says which date each one starts.
 pub(super) const EMBEDDED_LISTS: [(&str, &str); 4] = [
-    (
-        "pricing-2025-08.json",
-        include_str!("../../catalog/pricing-2025-08.json"),
-    ),
-    (
-        "pricing-2025-10.json",
-        include_str!("../../catalog/pricing-2025-10.json"),
-    ),
-    (
-        "pricing-2026-04.json",
-        include_str!("../../catalog/pricing-2026-04.json"),
-    ),
+    ("pricing-2025-08.json", include_str!("../../catalog/pricing-2025-08.json")),
+    ("pricing-2025-10.json", include_str!("../../catalog/pricing-2025-10.json")),
+    ("pricing-2026-04.json", include_str!("../../catalog/pricing-2026-04.json")),
     ("pricing.json", include_str!("../../catalog/pricing.json")),
 ];
 
@@ -65,15 +54,11 @@ fn embedded_or_panic() -> &'static Embedded {
 }
 
 fn embedded_error(file: &str, message: impl fmt::Display) -> CatalogError {
-    CatalogError::Embedded {
-        file: file.to_owned(),
-        message: message.to_string(),
-    }
+    CatalogError::Embedded { file: file.to_owned(), message: message.to_string() }
 }
 
 fn parse_embedded() -> Result<Embedded, CatalogError> {
-    let extras: Extras =
-        serde_json::from_str(EXTRAS_JSON).map_err(|e| embedded_error(EXTRAS_FILE, e))?;
+    let extras: Extras = serde_json::from_str(EXTRAS_JSON).map_err(|e| embedded_error(EXTRAS_FILE, e))?;
     check_extras_dates(&extras)?;
     let mut lists = Vec::with_capacity(extras.lists.len());
     for entry in &extras.lists {
@@ -81,9 +66,7 @@ fn parse_embedded() -> Result<Embedded, CatalogError> {
             .iter()
             .find(|(file, _)| *file == entry.file)
             .map(|(_, text)| *text)
-            .ok_or_else(|| {
-                embedded_error(EXTRAS_FILE, format!("list {} is not embedded", entry.file))
-            })?;
+            .ok_or_else(|| embedded_error(EXTRAS_FILE, format!("list {} is not embedded", entry.file)))?;
         let mut pricing = parse_pricing(text).map_err(|failure| match failure {
             ParseFailure::Syntax(e) | ParseFailure::Shape(e) => embedded_error(&entry.file, e),
         })?;
@@ -107,10 +90,7 @@ fn check_extras_dates(extras: &Extras) -> Result<(), CatalogError> {
     let mut previous: Option<&str> = None;
     for list in &extras.lists {
         if previous.is_some_and(|p| p >= list.id.as_str()) {
-            return Err(embedded_error(
-                EXTRAS_FILE,
-                format!("lists are not oldest first at {}", list.id),
-            ));
+            return Err(embedded_error(EXTRAS_FILE, format!("lists are not oldest first at {}", list.id)));
         }
         previous = Some(&list.id);
         dates.push(&list.id);
@@ -128,10 +108,7 @@ fn check_extras_dates(extras: &Extras) -> Result<(), CatalogError> {
     }
     dates.extend(extras.object_storage.keys().map(String::as_str));
     match dates.into_iter().find(|d| !is_calendar_date(d)) {
-        Some(bad) => Err(embedded_error(
-            EXTRAS_FILE,
-            format!("`{bad}` is not a YYYY-MM-DD date"),
-        )),
+        Some(bad) => Err(embedded_error(EXTRAS_FILE, format!("`{bad}` is not a YYYY-MM-DD date"))),
         None => Ok(()),
     }
 }
@@ -158,27 +135,11 @@ fn parse_pricing(text: &str) -> Result<Pricing, ParseFailure> {
 /// (unlike Hetzner's responses) omit them. A type known to `extras.json` gets its 1-based position there,
 /// so an id is the same in every list; ids already present are kept and never reused.
 fn fill_missing_ids(pricing: &mut Pricing, extras: &Extras) {
-    let server_order: Vec<&str> = extras
-        .server_types
-        .iter()
-        .map(|t| t.name.as_str())
-        .collect();
-    let entries = pricing
-        .server_types
-        .iter_mut()
-        .map(|t| (&mut t.id, t.name.as_str()))
-        .collect();
+    let server_order: Vec<&str> = extras.server_types.iter().map(|t| t.name.as_str()).collect();
+    let entries = pricing.server_types.iter_mut().map(|t| (&mut t.id, t.name.as_str())).collect();
     fill_ids(entries, &server_order);
-    let lb_order: Vec<&str> = extras
-        .load_balancer_types
-        .iter()
-        .map(|t| t.name.as_str())
-        .collect();
-    let entries = pricing
-        .load_balancer_types
-        .iter_mut()
-        .map(|t| (&mut t.id, t.name.as_str()))
-        .collect();
+    let lb_order: Vec<&str> = extras.load_balancer_types.iter().map(|t| t.name.as_str()).collect();
+    let entries = pricing.load_balancer_types.iter_mut().map(|t| (&mut t.id, t.name.as_str())).collect();
     fill_ids(entries, &lb_order);
 }
 
@@ -189,11 +150,7 @@ fn fill_ids(entries: Vec<(&mut Option<u64>, &str)>, known: &[&str]) {
         if id.is_some() {
             continue;
         }
-        let preferred = known
-            .iter()
-            .position(|k| *k == name)
-            .map(|p| p as u64 + 1)
-            .filter(|p| !used.contains(p));
+        let preferred = known.iter().position(|k| *k == name).map(|p| p as u64 + 1).filter(|p| !used.contains(p));
         let chosen = preferred.unwrap_or_else(|| {
             while used.contains(&next_free) {
                 next_free += 1;
@@ -247,10 +204,7 @@ fn gross_at(vat_rate_percent: Decimal, net: Decimal) -> Decimal {
 
 impl From<WirePrice> for Price {
     fn from(p: WirePrice) -> Self {
-        Price {
-            net: p.net,
-            gross: p.gross,
-        }
+        Price { net: p.net, gross: p.gross }
     }
 }
 
@@ -286,33 +240,20 @@ impl fmt::Debug for Catalog {
 }
 
 impl Catalog {
-    fn from_embedded(
-        data: &'static Embedded,
-        list: &EmbeddedList,
-        facts_as_of: Option<String>,
-    ) -> Catalog {
+    fn from_embedded(data: &'static Embedded, list: &EmbeddedList, facts_as_of: Option<String>) -> Catalog {
         let vat = list.pricing.vat_rate;
-        let price = |net: Decimal| Price {
-            net,
-            gross: gross_at(vat, net),
-        };
-        let object_storage =
-            data.extras
-                .object_storage
-                .get(&list.info.id)
-                .map(|o| ObjectStoragePrice {
-                    base_monthly: price(o.base_monthly_net),
-                    included_storage_tb: o.included_storage_tb,
-                    included_egress_tb: o.included_egress_tb,
-                    extra_storage_per_tb_hour: o.extra_storage_per_tb_hour_net.map(price),
-                    extra_egress_per_tb: o.extra_egress_per_tb_net.map(price),
-                });
+        let price = |net: Decimal| Price { net, gross: gross_at(vat, net) };
+        let object_storage = data.extras.object_storage.get(&list.info.id).map(|o| ObjectStoragePrice {
+            base_monthly: price(o.base_monthly_net),
+            included_storage_tb: o.included_storage_tb,
+            included_egress_tb: o.included_egress_tb,
+            extra_storage_per_tb_hour: o.extra_storage_per_tb_hour_net.map(price),
+            extra_egress_per_tb: o.extra_egress_per_tb_net.map(price),
+        });
         Catalog {
             pricing: Arc::clone(&list.pricing),
             extras: &data.extras,
-            origin: Origin::Embedded {
-                id: list.info.id.clone(),
-            },
+            origin: Origin::Embedded { id: list.info.id.clone() },
             facts_as_of,
             object_storage,
         }
@@ -338,11 +279,7 @@ impl Catalog {
     ///
     /// Only if the embedded data is broken, which the crate's tests rule out.
     pub fn lists() -> Vec<ListInfo> {
-        embedded_or_panic()
-            .lists
-            .iter()
-            .map(|l| l.info.clone())
-            .collect()
+        embedded_or_panic().lists.iter().map(|l| l.info.clone()).collect()
     }
 
     /// Loads a catalog from a spec.
@@ -353,29 +290,19 @@ impl Catalog {
     /// specs, locations and availability (all facts) from `extras.json` and has an object-storage price
     /// only if the file carries one.
     pub fn load(spec: &str) -> Result<Catalog, CatalogError> {
-        if looks_like_date(spec) {
-            Self::load_date(spec)
-        } else {
-            Self::load_file(Path::new(spec))
-        }
+        if looks_like_date(spec) { Self::load_date(spec) } else { Self::load_file(Path::new(spec)) }
     }
 
     fn load_date(date: &str) -> Result<Catalog, CatalogError> {
         if !is_calendar_date(date) {
-            return Err(CatalogError::InvalidDate {
-                spec: date.to_owned(),
-            });
+            return Err(CatalogError::InvalidDate { spec: date.to_owned() });
         }
         let data = embedded_data()?;
         match data.lists.iter().rev().find(|l| l.info.id.as_str() <= date) {
             Some(list) => Ok(Catalog::from_embedded(data, list, Some(date.to_owned()))),
             None => Err(CatalogError::DateBeforeOldestList {
                 date: date.to_owned(),
-                oldest: data
-                    .lists
-                    .first()
-                    .map(|l| l.info.id.clone())
-                    .unwrap_or_default(),
+                oldest: data.lists.first().map(|l| l.info.id.clone()).unwrap_or_default(),
                 available: data
                     .lists
                     .iter()
@@ -387,19 +314,11 @@ impl Catalog {
     }
 
     fn load_file(path: &Path) -> Result<Catalog, CatalogError> {
-        let text = std::fs::read_to_string(path).map_err(|error| CatalogError::Read {
-            path: path.to_owned(),
-            error,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|error| CatalogError::Read { path: path.to_owned(), error })?;
         let mut pricing = parse_pricing(&text).map_err(|failure| match failure {
-            ParseFailure::Syntax(error) => CatalogError::Syntax {
-                path: path.to_owned(),
-                error,
-            },
-            ParseFailure::Shape(error) => CatalogError::Shape {
-                path: path.to_owned(),
-                error,
-            },
+            ParseFailure::Syntax(error) => CatalogError::Syntax { path: path.to_owned(), error },
+            ParseFailure::Shape(error) => CatalogError::Shape { path: path.to_owned(), error },
         })?;
         let data = embedded_data()?;
         fill_missing_ids(&mut pricing, &data.extras);
@@ -413,9 +332,7 @@ impl Catalog {
         Ok(Catalog {
             pricing: Arc::new(pricing),
             extras: &data.extras,
-            origin: Origin::File {
-                path: path.to_owned(),
-            },
+            origin: Origin::File { path: path.to_owned() },
             facts_as_of: None,
             object_storage,
         })
@@ -455,13 +372,8 @@ impl Catalog {
 
     /// The server types that have at least one price in this list, sorted.
     pub fn server_type_names(&self) -> Vec<String> {
-        let names: BTreeSet<&str> = self
-            .pricing
-            .server_types
-            .iter()
-            .filter(|t| !t.prices.is_empty())
-            .map(|t| t.name.as_str())
-            .collect();
+        let names: BTreeSet<&str> =
+            self.pricing.server_types.iter().filter(|t| !t.prices.is_empty()).map(|t| t.name.as_str()).collect();
         names.into_iter().map(str::to_owned).collect()
     }
 
@@ -485,11 +397,7 @@ impl Catalog {
     /// The id the catalog serves for a server type in [`Catalog::pricing_response_json`]: Hetzner's if the
     /// list has one, otherwise a stable synthetic id (our lists carry none).
     pub fn server_type_id(&self, name: &str) -> Option<u64> {
-        self.pricing
-            .server_types
-            .iter()
-            .find(|t| t.name == name)
-            .and_then(|t| t.id)
+        self.pricing.server_types.iter().find(|t| t.name == name).and_then(|t| t.id)
     }
 
     /// The monthly price (cap) of a server type at a location, without the Primary IPv4.
@@ -516,10 +424,8 @@ impl Catalog {
             // A type only a pricing file knows: no facts, so nothing speaks against it.
             return Availability::Available;
         };
-        if let Some(dep) = entry
-            .deprecation
-            .as_ref()
-            .filter(|d| d.locations.contains(location) && self.fact_applies(&d.announced))
+        if let Some(dep) =
+            entry.deprecation.as_ref().filter(|d| d.locations.contains(location) && self.fact_applies(&d.announced))
         {
             return Availability::Deprecated {
                 announced: dep.announced.clone(),
@@ -533,18 +439,13 @@ impl Catalog {
             .chain(entry.restricted.iter())
             .find(|f| f.locations.contains(location) && self.fact_applies(&f.since));
         match restriction {
-            Some(fact) => Availability::Restricted {
-                since: fact.since.clone(),
-                note: fact.note.clone(),
-            },
+            Some(fact) => Availability::Restricted { since: fact.since.clone(), note: fact.note.clone() },
             None => Availability::Available,
         }
     }
 
     fn fact_applies(&self, fact_date: &str) -> bool {
-        self.facts_as_of
-            .as_deref()
-            .is_none_or(|as_of| fact_date <= as_of)
+        self.facts_as_of.as_deref().is_none_or(|as_of| fact_date <= as_of)
     }
 
     /// Every location terrace knows, sorted by name.
@@ -567,26 +468,17 @@ impl Catalog {
     /// One location by name.
     pub fn location(&self, name: &str) -> Option<LocationInfo> {
         // Called per resource by the validator: find first, then copy only the one found.
-        self.extras
-            .locations
-            .iter()
-            .find(|l| l.name == name)
-            .map(|l| LocationInfo {
-                name: l.name.clone(),
-                city: l.city.clone(),
-                country: l.country.clone(),
-                network_zone: l.network_zone.clone(),
-            })
+        self.extras.locations.iter().find(|l| l.name == name).map(|l| LocationInfo {
+            name: l.name.clone(),
+            city: l.city.clone(),
+            country: l.country.clone(),
+            network_zone: l.network_zone.clone(),
+        })
     }
 
     /// The network zones of the known locations, sorted.
     pub fn network_zones(&self) -> Vec<String> {
-        let zones: BTreeSet<&str> = self
-            .extras
-            .locations
-            .iter()
-            .map(|l| l.network_zone.as_str())
-            .collect();
+        let zones: BTreeSet<&str> = self.extras.locations.iter().map(|l| l.network_zone.as_str()).collect();
         zones.into_iter().map(str::to_owned).collect()
     }
 
@@ -627,22 +519,13 @@ impl Catalog {
 
     /// The load balancer types this list names, priced or not (lb31 has no price), sorted.
     pub fn load_balancer_type_names(&self) -> Vec<String> {
-        let names: BTreeSet<&str> = self
-            .pricing
-            .load_balancer_types
-            .iter()
-            .map(|t| t.name.as_str())
-            .collect();
+        let names: BTreeSet<&str> = self.pricing.load_balancer_types.iter().map(|t| t.name.as_str()).collect();
         names.into_iter().map(str::to_owned).collect()
     }
 
     /// The id served for a load balancer type; see [`Catalog::server_type_id`].
     pub fn load_balancer_type_id(&self, name: &str) -> Option<u64> {
-        self.pricing
-            .load_balancer_types
-            .iter()
-            .find(|t| t.name == name)
-            .and_then(|t| t.id)
+        self.pricing.load_balancer_types.iter().find(|t| t.name == name).and_then(|t| t.id)
     }
 
     /// The monthly price of a load balancer type at a location; `None` if the list has none there.
@@ -660,12 +543,7 @@ impl Catalog {
     /// The limits of a load balancer type: from the list's `_specs` where it has them, else from
     /// `extras.json`.
     pub fn load_balancer_limits(&self, lb_type: &str) -> Option<LbLimits> {
-        let from_list = self
-            .pricing
-            .load_balancer_types
-            .iter()
-            .find(|t| t.name == lb_type)
-            .and_then(|t| t.specs);
+        let from_list = self.pricing.load_balancer_types.iter().find(|t| t.name == lb_type).and_then(|t| t.specs);
         if let Some(s) = from_list {
             return Some(LbLimits {
                 max_services: s.max_services,
@@ -674,16 +552,12 @@ impl Catalog {
                 max_connections: s.max_connections,
             });
         }
-        self.extras
-            .load_balancer_types
-            .iter()
-            .find(|t| t.name == lb_type)
-            .map(|t| LbLimits {
-                max_services: t.max_services,
-                max_targets: t.max_targets,
-                max_assigned_certificates: t.max_assigned_certificates,
-                max_connections: t.max_connections,
-            })
+        self.extras.load_balancer_types.iter().find(|t| t.name == lb_type).map(|t| LbLimits {
+            max_services: t.max_services,
+            max_targets: t.max_targets,
+            max_assigned_certificates: t.max_assigned_certificates,
+            max_connections: t.max_connections,
+        })
     }
 
     /// The Object Storage price belonging to this list; `None` if unknown (e.g. a file without one).
@@ -698,9 +572,7 @@ impl Catalog {
     pub fn pricing_response_json(&self) -> Value {
         // Serializing to a `Value` fails only for maps with non-string keys or failing `Serialize` impls;
         // the wire types have neither.
-        serde_json::to_value(ListPricesResponse {
-            pricing: &self.pricing,
-        })
-        .expect("the pricing wire types serialize to JSON")
+        serde_json::to_value(ListPricesResponse { pricing: &self.pricing })
+            .expect("the pricing wire types serialize to JSON")
     }
 }

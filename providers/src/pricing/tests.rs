@@ -35,8 +35,7 @@ struct TempFile(PathBuf);
 
 impl TempFile {
     fn new(name: &str, contents: &str) -> TempFile {
-        let path =
-            std::env::temp_dir().join(format!("terrace-pricing-{}-{name}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("terrace-pricing-{}-{name}", std::process::id()));
         std::fs::write(&path, contents).expect("write temp file");
         TempFile(path)
     }
@@ -53,11 +52,7 @@ impl Drop for TempFile {
 }
 
 fn embedded_text(file: &str) -> &'static str {
-    EMBEDDED_LISTS
-        .iter()
-        .find(|(f, _)| *f == file)
-        .map(|(_, t)| *t)
-        .expect("embedded file")
+    EMBEDDED_LISTS.iter().find(|(f, _)| *f == file).map(|(_, t)| *t).expect("embedded file")
 }
 
 // ---- the embedded data -------------------------------------------------------------------------
@@ -66,28 +61,19 @@ fn embedded_text(file: &str) -> &'static str {
 fn embedded_copies_are_byte_identical_to_shared() {
     let dir = shared_pricing_dir();
     if !dir.is_dir() {
-        println!(
-            "note: {} not found; skipping the byte comparison",
-            dir.display()
-        );
+        println!("note: {} not found; skipping the byte comparison", dir.display());
         return;
     }
     for (file, text) in EMBEDDED_LISTS {
         let shared = std::fs::read(dir.join(file)).expect("shared price list");
-        assert!(
-            shared == text.as_bytes(),
-            "providers/catalog/{file} differs from shared/hetzner/pricing/{file}"
-        );
+        assert!(shared == text.as_bytes(), "providers/catalog/{file} differs from shared/hetzner/pricing/{file}");
     }
 }
 
 #[test]
 fn lists_are_the_four_files_oldest_first() {
     let lists = Catalog::lists();
-    let ids: Vec<(&str, &str)> = lists
-        .iter()
-        .map(|l| (l.id.as_str(), l.file.as_str()))
-        .collect();
+    let ids: Vec<(&str, &str)> = lists.iter().map(|l| (l.id.as_str(), l.file.as_str())).collect();
     assert_eq!(
         ids,
         [
@@ -97,19 +83,11 @@ fn lists_are_the_four_files_oldest_first() {
             ("2026-06-15", "pricing.json"),
         ]
     );
-    assert!(
-        lists
-            .iter()
-            .all(|l| !l.description.is_empty() && l.sources.contains('S'))
-    );
+    assert!(lists.iter().all(|l| !l.description.is_empty() && l.sources.contains('S')));
 }
 
 /// Walks every object of `value`, calling `f` with its key path.
-fn walk<'a>(
-    value: &'a Value,
-    path: &str,
-    f: &mut impl FnMut(&str, &'a serde_json::Map<String, Value>),
-) {
+fn walk<'a>(value: &'a Value, path: &str, f: &mut impl FnMut(&str, &'a serde_json::Map<String, Value>)) {
     match value {
         Value::Object(map) => {
             f(path, map);
@@ -136,16 +114,8 @@ fn source_ids(text: &str) -> Vec<String> {
 
 #[test]
 fn every_extras_fact_names_its_sources() {
-    let extras: Value =
-        serde_json::from_str(include_str!("../../catalog/extras.json")).expect("extras parses");
-    let fact_keys = [
-        "cores",
-        "city",
-        "announced",
-        "since",
-        "max_services",
-        "base_monthly_net",
-    ];
+    let extras: Value = serde_json::from_str(include_str!("../../catalog/extras.json")).expect("extras parses");
+    let fact_keys = ["cores", "city", "announced", "since", "max_services", "base_monthly_net"];
     let mut cited = Vec::new();
     let mut facts = 0;
     walk(&extras, "", &mut |path, map| {
@@ -167,16 +137,10 @@ fn every_extras_fact_names_its_sources() {
     match std::fs::read_to_string(&sources_md) {
         Ok(text) => {
             for id in cited {
-                assert!(
-                    text.contains(&format!("| {id} |")),
-                    "{id} is not in SOURCES.md's registry"
-                );
+                assert!(text.contains(&format!("| {id} |")), "{id} is not in SOURCES.md's registry");
             }
         }
-        Err(_) => println!(
-            "note: {} not found; source ids not checked",
-            sources_md.display()
-        ),
+        Err(_) => println!("note: {} not found; source ids not checked", sources_md.display()),
     }
 }
 
@@ -186,17 +150,10 @@ fn every_priced_type_and_location_is_known_to_extras() {
         let c = at(&list.id);
         let response = c.pricing_response_json();
         for name in c.server_type_names() {
-            assert!(
-                c.server_type(&name).is_some(),
-                "{name} of {} has no spec",
-                list.id
-            );
+            assert!(c.server_type(&name).is_some(), "{name} of {} has no spec", list.id);
         }
         for name in c.load_balancer_type_names() {
-            assert!(
-                c.load_balancer_limits(&name).is_some(),
-                "{name} has no limits"
-            );
+            assert!(c.load_balancer_limits(&name).is_some(), "{name} has no limits");
         }
         let mut unknown = Vec::new();
         walk(&response, "", &mut |path, map| {
@@ -206,11 +163,7 @@ fn every_priced_type_and_location_is_known_to_extras() {
                 unknown.push(format!("{path}: {loc}"));
             }
         });
-        assert!(
-            unknown.is_empty(),
-            "unknown locations in {}: {unknown:?}",
-            list.id
-        );
+        assert!(unknown.is_empty(), "unknown locations in {}: {unknown:?}", list.id);
     }
 }
 
@@ -229,10 +182,7 @@ fn calendar_dates() {
 fn embedded_is_the_newest_list() {
     let c = Catalog::embedded();
     assert_eq!(c.date().as_deref(), Some("2026-06-15"));
-    assert_eq!(
-        c.label(),
-        "Hetzner public list prices of 2026-06-15 (embedded)"
-    );
+    assert_eq!(c.label(), "Hetzner public list prices of 2026-06-15 (embedded)");
     assert_eq!(c.currency(), "EUR");
 }
 
@@ -251,19 +201,13 @@ fn a_date_selects_the_list_in_force() {
     ] {
         assert_eq!(at(date).date().as_deref(), Some(expected), "for {date}");
     }
-    assert_eq!(
-        net(at("2026-05-31").server_monthly("cpx22", "fsn1")),
-        Some(dec("7.99"))
-    );
+    assert_eq!(net(at("2026-05-31").server_monthly("cpx22", "fsn1")), Some(dec("7.99")));
 }
 
 #[test]
 fn a_date_before_the_oldest_list_is_an_error_naming_the_lists() {
     let err = Catalog::load("2025-01-01").expect_err("too old");
-    assert!(
-        matches!(err, CatalogError::DateBeforeOldestList { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, CatalogError::DateBeforeOldestList { .. }), "{err:?}");
     let message = err.to_string();
     for list in Catalog::lists() {
         assert!(message.contains(&list.id), "{message}");
@@ -288,17 +232,10 @@ fn a_file_with_the_full_response_loads() {
     assert_eq!(net(c.server_monthly("cpx22", "fsn1")), Some(dec("7.99")));
     assert_eq!(c.date(), None);
     assert_eq!(c.label(), format!("pricing file {}", file.spec()));
-    assert_eq!(
-        c.object_storage(),
-        None,
-        "a file has no object-storage price"
-    );
+    assert_eq!(c.object_storage(), None, "a file has no object-storage price");
     // Specs and facts still come from extras.json, all of them.
     assert_eq!(c.server_type("cpx22").map(|s| s.cores), Some(2));
-    assert!(matches!(
-        c.availability("cx23", "fsn1"),
-        Availability::Restricted { .. }
-    ));
+    assert!(matches!(c.availability("cx23", "fsn1"), Availability::Restricted { .. }));
 }
 
 #[test]
@@ -312,16 +249,12 @@ fn a_file_catalog_applies_every_fact() {
         other => panic!("cx22 nbg1 from a file: {other:?}"),
     }
     assert_eq!(c.availability("cpx11", "ash"), Availability::Available);
-    assert!(matches!(
-        c.availability("cpx11", "sin"),
-        Availability::Deprecated { .. }
-    ));
+    assert!(matches!(c.availability("cpx11", "sin"), Availability::Deprecated { .. }));
 }
 
 #[test]
 fn a_file_with_the_bare_pricing_object_loads() {
-    let full: Value =
-        serde_json::from_str(embedded_text("pricing.json")).expect("embedded list parses");
+    let full: Value = serde_json::from_str(embedded_text("pricing.json")).expect("embedded list parses");
     let bare = serde_json::to_string(&full["pricing"]).expect("serialize");
     let file = TempFile::new("bare.json", &bare);
     let c = Catalog::load(file.spec()).expect("bare object loads");
@@ -339,18 +272,14 @@ fn the_served_body_loads_back_with_the_same_prices() {
     assert_eq!(c.server_type_names(), original.server_type_names());
     for name in original.server_type_names() {
         for loc in original.locations() {
-            assert_eq!(
-                c.server_monthly(&name, &loc.name),
-                original.server_monthly(&name, &loc.name)
-            );
+            assert_eq!(c.server_monthly(&name, &loc.name), original.server_monthly(&name, &loc.name));
         }
     }
 }
 
 #[test]
 fn a_file_may_carry_an_object_storage_price() {
-    let mut full: Value =
-        serde_json::from_str(embedded_text("pricing.json")).expect("embedded list parses");
+    let mut full: Value = serde_json::from_str(embedded_text("pricing.json")).expect("embedded list parses");
     full["pricing"]["object_storage"] = serde_json::json!({
         "price_monthly": {"net": "6.4900", "gross": "7.7231"},
         "included_storage_tb": "1",
@@ -363,11 +292,7 @@ fn a_file_may_carry_an_object_storage_price() {
     assert_eq!(os.base_monthly.net, dec("6.49"));
     assert_eq!(os.extra_egress_per_tb, None);
     // terrace's extension is not part of Hetzner's schema, so it is not served.
-    assert!(
-        c.pricing_response_json()["pricing"]
-            .get("object_storage")
-            .is_none()
-    );
+    assert!(c.pricing_response_json()["pricing"].get("object_storage").is_none());
 }
 
 #[test]
@@ -382,18 +307,12 @@ fn broken_files_are_errors_naming_the_path_and_the_problem() {
     let err = Catalog::load(shape.spec()).expect_err("wrong shape");
     assert!(matches!(err, CatalogError::Shape { .. }), "{err:?}");
     assert!(err.to_string().contains(shape.spec()), "{err}");
-    assert!(
-        err.to_string().contains("missing field `vat_rate`"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("missing field `vat_rate`"), "{err}");
 
     let missing = Path::new("/nonexistent/terrace/prices.json");
     let err = Catalog::load(missing.to_str().expect("utf-8")).expect_err("no file");
     assert!(matches!(err, CatalogError::Read { .. }), "{err:?}");
-    assert!(
-        err.to_string().contains("/nonexistent/terrace/prices.json"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("/nonexistent/terrace/prices.json"), "{err}");
 }
 
 // ---- prices ------------------------------------------------------------------------------------
@@ -401,26 +320,11 @@ fn broken_files_are_errors_naming_the_path_and_the_problem() {
 #[test]
 fn known_server_prices() {
     let newest = Catalog::embedded();
-    assert_eq!(
-        net(newest.server_monthly("cpx22", "fsn1")),
-        Some(dec("19.49"))
-    );
-    assert_eq!(
-        newest.server_monthly("cpx22", "fsn1").map(|p| p.gross),
-        Some(dec("23.1931"))
-    );
-    assert_eq!(
-        net(newest.server_monthly("ccx13", "ash")),
-        Some(dec("43.49"))
-    );
-    assert_eq!(
-        net(at("2026-04-01").server_monthly("cpx22", "fsn1")),
-        Some(dec("7.99"))
-    );
-    assert_eq!(
-        net(at("2025-08-19").server_monthly("cx22", "fsn1")),
-        Some(dec("3.29"))
-    );
+    assert_eq!(net(newest.server_monthly("cpx22", "fsn1")), Some(dec("19.49")));
+    assert_eq!(newest.server_monthly("cpx22", "fsn1").map(|p| p.gross), Some(dec("23.1931")));
+    assert_eq!(net(newest.server_monthly("ccx13", "ash")), Some(dec("43.49")));
+    assert_eq!(net(at("2026-04-01").server_monthly("cpx22", "fsn1")), Some(dec("7.99")));
+    assert_eq!(net(at("2025-08-19").server_monthly("cx22", "fsn1")), Some(dec("3.29")));
     assert_eq!(newest.server_monthly("cx23", "sin"), None);
     assert_eq!(newest.server_monthly("cx99", "fsn1"), None);
 }
@@ -439,58 +343,29 @@ fn server_type_names_are_the_priced_types_sorted() {
 fn server_type_specs() {
     let c = Catalog::embedded();
     let cax21 = c.server_type("cax21").expect("cax21");
-    assert_eq!(
-        (cax21.cores, cax21.memory_gb, cax21.disk_gb),
-        (4, dec("8"), 80)
-    );
+    assert_eq!((cax21.cores, cax21.memory_gb, cax21.disk_gb), (4, dec("8"), 80));
     assert_eq!(cax21.architecture, Architecture::Arm);
     assert_eq!(cax21.cpu_type, CpuType::Shared);
-    assert_eq!(
-        c.server_type("ccx63").map(|s| s.cpu_type),
-        Some(CpuType::Dedicated)
-    );
+    assert_eq!(c.server_type("ccx63").map(|s| s.cpu_type), Some(CpuType::Dedicated));
     // Specs are facts about the type, so an older type is known to the newest catalog too.
-    assert_eq!(
-        c.server_type("cx22").map(|s| s.storage_type),
-        Some(StorageType::Local)
-    );
+    assert_eq!(c.server_type("cx22").map(|s| s.storage_type), Some(StorageType::Local));
     assert_eq!(c.server_type("cx99"), None);
 }
 
 #[test]
 fn known_load_balancer_prices_and_limits() {
     let c = Catalog::embedded();
-    assert_eq!(
-        net(c.load_balancer_monthly("lb11", "fsn1")),
-        Some(dec("7.49"))
-    );
+    assert_eq!(net(c.load_balancer_monthly("lb11", "fsn1")), Some(dec("7.49")));
     assert_eq!(c.load_balancer_monthly("lb11", "nbg1"), None);
-    assert_eq!(
-        c.load_balancer_monthly("lb31", "fsn1"),
-        None,
-        "lb31 price not found"
-    );
+    assert_eq!(c.load_balancer_monthly("lb31", "fsn1"), None, "lb31 price not found");
     assert_eq!(c.load_balancer_type_names(), ["lb11", "lb21", "lb31"]);
     assert_eq!(
         c.load_balancer_limits("lb21"),
-        Some(LbLimits {
-            max_services: 15,
-            max_targets: 75,
-            max_assigned_certificates: 25,
-            max_connections: 20_000
-        })
+        Some(LbLimits { max_services: 15, max_targets: 75, max_assigned_certificates: 25, max_connections: 20_000 })
     );
     // lb31 has no `_specs` in the list, and the 2025-08 list has none at all: extras.json answers.
-    assert_eq!(
-        c.load_balancer_limits("lb31").map(|l| l.max_targets),
-        Some(150)
-    );
-    assert_eq!(
-        at("2025-08-19")
-            .load_balancer_limits("lb11")
-            .map(|l| l.max_services),
-        Some(5)
-    );
+    assert_eq!(c.load_balancer_limits("lb31").map(|l| l.max_targets), Some(150));
+    assert_eq!(at("2025-08-19").load_balancer_limits("lb11").map(|l| l.max_services), Some(5));
     assert_eq!(c.load_balancer_limits("lb99"), None);
 }
 
@@ -498,25 +373,13 @@ fn known_load_balancer_prices_and_limits() {
 fn known_ip_volume_and_backup_prices() {
     let c = Catalog::embedded();
     assert_eq!(net(c.volume_per_gb_monthly()), Some(dec("0.0572")));
-    assert_eq!(
-        net(at("2025-08-19").volume_per_gb_monthly()),
-        Some(dec("0.044"))
-    );
+    assert_eq!(net(at("2025-08-19").volume_per_gb_monthly()), Some(dec("0.044")));
     assert_eq!(c.backup_percent(), Some(dec("20")));
     assert_eq!(net(c.primary_ip_monthly("ipv4", "fsn1")), Some(dec("0.50")));
     // A real zero, not an unknown.
-    assert_eq!(
-        c.primary_ip_monthly("ipv6", "fsn1"),
-        Some(Price {
-            net: Decimal::ZERO,
-            gross: Decimal::ZERO
-        })
-    );
+    assert_eq!(c.primary_ip_monthly("ipv6", "fsn1"), Some(Price { net: Decimal::ZERO, gross: Decimal::ZERO }));
     assert_eq!(c.primary_ip_monthly("ipv4", "nowhere"), None);
-    assert_eq!(
-        net(c.floating_ip_monthly("ipv4", "fsn1")),
-        Some(dec("3.00"))
-    );
+    assert_eq!(net(c.floating_ip_monthly("ipv4", "fsn1")), Some(dec("3.00")));
     assert_eq!(c.floating_ip_monthly("ipv4", "ash"), None);
     assert_eq!(c.floating_ip_monthly("ipv6", "fsn1"), None);
 }
@@ -527,24 +390,11 @@ fn object_storage_follows_the_list() {
     assert_eq!(base("2025-08-19"), Some(dec("4.99")));
     assert_eq!(base("2025-10-16"), Some(dec("4.99")));
     assert_eq!(base("2026-04-01"), Some(dec("6.49")));
-    let newest = Catalog::embedded()
-        .object_storage()
-        .expect("newest has one");
+    let newest = Catalog::embedded().object_storage().expect("newest has one");
     assert_eq!(newest.base_monthly.gross, dec("7.7231"));
-    assert_eq!(
-        (newest.included_storage_tb, newest.included_egress_tb),
-        (dec("1"), dec("1"))
-    );
-    assert_eq!(
-        newest.extra_storage_per_tb_hour.map(|p| p.net),
-        Some(dec("0.0087"))
-    );
-    assert_eq!(
-        at("2026-04-01")
-            .object_storage()
-            .and_then(|o| o.extra_storage_per_tb_hour),
-        None
-    );
+    assert_eq!((newest.included_storage_tb, newest.included_egress_tb), (dec("1"), dec("1")));
+    assert_eq!(newest.extra_storage_per_tb_hour.map(|p| p.net), Some(dec("0.0087")));
+    assert_eq!(at("2026-04-01").object_storage().and_then(|o| o.extra_storage_per_tb_hour), None);
 }
 
 #[test]
@@ -564,10 +414,9 @@ fn every_listed_gross_is_the_net_at_19_percent() {
         let c = at(&list.id);
         let mut checked = 0;
         walk(&c.pricing_response_json(), "", &mut |path, map| {
-            if let (Some(n), Some(g)) = (
-                map.get("net").and_then(Value::as_str),
-                map.get("gross").and_then(Value::as_str),
-            ) {
+            if let (Some(n), Some(g)) =
+                (map.get("net").and_then(Value::as_str), map.get("gross").and_then(Value::as_str))
+            {
                 assert_eq!(c.gross(dec(n)), dec(g), "{} {path}", list.id);
                 checked += 1;
             }
@@ -582,11 +431,7 @@ fn every_listed_gross_is_the_net_at_19_percent() {
 fn availability_in_the_newest_list() {
     let c = Catalog::embedded();
     match c.availability("cpx21", "fsn1") {
-        Availability::Deprecated {
-            announced,
-            unavailable_after,
-            ..
-        } => {
+        Availability::Deprecated { announced, unavailable_after, .. } => {
             assert_eq!(announced, "2025-10-16");
             assert_eq!(unavailable_after.as_deref(), Some("2025-12-31"));
         }
@@ -597,10 +442,7 @@ fn availability_in_the_newest_list() {
         Availability::Restricted { since, .. } => assert_eq!(since, "2026-06-26"),
         other => panic!("cx23 fsn1: {other:?}"),
     }
-    assert!(matches!(
-        c.availability("cax41", "hel1"),
-        Availability::Restricted { .. }
-    ));
+    assert!(matches!(c.availability("cax41", "hel1"), Availability::Restricted { .. }));
     assert_eq!(c.availability("cx23", "sin"), Availability::NotPriced);
     assert_eq!(c.availability("cpx22", "fsn1"), Availability::Available);
     assert_eq!(c.availability("ccx13", "hil"), Availability::Available);
@@ -610,27 +452,12 @@ fn availability_in_the_newest_list() {
 #[test]
 fn availability_applies_only_facts_known_by_the_date() {
     // The 2025-10-16 deprecation is not yet known to the 2025-08 list.
-    assert_eq!(
-        at("2025-08-19").availability("cx22", "fsn1"),
-        Availability::Available
-    );
-    assert_eq!(
-        at("2025-10-15").availability("cpx11", "sin"),
-        Availability::Available
-    );
-    assert!(matches!(
-        at("2025-10-16").availability("cpx11", "ash"),
-        Availability::Available
-    ));
+    assert_eq!(at("2025-08-19").availability("cx22", "fsn1"), Availability::Available);
+    assert_eq!(at("2025-10-15").availability("cpx11", "sin"), Availability::Available);
+    assert!(matches!(at("2025-10-16").availability("cpx11", "ash"), Availability::Available));
     // The capacity restriction starts 2026-06-26, after the newest list's first day.
-    assert_eq!(
-        at("2026-06-15").availability("cx23", "fsn1"),
-        Availability::Available
-    );
-    assert!(matches!(
-        at("2026-06-26").availability("cx23", "fsn1"),
-        Availability::Restricted { .. }
-    ));
+    assert_eq!(at("2026-06-15").availability("cx23", "fsn1"), Availability::Available);
+    assert!(matches!(at("2026-06-26").availability("cx23", "fsn1"), Availability::Restricted { .. }));
 }
 
 // ---- locations ---------------------------------------------------------------------------------
@@ -649,15 +476,9 @@ fn locations_and_network_zones() {
             network_zone: "eu-central".into()
         })
     );
-    assert_eq!(
-        c.location("hil").map(|l| l.network_zone),
-        Some("us-west".into())
-    );
+    assert_eq!(c.location("hil").map(|l| l.network_zone), Some("us-west".into()));
     assert_eq!(c.location("xyz1"), None);
-    assert_eq!(
-        c.network_zones(),
-        ["ap-southeast", "eu-central", "us-east", "us-west"]
-    );
+    assert_eq!(c.network_zones(), ["ap-southeast", "eu-central", "us-east", "us-west"]);
 }
 
 // ---- the served body ---------------------------------------------------------------------------
@@ -697,13 +518,7 @@ fn the_response_has_the_required_fields() {
         let id = t["id"].as_u64().expect("server type id");
         assert!(ids.insert(id), "duplicate id {id}");
         for p in t["prices"].as_array().expect("prices") {
-            for key in [
-                "location",
-                "price_hourly",
-                "price_monthly",
-                "included_traffic",
-                "price_per_tb_traffic",
-            ] {
+            for key in ["location", "price_hourly", "price_monthly", "included_traffic", "price_per_tb_traffic"] {
                 assert!(p.get(key).is_some(), "{} lacks {key}", t["name"]);
             }
         }
@@ -711,42 +526,26 @@ fn the_response_has_the_required_fields() {
     assert_eq!(body["pricing"]["load_balancer_types"][2]["name"], "lb31");
     assert_eq!(body["pricing"]["load_balancer_types"][2]["id"], 3);
     assert_eq!(body["pricing"]["load_balancer_types"][0]["id"], 1);
-    assert_eq!(
-        body["pricing"]["server_types"][0]["prices"][0]["price_monthly"]["net"],
-        "5.4900"
-    );
+    assert_eq!(body["pricing"]["server_types"][0]["prices"][0]["price_monthly"]["net"], "5.4900");
 }
 
 #[test]
 fn synthetic_ids_are_stable_across_lists() {
-    let ids: Vec<Option<u64>> = Catalog::lists()
-        .iter()
-        .map(|l| at(&l.id).server_type_id("ccx13"))
-        .collect();
-    assert!(
-        ids.iter().all(|id| id.is_some() && *id == ids[0]),
-        "{ids:?}"
-    );
+    let ids: Vec<Option<u64>> = Catalog::lists().iter().map(|l| at(&l.id).server_type_id("ccx13")).collect();
+    assert!(ids.iter().all(|id| id.is_some() && *id == ids[0]), "{ids:?}");
     assert_eq!(Catalog::embedded().load_balancer_type_id("lb21"), Some(2));
 }
 
 /// Checks `value` against an OpenAPI schema: required properties present, types right, recursing through
 /// `$ref`, `properties` and `items`. `null` is accepted only for the two fields our data leaves null.
-fn check_schema(
-    root: &Value,
-    schema: &Value,
-    value: &Value,
-    path: &str,
-    problems: &mut Vec<String>,
-) {
+fn check_schema(root: &Value, schema: &Value, value: &Value, path: &str, problems: &mut Vec<String>) {
     if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
         let name = reference.trim_start_matches("#/components/schemas/");
         let target = &root["components"]["schemas"][name];
         return check_schema(root, target, value, path, problems);
     }
     if value.is_null() {
-        let known_deviation =
-            path.ends_with(".price_hourly") || path.ends_with(".included_traffic");
+        let known_deviation = path.ends_with(".price_hourly") || path.ends_with(".included_traffic");
         if !known_deviation {
             problems.push(format!("{path} is null"));
         }
@@ -768,12 +567,7 @@ fn check_schema(
     {
         problems.push(format!("{path} = {value} not in {enumeration:?}"));
     }
-    for required in schema
-        .get("required")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for required in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
         let key = required.as_str().unwrap_or_default();
         if value.get(key).is_none() {
             problems.push(format!("{path} lacks required `{key}`"));
@@ -802,19 +596,10 @@ fn the_response_matches_the_openapi_schema() {
     };
     let root: Value = serde_json::from_str(&text).expect("OpenAPI parses");
     let schema = &root["components"]["schemas"]["list_prices_response"];
-    assert!(
-        schema.is_object(),
-        "list_prices_response not in the OpenAPI"
-    );
+    assert!(schema.is_object(), "list_prices_response not in the OpenAPI");
     for list in Catalog::lists() {
         let mut problems = Vec::new();
-        check_schema(
-            &root,
-            schema,
-            &at(&list.id).pricing_response_json(),
-            "",
-            &mut problems,
-        );
+        check_schema(&root, schema, &at(&list.id).pricing_response_json(), "", &mut problems);
         assert!(problems.is_empty(), "{}: {problems:#?}", list.id);
     }
 }

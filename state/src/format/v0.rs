@@ -56,9 +56,7 @@ fn id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::E
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(number)) if number.is_u64() => Ok(Some(number.to_string())),
         Some(Value::String(text)) => Ok(Some(text)),
-        Some(other) => Err(serde::de::Error::custom(format!(
-            "id {other} is neither a whole number nor a string"
-        ))),
+        Some(other) => Err(serde::de::Error::custom(format!("id {other} is neither a whole number nor a string"))),
     }
 }
 
@@ -76,14 +74,8 @@ pub(super) fn upgrade(file: File) -> Result<v1::File, String> {
             sensitive_attributes: Vec::new(),
             attributes: resource.attributes,
         };
-        if resources
-            .insert(resource.address.clone(), upgraded)
-            .is_some()
-        {
-            return Err(format!(
-                "resource {} appears more than once",
-                resource.address
-            ));
+        if resources.insert(resource.address.clone(), upgraded).is_some() {
+            return Err(format!("resource {} appears more than once", resource.address));
         }
     }
     Ok(v1::File {
@@ -97,10 +89,7 @@ pub(super) fn upgrade(file: File) -> Result<v1::File, String> {
             .outputs
             .into_iter()
             .map(|(name, output)| {
-                let output = v1::Output {
-                    value: output.value,
-                    sensitive: output.sensitive,
-                };
+                let output = v1::Output { value: output.value, sensitive: output.sensitive };
                 (name, output)
             })
             .collect(),

@@ -79,10 +79,7 @@ impl File {
                 .outputs
                 .into_iter()
                 .map(|(name, output)| {
-                    let output = OutputState {
-                        value: output.value,
-                        sensitive: output.sensitive,
-                    };
+                    let output = OutputState { value: output.value, sensitive: output.sensitive };
                     (name, output)
                 })
                 .collect(),
@@ -125,11 +122,7 @@ struct Resources<'a>(&'a BTreeMap<String, ResourceState>);
 
 impl Serialize for Resources<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(
-            self.0
-                .iter()
-                .map(|(address, resource)| (address, ResourceOut(resource))),
-        )
+        serializer.collect_map(self.0.iter().map(|(address, resource)| (address, ResourceOut(resource))))
     }
 }
 
@@ -143,10 +136,7 @@ impl Serialize for ResourceOut<'_> {
         out.serialize_field("id", &resource.id)?;
         out.serialize_field("composite", &resource.composite)?;
         out.serialize_field("dependencies", &SortedStrings(&resource.dependencies))?;
-        out.serialize_field(
-            "sensitive_attributes",
-            &SortedStrings(&resource.sensitive_attributes),
-        )?;
+        out.serialize_field("sensitive_attributes", &SortedStrings(&resource.sensitive_attributes))?;
         out.serialize_field("attributes", &SortedObject(&resource.attributes))?;
         out.end()
     }
@@ -156,11 +146,7 @@ struct Outputs<'a>(&'a BTreeMap<String, OutputState>);
 
 impl Serialize for Outputs<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(
-            self.0
-                .iter()
-                .map(|(name, output)| (name, OutputOut(output))),
-        )
+        serializer.collect_map(self.0.iter().map(|(name, output)| (name, OutputOut(output))))
     }
 }
 
