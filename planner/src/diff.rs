@@ -12,7 +12,7 @@ use crate::addr::Address;
 use crate::cost::Pricer;
 use crate::graph::Dag;
 use crate::kind::Kind;
-use crate::model::{Compiled, Lifecycle, Origin, Resource};
+use crate::model::{Compiled, Lifecycle, Resource};
 use crate::plan::{self, Action, Plan, ResourceChange};
 use crate::schema::{self, Update};
 use crate::value::{Reference, Value};
@@ -61,8 +61,7 @@ pub fn plan(
     let empty_desired = Dag::new();
     let desired_graph = desired.map_or(&empty_desired, |c| &c.resources);
     let (priors, moved) = implicit_moves(priors, desired_graph);
-    let prior_resources: Vec<Resource> = priors.values().filter_map(as_resource).collect();
-    let before_pricer = Pricer::new(catalog, prior_resources.iter());
+    let before_pricer = Pricer::of(catalog, priors.values().filter_map(priced));
     let after_pricer = Pricer::new(catalog, desired_graph.iter().map(|(_, r)| r));
     let targeted = targets(desired_graph, &options.targets);
     let in_scope = |address: &Address| {
@@ -97,7 +96,7 @@ pub fn plan(
                 format!("recorded as `{previous}`: `count` was added or removed, so it moves to `{address}`"),
             );
         }
-        change.cost_before = before.and_then(as_resource).map(|r| before_pricer.cost(&r));
+        change.cost_before = before.and_then(priced).map(|r| before_pricer.cost_of(&r));
         change.cost_after = Some(after_pricer.cost(resource));
         guard(&mut change, Some(&resource.lifecycle), options, &mut refusals);
         changes.push(change);
@@ -127,10 +126,13 @@ pub fn plan(
         let Some(before) = priors.get(&address) else {
             continue;
         };
-        let resource = as_resource(before);
+        let Some(resource) = priced(before) else {
+            refusals.push(format!("the state records `{address}` with an unknown kind `{}`", before.state.kind));
+            continue;
+        };
         let mut change = ResourceChange {
             address: address.clone(),
-            kind: resource.as_ref().map_or(Kind::Server, |r| r.kind),
+            kind: resource.kind,
             composite: before.state.composite.as_ref().and_then(|c| c.parse().ok()),
             action: Action::Delete,
             actions: Action::Delete.steps(false),
@@ -143,7 +145,7 @@ pub fn plan(
             power_off: false,
             data_loss: false,
             previous_address: None,
-            cost_before: resource.as_ref().map(|r| before_pricer.cost(r)),
+            cost_before: Some(before_pricer.cost_of(&resource)),
             cost_after: None,
         };
         guard(&mut change, None, options, &mut refusals);
@@ -302,12 +304,19 @@ fn compare(
             after.insert(name.clone(), old);
             continue;
         }
-        let resolved = resolve(new, priors, renewed);
         if matches!(new, Value::Sensitive(_)) && !sensitive.contains(name) {
             sensitive.push(name.clone());
         }
+        // Most attributes do not change: compare before resolving (which copies), unless the value
+        // names an object that is created or replaced (its id changes).
+        let renews = !renewed.is_empty() && new.references().iter().any(|r| renewed.contains(&r.address));
+        if !renews && equal(new, &old) {
+            after.insert(name.clone(), old);
+            continue;
+        }
+        let resolved = resolve(new, priors, renewed);
         match &resolved {
-            Some(value) if same(value, &old) => {
+            Some(value) if equal(value, &old) => {
                 after.insert(name.clone(), old);
                 continue;
             }
@@ -493,8 +502,25 @@ fn resolve(value: &Value, priors: &BTreeMap<Address, Prior<'_>>, renewed: &BTree
 }
 
 /// Equal as recorded: references compare by address, secrets by content, whole numbers exactly.
-fn same(new: &Value, old: &Value) -> bool {
-    value_to_json(new) == value_to_json(old)
+fn equal(new: &Value, old: &Value) -> bool {
+    match (new, old) {
+        (Value::Sensitive(a), b) => equal(a, b),
+        (a, Value::Sensitive(b)) => equal(a, b),
+        (Value::Null, Value::Null) => true,
+        (Value::Bool(a), Value::Bool(b)) => a == b,
+        (Value::Number(a), Value::Number(b)) => a == b,
+        (Value::String(a), Value::String(b)) => a == b,
+        (Value::Ref(a), Value::Ref(b)) => a.attribute.is_none() && a == b,
+        // A reference recorded where the schema did not say so (older states) is its address text.
+        (Value::Ref(a), Value::String(b)) | (Value::String(b), Value::Ref(a)) => {
+            a.attribute.is_none() && a.address.to_string() == *b
+        }
+        (Value::List(a), Value::List(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| equal(x, y)),
+        (Value::Map(a), Value::Map(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|((ka, va), (kb, vb))| ka == kb && equal(va, vb))
+        }
+        _ => false,
+    }
 }
 
 /// A value as state records it: references as their address, secrets in clear (state is 0600).
@@ -556,14 +582,7 @@ fn as_reference(json: &serde_json::Value) -> Value {
     }
 }
 
-/// A recorded resource as a resource, for pricing.
-fn as_resource(prior: &Prior<'_>) -> Option<Resource> {
-    Some(Resource {
-        address: prior.address.clone(),
-        kind: prior.state.kind.parse().ok()?,
-        attrs: prior.attrs.clone(),
-        composite: prior.state.composite.as_ref().and_then(|c| c.parse().ok()),
-        lifecycle: Lifecycle::default(),
-        origin: Origin::default(),
-    })
+/// A recorded resource as pricing sees it.
+fn priced<'p>(prior: &'p Prior<'_>) -> Option<crate::cost::Priced<'p>> {
+    Some(crate::cost::Priced { address: &prior.address, kind: prior.state.kind.parse().ok()?, attrs: &prior.attrs })
 }

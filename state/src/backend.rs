@@ -38,8 +38,9 @@ pub trait Backend: Send + Sync {
 }
 
 /// Who holds a lock and why; stored with the lock so that a second run can name the first.
+/// Unknown fields are ignored when reading, so that a lock taken by a newer terrace that records
+/// more still stops this one, naming its holder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct LockInfo {
     /// A UUID v4; `terrace state unlock ID` names the lock by it.
     pub id: String,

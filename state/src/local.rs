@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, LockGuard, LockInfo};
@@ -21,15 +22,25 @@ use crate::model::State;
 const LOCK_POLL: Duration = Duration::from_millis(100);
 
 /// State in a file on this machine.
-#[derive(Debug, Clone)]
 pub struct LocalBackend {
     path: PathBuf,
+    /// The file's content as this backend last wrote or read it. A write must know the stored
+    /// lineage and serial; when the file still holds exactly these bytes they are known without
+    /// parsing it again, which for a large state is most of a write's time.
+    known: Mutex<Option<Known>>,
+}
+
+/// Bytes of a valid state file, and the lineage and serial they hold.
+struct Known {
+    bytes: Vec<u8>,
+    lineage: String,
+    serial: u64,
 }
 
 impl LocalBackend {
     /// The backend of the state file at `path`; nothing is read or created until it is used.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        LocalBackend { path: path.into() }
+        LocalBackend { path: path.into(), known: Mutex::new(None) }
     }
 
     /// The state file.
@@ -45,6 +56,41 @@ impl LocalBackend {
     /// The lock file, `<name>.lock`.
     pub fn lock_path(&self) -> PathBuf {
         with_suffix(&self.path, ".lock")
+    }
+
+    /// The state file's bytes, `None` when there is no state file.
+    fn read_bytes(&self) -> Result<Option<Vec<u8>>, StateError> {
+        match fs::read(&self.path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StateError::Io { action: "read the state file", path: self.path.clone(), source }),
+        }
+    }
+
+    /// The stored state's lineage and serial, `None` when there is no state file; an error when
+    /// the file is not a readable terrace state.
+    fn stored_identity(&self) -> Result<Option<(String, u64)>, StateError> {
+        let Some(bytes) = self.read_bytes()? else {
+            return Ok(None);
+        };
+        if let Some(known) = self.known().as_ref()
+            && known.bytes == bytes
+        {
+            return Ok(Some((known.lineage.clone(), known.serial)));
+        }
+        let stored = from_json(&bytes, &self.path.display().to_string())?;
+        self.remember(bytes, &stored.lineage, stored.serial);
+        Ok(Some((stored.lineage, stored.serial)))
+    }
+
+    fn remember(&self, bytes: Vec<u8>, lineage: &str, serial: u64) {
+        *self.known() = Some(Known { bytes, lineage: lineage.to_owned(), serial });
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, Option<Known>> {
+        // A panic while the lock was held cannot leave a half-updated value (it is replaced in one
+        // assignment), so a poisoned lock is as good as a healthy one.
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Takes the lock if it is free; otherwise returns who holds it.
@@ -95,43 +141,55 @@ impl LocalBackend {
     }
 }
 
+impl Clone for LocalBackend {
+    fn clone(&self) -> Self {
+        LocalBackend::new(self.path.clone())
+    }
+}
+
+impl std::fmt::Debug for LocalBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalBackend").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
 impl Backend for LocalBackend {
     fn describe(&self) -> String {
         format!("local file {}", self.path.display())
     }
 
     fn read(&self) -> Result<Option<State>, StateError> {
-        let bytes = match fs::read(&self.path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(StateError::Io { action: "read the state file", path: self.path.clone(), source });
-            }
+        let Some(bytes) = self.read_bytes()? else {
+            return Ok(None);
         };
-        from_json(&bytes, &self.path.display().to_string()).map(Some)
+        let state = from_json(&bytes, &self.path.display().to_string())?;
+        self.remember(bytes, &state.lineage, state.serial);
+        Ok(Some(state))
     }
 
     fn write(&self, state: &State) -> Result<(), StateError> {
         // Reading first is what keeps a corrupted, foreign or newer file from being overwritten:
         // its read error is returned and nothing is written.
-        if let Some(stored) = self.read()? {
-            if stored.lineage != state.lineage {
+        if let Some((lineage, serial)) = self.stored_identity()? {
+            if lineage != state.lineage {
                 return Err(StateError::LineageMismatch {
                     backend: self.describe(),
-                    stored: stored.lineage,
+                    stored: lineage,
                     writing: state.lineage.clone(),
                 });
             }
-            if stored.serial >= state.serial {
+            if serial >= state.serial {
                 return Err(StateError::StaleSerial {
                     backend: self.describe(),
-                    lineage: stored.lineage,
-                    stored: stored.serial,
+                    lineage,
+                    stored: serial,
                     writing: state.serial,
                 });
             }
         }
-        write_state_atomically(&self.path, &to_json(state))?;
+        let bytes = to_json(state);
+        write_state_atomically(&self.path, &bytes)?;
+        self.remember(bytes, &state.lineage, state.serial);
         self.remove_leftovers();
         Ok(())
     }

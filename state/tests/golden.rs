@@ -90,3 +90,17 @@ fn the_version_0_state_upgrades_to_the_current_model() {
     let written = String::from_utf8(terrace_state::to_json(&state)).expect("UTF-8");
     assert!(written.starts_with("{\n  \"format_version\": 1,\n"), "{written}");
 }
+
+#[test]
+fn the_example_in_the_format_document_is_a_canonical_state() {
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/state-format.md");
+    let text = std::fs::read_to_string(&doc).expect("read docs/state-format.md");
+    let example = text
+        .split("```json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the document has a JSON example");
+    let state =
+        terrace_state::from_json(example.as_bytes(), "docs/state-format.md").unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(String::from_utf8_lossy(&terrace_state::to_json(&state)), example);
+}

@@ -216,3 +216,24 @@ fn write_state_atomically_replaces_any_file() {
     assert_eq!(std::fs::read(path).expect("read"), b"two\n");
     assert_eq!(std::fs::read(fixture.backend.backup_path()).expect("read"), b"one\n");
 }
+
+#[test]
+fn a_write_by_another_run_since_this_backend_last_looked_is_noticed() {
+    let fixture = local_fixture();
+    let ours = &fixture.backend;
+    let theirs = LocalBackend::new(ours.path());
+    let mut state = sample_state();
+    ours.write(&state).expect("serial 1");
+    let mut newer = theirs.read().expect("read").expect("a state");
+    newer.increment_serial();
+    theirs.write(&newer).expect("serial 2 by the other run");
+
+    state.increment_serial();
+    match ours.write(&state) {
+        Err(StateError::StaleSerial { stored: 2, writing: 2, .. }) => {}
+        other => panic!("the other run's serial 2 must be seen, got {other:?}"),
+    }
+    state.increment_serial();
+    ours.write(&state).expect("serial 3");
+    assert_eq!(theirs.read().expect("read").map(|state| state.serial), Some(3));
+}

@@ -40,6 +40,32 @@ impl Cost {
     }
 }
 
+/// What pricing reads of a resource: its address, kind and attributes.
+#[derive(Debug, Clone, Copy)]
+pub struct Priced<'r> {
+    pub address: &'r Address,
+    pub kind: Kind,
+    pub attrs: &'r std::collections::BTreeMap<String, Value>,
+}
+
+impl<'r> Priced<'r> {
+    pub fn of(resource: &'r Resource) -> Self {
+        Self { address: &resource.address, kind: resource.kind, attrs: &resource.attrs }
+    }
+
+    fn attr(&self, name: &str) -> Option<&'r Value> {
+        self.attrs.get(name).filter(|value| !matches!(value, Value::Null))
+    }
+
+    fn str_attr(&self, name: &str) -> Option<&'r str> {
+        self.attr(name).and_then(Value::as_str)
+    }
+
+    fn bool_attr(&self, name: &str) -> bool {
+        self.attr(name).and_then(Value::as_bool).unwrap_or(false)
+    }
+}
+
 /// Prices resources against one catalog. Object Storage is billed per project, whatever the number
 /// of buckets: a base fee that includes some storage, and storage above that per TB-hour. The first
 /// bucket (by address) carries the project's fee, with the storage all buckets declare.
@@ -55,13 +81,23 @@ const HOURS_PER_MONTH: u32 = 730;
 
 impl<'a> Pricer<'a> {
     pub fn new<'r>(catalog: &'a Catalog, resources: impl IntoIterator<Item = &'r Resource>) -> Self {
-        let buckets: Vec<&Resource> = resources.into_iter().filter(|r| r.kind == Kind::Bucket).collect();
+        Self::of(catalog, resources.into_iter().map(Priced::of))
+    }
+
+    /// A pricer over resources seen through [`Priced`] (recorded ones have no `Resource`).
+    pub fn of<'r>(catalog: &'a Catalog, resources: impl IntoIterator<Item = Priced<'r>>) -> Self {
+        let buckets: Vec<Priced<'r>> = resources.into_iter().filter(|r| r.kind == Kind::Bucket).collect();
         let first_bucket = buckets.iter().map(|r| r.address.clone()).min();
         let declared_storage_gb = buckets.iter().filter_map(|r| r.attr("storage_gb").and_then(Value::as_u64)).sum();
         Self { catalog, first_bucket, declared_storage_gb }
     }
 
     pub fn cost(&self, resource: &Resource) -> Cost {
+        self.cost_of(&Priced::of(resource))
+    }
+
+    /// The monthly cost of a resource of `kind` with these attributes.
+    pub fn cost_of(&self, resource: &Priced<'_>) -> Cost {
         let catalog = self.catalog;
         let net = |price: Option<terrace_providers::pricing::Price>| price.map(|p| p.net);
         let location = resource.str_attr("location").unwrap_or_default();
@@ -125,7 +161,7 @@ impl<'a> Pricer<'a> {
                     monthly_net: net(catalog.floating_ip_monthly(ip, home)),
                 }])
             }
-            Kind::Bucket if self.first_bucket.as_ref() == Some(&resource.address) => self.object_storage(),
+            Kind::Bucket if self.first_bucket.as_ref() == Some(resource.address) => self.object_storage(),
             Kind::Bucket => Cost::free("covered by the project's Object Storage fee (see the first bucket)"),
             Kind::Network | Kind::Firewall | Kind::PlacementGroup | Kind::SshKey | Kind::Certificate => {
                 Cost::free("no charge")
