@@ -109,3 +109,38 @@ pub fn check(text: &str, state: &State, current_definitions: &str) -> Result<Sav
     }
     Ok(saved)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Plan;
+
+    fn a_plan() -> Plan {
+        let compiled = crate::model::Compiled {
+            stack: "s".into(),
+            phase: crate::model::PhaseInfo { name: "p".into(), ..Default::default() },
+            resources: crate::graph::Dag::new(),
+            composites: Vec::new(),
+            outputs: Vec::new(),
+        };
+        crate::plan::plan_from_empty(&compiled, &terrace_providers::pricing::Catalog::embedded(), Vec::new())
+    }
+
+    #[test]
+    fn a_fresh_plan_checks_and_a_stale_one_says_why() {
+        let mut state = State::new(Some("s".into()));
+        state.serial = 4;
+        let text = save(&a_plan(), &state, "digest".into());
+        assert!(check(&text, &state, "digest").is_ok());
+        assert_eq!(check(&text, &state, "other").err(), Some(Stale::DefinitionsChanged));
+        let mut moved = state.clone();
+        moved.serial = 5;
+        assert_eq!(check(&text, &moved, "digest").err(), Some(Stale::StateMoved { planned: 4, current: 5 }));
+        let foreign = State::new(Some("s".into()));
+        assert!(matches!(check(&text, &foreign, "digest"), Err(Stale::OtherLineage { .. })));
+        let tampered = text.replace("\"stack\": \"s\"", "\"stack\": \"t\"");
+        assert_ne!(tampered, text);
+        assert_eq!(check(&tampered, &state, "digest").err(), Some(Stale::Tampered));
+        assert!(matches!(check("{}", &state, "digest"), Err(Stale::NotAPlan(_))));
+    }
+}
