@@ -2,6 +2,8 @@ phase "read-replicas" {
   extends     = "managed-db"
   users       = "1000-5000"
   description = "Improved read performance for RAG queries"
+  # The seed estimates €107.70 a month for this phase; pipelines flag a plan over this budget.
+  budget_monthly = 120
   remove      = ["output.APP_IPV4"]
 }
 

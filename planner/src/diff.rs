@@ -155,6 +155,7 @@ pub fn plan(
     let mut built = plan::assemble(desired, changes, catalog, warnings);
     built.prior_phase = prior.phase.clone();
     built.refusals = refusals;
+    built.budget = crate::gate::budget(&built);
     // Outputs against the recorded ones: values read from unchanged resources are known now.
     for output in &mut built.outputs {
         let Some(recorded) = prior.outputs.get(&output.name) else {

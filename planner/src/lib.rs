@@ -9,6 +9,7 @@ pub mod compile;
 pub mod cost;
 pub mod diag;
 pub mod diff;
+pub mod gate;
 pub mod graph;
 pub mod kind;
 pub mod lang;

@@ -175,6 +175,8 @@ pub struct Plan {
     pub composites: Vec<CompositeSummary>,
     pub outputs: Vec<PlannedOutput>,
     pub cost: CostSummary,
+    /// The phase's `budget_monthly` and whether the plan is over it.
+    pub budget: Option<crate::gate::Budget>,
     /// Warnings found while planning (deprecated server types, ...), already formatted.
     pub warnings: Vec<String>,
     /// Why this plan may not be applied (data loss without --allow-data-loss, prevent_destroy, a
@@ -250,6 +252,7 @@ pub(crate) fn assemble(
         composites,
         outputs,
         cost,
+        budget: None,
         warnings,
         refusals: Vec::new(),
     }

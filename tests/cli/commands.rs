@@ -138,3 +138,36 @@ server "app" {
     assert!(run.stderr.contains("found while compiling phase `b`"), "{}", run.stderr);
     assert!(run.stderr.ends_with("1 error\n"), "{}", run.stderr);
 }
+
+#[test]
+fn cost_gates_flag_budgets_and_stop_large_increases() {
+    let dir = super::support::stack_copy();
+    let over = terrace(dir.path(), &["plan", "--phase", "managed-db", "--max-cost-increase", "25"]);
+    assert_eq!(over.code, 3, "{}", over.stderr);
+    assert!(
+        over.stderr.contains("raises the monthly cost by +€60.75 net, more than the allowed €25.00"),
+        "{}",
+        over.stderr
+    );
+    assert!(over.stderr.contains("postgres.main.server.primary (+€19.99)"), "names the resources: {}", over.stderr);
+    let within = terrace(dir.path(), &["plan", "--phase", "managed-db", "--max-cost-increase", "100"]);
+    assert_eq!(within.code, 0, "{}", within.stderr);
+    let percent = terrace(dir.path(), &["plan", "--phase", "managed-db", "--max-cost-increase", "10%"]);
+    assert_eq!(percent.code, 3, "from nothing, any increase is more than 10%: {}", percent.stderr);
+    let bad = terrace(dir.path(), &["plan", "--max-cost-increase", "lots"]);
+    assert_eq!(bad.code, 1, "a usage error is an error, not \"changes\": {}", bad.stderr);
+
+    let budget = terrace(dir.path(), &["plan", "--phase", "read-replicas", "--format", "json"]);
+    let plan: serde_json::Value = serde_json::from_str(&budget.stdout).expect("JSON");
+    assert_eq!(plan["budget"]["budget_monthly"], 120.0);
+    assert_eq!(plan["budget"]["over"], false);
+    let tight = fixture(
+        "//- terrace.hcl\nstack \"s\" { phases = [\"p\"] }\n//- p.hcl\nphase \"p\" { budget_monthly = 10 }\nserver \"a\" {\n  server_type = \"cpx22\"\n  location    = \"fsn1\"\n}\n",
+    );
+    let text = terrace(tight.path(), &["plan"]);
+    assert!(text.stdout.contains("budget of phase `p`: €10.00 (OVER BUDGET)"), "{}", text.stdout);
+    let markdown = terrace(tight.path(), &["plan", "--format", "markdown"]);
+    assert!(markdown.stdout.contains("**Over budget:** €19.99 per month"), "{}", markdown.stdout);
+    let cost = terrace(tight.path(), &["cost"]);
+    assert!(cost.stdout.contains("over budget"), "{}", cost.stdout);
+}

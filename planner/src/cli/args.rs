@@ -75,6 +75,9 @@ pub(crate) struct PlanArgs {
     /// Plan the destruction of everything recorded.
     #[arg(long)]
     pub destroy: bool,
+    /// Exit 3 when the plan raises the monthly cost by more than this: EUR (25) or percent (10%).
+    #[arg(long, value_name = "EUR|PERCENT%", value_parser = |s: &str| s.parse::<terrace::gate::MaxIncrease>())]
+    pub max_cost_increase: Option<terrace::gate::MaxIncrease>,
     #[command(flatten)]
     pub lock: LockArgs,
 }

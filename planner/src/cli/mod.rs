@@ -18,6 +18,8 @@ pub(crate) enum ExitCode {
     Error = 1,
     /// With `--detailed-exitcode`: the plan has changes.
     Changes = 2,
+    /// With `--max-cost-increase`: the plan raises the monthly cost by more than allowed.
+    CostGate = 3,
 }
 
 /// An error for the user: `error:` line, optional `hint:` line.

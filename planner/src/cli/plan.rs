@@ -66,6 +66,11 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
         }
         return Ok(ExitCode::Error);
     }
+    if let Some(breach) = args.max_cost_increase.and_then(|max| terrace::gate::check(&plan, max)) {
+        eprintln!("error: {breach}");
+        eprintln!("hint: raise --max-cost-increase, or change the plan");
+        return Ok(ExitCode::CostGate);
+    }
     if let Some(path) = &args.out {
         let mut variables = inputs.env.clone();
         variables.extend(inputs.cli.clone());

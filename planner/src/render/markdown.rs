@@ -25,6 +25,14 @@ pub fn plan(plan: &Plan) -> String {
         }
         out.push('\n');
     }
+    if let Some(budget) = plan.budget.as_ref().filter(|b| b.over) {
+        let _ = writeln!(
+            out,
+            "> [!WARNING]\n> **Over budget:** {} per month is more than the phase's budget of €{:.2}.\n",
+            money(budget.after_net),
+            budget.budget_monthly
+        );
+    }
     let lost: Vec<String> =
         plan.resource_changes.iter().filter(|c| c.data_loss).map(|c| format!("`{}`", c.address)).collect();
     if !lost.is_empty() {

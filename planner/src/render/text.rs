@@ -326,7 +326,8 @@ fn write_cost(out: &mut String, plan: &Plan) {
         let list: Vec<String> = cost.unknown.iter().map(ToString::to_string).collect();
         let _ = writeln!(out, "  unknown price (not in the catalog, left out of the totals): {}", list.join(", "));
     }
-    if let Some(budget) = plan.phase.budget_monthly {
-        let _ = writeln!(out, "  budget of phase `{}`: €{budget:.2}", plan.phase.name);
+    if let Some(budget) = &plan.budget {
+        let verdict = if budget.over { "OVER BUDGET" } else { "within budget" };
+        let _ = writeln!(out, "  budget of phase `{}`: €{:.2} ({verdict})", plan.phase.name, budget.budget_monthly);
     }
 }
