@@ -291,6 +291,21 @@ fn count(changes: &[ResourceChange]) -> Counts {
     counts
 }
 
+/// Counts one side (before or after) of a change and adds its cost to the kind's sum and the
+/// total; returns false when its price is unknown (then nothing is added).
+fn tally(cost: Option<&Cost>, count: &mut usize, kind_sum: &mut Decimal, total: &mut Decimal) -> bool {
+    let Some(cost) = cost else { return true };
+    *count += 1;
+    match cost.monthly_net {
+        Some(net) => {
+            *kind_sum += net;
+            *total += net;
+            true
+        }
+        None => false,
+    }
+}
+
 /// Totals and per-kind sums of a list of changes.
 pub fn summarize(changes: &[ResourceChange], catalog: &Catalog) -> CostSummary {
     let mut before = Decimal::ZERO;
@@ -307,27 +322,10 @@ pub fn summarize(changes: &[ResourceChange], catalog: &Catalog) -> CostSummary {
             delta_net: Decimal::ZERO,
             unknown: 0,
         });
-        let mut priced = true;
-        if let Some(cost) = &change.cost_before {
-            entry.count_before += 1;
-            match cost.monthly_net {
-                Some(net) => {
-                    before += net;
-                    entry.before_net += net;
-                }
-                None => priced = false,
-            }
-        }
-        if let Some(cost) = &change.cost_after {
-            entry.count_after += 1;
-            match cost.monthly_net {
-                Some(net) => {
-                    after += net;
-                    entry.after_net += net;
-                }
-                None => priced = false,
-            }
-        }
+        let priced_before =
+            tally(change.cost_before.as_ref(), &mut entry.count_before, &mut entry.before_net, &mut before);
+        let priced_after = tally(change.cost_after.as_ref(), &mut entry.count_after, &mut entry.after_net, &mut after);
+        let priced = priced_before && priced_after;
         if !priced {
             entry.unknown += 1;
             unknown.push(change.address.clone());

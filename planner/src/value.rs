@@ -113,6 +113,16 @@ impl Value {
         }
     }
 
+    /// True when the value, or anything inside it, is a secret.
+    pub fn holds_sensitive(&self) -> bool {
+        match self {
+            Value::Sensitive(_) => true,
+            Value::List(items) => items.iter().any(Value::holds_sensitive),
+            Value::Map(map) => map.values().any(Value::holds_sensitive),
+            _ => false,
+        }
+    }
+
     /// Every reference inside this value, in order.
     pub fn references(&self) -> Vec<&Reference> {
         let mut found = Vec::new();

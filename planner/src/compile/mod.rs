@@ -133,16 +133,7 @@ pub fn compile(stack: &Stack, phase: &str, inputs: &VarInputs, catalog: &Catalog
         match node {
             Node::Local(name) => {
                 if let Some(local) = merged.locals.get(&name) {
-                    let value = {
-                        let scope = Scope {
-                            file: local.span.file,
-                            vars: &state.vars,
-                            locals: &state.locals,
-                            objects: &state.objects,
-                            count_index: None,
-                        };
-                        Evaluator::new(&scope, &mut state.diags).eval(&local.expr)
-                    };
+                    let value = state.evaluate(local.span.file, &local.expr);
                     // A failed local is unknown, so that one mistake is reported once.
                     state.locals.insert(name, value.unwrap_or(Value::Unknown));
                 }
@@ -346,19 +337,24 @@ struct State<'a> {
 }
 
 impl State<'_> {
+    /// Evaluates an expression outside any counted block.
+    fn evaluate(&mut self, file: usize, expr: &Expression) -> crate::lang::eval::Eval {
+        let scope = Scope { file, vars: &self.vars, locals: &self.locals, objects: &self.objects, count_index: None };
+        Evaluator::new(&scope, &mut self.diags).eval(expr)
+    }
+
     fn output(&mut self, output: &crate::lang::OutputDef) {
         let Some(expr) = &output.value else { return };
-        let value = {
-            let scope = Scope {
-                file: output.span.file,
-                vars: &self.vars,
-                locals: &self.locals,
-                objects: &self.objects,
-                count_index: None,
-            };
-            Evaluator::new(&scope, &mut self.diags).eval(expr)
-        };
+        let value = self.evaluate(output.span.file, expr);
         if let Ok(value) = value {
+            if value.holds_sensitive() && !output.sensitive {
+                self.diags.push(
+                    Diagnostic::error(format!("output `{}` holds a sensitive value", output.name))
+                        .at(Some(output.span.clone()))
+                        .hint("add `sensitive = true` to the output: its value is then shown only on request"),
+                );
+                return;
+            }
             let value = if output.sensitive { Value::Sensitive(Box::new(value)) } else { value };
             self.outputs.push(Output {
                 name: output.name.clone(),

@@ -296,3 +296,27 @@ fn redis_expands_to_a_server_and_a_firewall() {
     assert!(firewall.blocks("rule").iter().any(|r| r.get("port") == Some(&Value::str("6379"))));
     assert_eq!(compiled.resource(&addr("redis.cache.server.primary")).map(|r| r.kind), Some(Kind::Server));
 }
+
+#[test]
+fn an_output_of_a_secret_must_say_it_is_sensitive() {
+    let fixture = r#"
+//- terrace.hcl
+stack "s" { phases = ["one"] }
+//- one.hcl
+phase "one" {}
+redis "cache" {
+  memory_mb   = 256
+  server_type = "cpx12"
+  location    = "fsn1"
+}
+output "url" { value = redis.cache.url }
+output "hidden" {
+  value     = redis.cache.password
+  sensitive = true
+}
+"#;
+    let (compiled, diags) = compile_with(fixture, "one", &VarInputs::default());
+    assert!(compiled.is_none());
+    let errors: Vec<&str> = diags.iter().filter(|d| d.is_error()).map(|d| d.summary.as_str()).collect();
+    assert_eq!(errors, ["output `url` holds a sensitive value"]);
+}
