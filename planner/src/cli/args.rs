@@ -30,6 +30,30 @@ pub(crate) enum Command {
     State(StateArgs),
     /// Print the outputs recorded by the last apply.
     Output(OutputArgs),
+    /// Serve an in-memory Hetzner Cloud API under /v1 until Ctrl-C, for tests and pipelines.
+    Emulator(EmulatorArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EmulatorArgs {
+    /// The address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// How long every action runs before it succeeds, in milliseconds.
+    #[arg(long = "action-delay", value_name = "MS", default_value_t = 1000)]
+    pub action_delay_ms: u64,
+    /// Faults to inject, e.g. 429=0.05,500=0.05,reset=0.02,action_error=0.01,locked=0.01,timeout=0.01.
+    #[arg(long, value_name = "SPEC", default_value = "")]
+    pub faults: String,
+    /// Seeds injected faults, ids and passwords, so that a run can be repeated.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Requests per hour before 429 rate_limit_exceeded; refills steadily.
+    #[arg(long = "hourly-budget", value_name = "N", default_value_t = 3600)]
+    pub hourly_budget: u32,
+    /// Accept only this bearer token (default: any).
+    #[arg(long, env = "TERRACE_EMULATOR_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -37,6 +37,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::State(args) => super::state::state(&args),
         Command::Output(args) => super::state::output(&args),
+        Command::Emulator(args) => super::emulator::emulator(&args),
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub(crate) mod args;
 mod commands;
+mod emulator;
 mod plan;
 mod settings;
 mod state;
