@@ -138,8 +138,7 @@ impl Store {
     }
 
     pub(crate) fn update_firewall(&mut self, id: u64, update: &Update) -> Result<(), ApiError> {
-        let others: Vec<Firewall> = self.firewalls.values().filter(|f| f.common.id != id).cloned().collect();
-        update_common(&mut get_mut(&mut self.firewalls, Kind::Firewall, id)?.common, &others, update)
+        update_common(&mut self.firewalls, Kind::Firewall, id, update, |o| &mut o.common).map(|_| ())
     }
 
     pub(crate) fn delete_firewall(&mut self, id: u64) -> Result<(), ApiError> {

@@ -81,9 +81,7 @@ impl Store {
     }
 
     pub(crate) fn update_primary_ip(&mut self, id: u64, update: &Update) -> Result<(), ApiError> {
-        let others: Vec<PrimaryIp> = self.primary_ips.values().filter(|p| p.common.id != id).cloned().collect();
-        let ip = get_mut(&mut self.primary_ips, Kind::PrimaryIp, id)?;
-        update_common(&mut ip.common, &others, update)?;
+        let ip = update_common(&mut self.primary_ips, Kind::PrimaryIp, id, update, |o| &mut o.common)?;
         if let Some(a) = update.auto_delete {
             ip.auto_delete = a;
         }
@@ -190,9 +188,7 @@ impl Store {
     }
 
     pub(crate) fn update_floating_ip(&mut self, id: u64, update: &Update) -> Result<(), ApiError> {
-        let others: Vec<FloatingIp> = self.floating_ips.values().filter(|p| p.common.id != id).cloned().collect();
-        let ip = get_mut(&mut self.floating_ips, Kind::FloatingIp, id)?;
-        update_common(&mut ip.common, &others, update)?;
+        let ip = update_common(&mut self.floating_ips, Kind::FloatingIp, id, update, |o| &mut o.common)?;
         if let Some(d) = &update.description {
             ip.description = Some(d.clone());
         }

@@ -11,7 +11,7 @@ use super::super::wire::{
 };
 use super::{
     Kind, LbService, LbTarget, LoadBalancer, Started, Store, apply_protection, check_deletable, check_name,
-    check_unique, get, get_mut, update_common,
+    check_unique, get, update_common,
 };
 
 fn check_algorithm(a: &str) -> Result<(), ApiError> {
@@ -219,8 +219,7 @@ impl Store {
     }
 
     pub(crate) fn update_load_balancer(&mut self, id: u64, update: &Update) -> Result<(), ApiError> {
-        let others: Vec<LoadBalancer> = self.load_balancers.values().filter(|l| l.common.id != id).cloned().collect();
-        update_common(&mut get_mut(&mut self.load_balancers, Kind::LoadBalancer, id)?.common, &others, update)
+        update_common(&mut self.load_balancers, Kind::LoadBalancer, id, update, |o| &mut o.common).map(|_| ())
     }
 
     pub(crate) fn delete_load_balancer(&mut self, id: u64, now: i64) -> Result<(), ApiError> {

@@ -562,26 +562,32 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Applies a `PUT` to the common fields, checking the name and labels.
-fn update_common<'a, T: Listed + 'a>(
-    common: &mut Common,
-    others: impl IntoIterator<Item = &'a T>,
+/// Applies a `PUT` to the common fields of object `id` of `map`: the name is checked against the
+/// other objects of the map in place (no copies of them), then the name and labels are set.
+fn update_common<'m, T: Listed>(
+    map: &'m mut BTreeMap<u64, T>,
+    kind: Kind,
+    id: u64,
     update: &Update,
-) -> Result<(), ApiError> {
+    common: fn(&mut T) -> &mut Common,
+) -> Result<&'m mut T, ApiError> {
+    get(map, kind, id)?;
     if let Some(name) = &update.name {
         check_name(name)?;
-        check_unique(others, name, Some(common.id))?;
+        check_unique(map.values(), name, Some(id))?;
     }
     if let Some(labels) = &update.labels {
         check_labels(labels).map_err(|m| ApiError::invalid_field("labels", &m))?;
     }
+    let object = get_mut(map, kind, id)?;
+    let fields = common(object);
     if let Some(name) = &update.name {
-        common.name.clone_from(name);
+        fields.name.clone_from(name);
     }
     if let Some(labels) = &update.labels {
-        common.labels.clone_from(labels);
+        fields.labels.clone_from(labels);
     }
-    Ok(())
+    Ok(object)
 }
 
 /// `protected` if the object may not be deleted.

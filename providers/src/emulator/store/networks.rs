@@ -128,9 +128,7 @@ impl Store {
     }
 
     pub(crate) fn update_network(&mut self, id: u64, update: &Update) -> Result<(), ApiError> {
-        let others: Vec<Network> = self.networks.values().filter(|n| n.common.id != id).cloned().collect();
-        let network = get_mut(&mut self.networks, Kind::Network, id)?;
-        update_common(&mut network.common, &others, update)?;
+        let network = update_common(&mut self.networks, Kind::Network, id, update, |o| &mut o.common)?;
         if let Some(e) = update.expose_routes_to_vswitch {
             network.expose_routes_to_vswitch = e;
         }

@@ -2,7 +2,7 @@
 
 use super::super::errors::ApiError;
 use super::super::wire::{CreateCertificate, CreatePlacementGroup, CreateSshKey, Update};
-use super::{Certificate, Kind, PlacementGroup, SshKey, Store, check_name, check_unique, get, get_mut, update_common};
+use super::{Certificate, Kind, PlacementGroup, SshKey, Store, check_name, check_unique, get, update_common};
 
 /// A made-up but stable fingerprint (FNV-1a over the text), in the colon-separated hex of MD5
 /// fingerprints: computing a real one would need a base64 decoder and MD5 for no client-visible gain.
@@ -34,9 +34,7 @@ impl Store {
     }
 
     pub(crate) fn update_placement_group(&mut self, id: u64, update: &Update) -> Result<(), ApiError> {
-        let others: Vec<PlacementGroup> =
-            self.placement_groups.values().filter(|p| p.common.id != id).cloned().collect();
-        update_common(&mut get_mut(&mut self.placement_groups, Kind::PlacementGroup, id)?.common, &others, update)
+        update_common(&mut self.placement_groups, Kind::PlacementGroup, id, update, |o| &mut o.common).map(|_| ())
     }
 
     pub(crate) fn delete_placement_group(&mut self, id: u64) -> Result<(), ApiError> {
@@ -71,8 +69,7 @@ impl Store {
     }
 
     pub(crate) fn update_ssh_key(&mut self, id: u64, update: &Update) -> Result<(), ApiError> {
-        let others: Vec<SshKey> = self.ssh_keys.values().filter(|k| k.common.id != id).cloned().collect();
-        update_common(&mut get_mut(&mut self.ssh_keys, Kind::SshKey, id)?.common, &others, update)
+        update_common(&mut self.ssh_keys, Kind::SshKey, id, update, |o| &mut o.common).map(|_| ())
     }
 
     pub(crate) fn delete_ssh_key(&mut self, id: u64) -> Result<(), ApiError> {
@@ -114,8 +111,7 @@ impl Store {
     }
 
     pub(crate) fn update_certificate(&mut self, id: u64, update: &Update) -> Result<(), ApiError> {
-        let others: Vec<Certificate> = self.certificates.values().filter(|c| c.common.id != id).cloned().collect();
-        update_common(&mut get_mut(&mut self.certificates, Kind::Certificate, id)?.common, &others, update)
+        update_common(&mut self.certificates, Kind::Certificate, id, update, |o| &mut o.common).map(|_| ())
     }
 
     pub(crate) fn delete_certificate(&mut self, id: u64) -> Result<(), ApiError> {

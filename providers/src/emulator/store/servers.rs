@@ -236,9 +236,7 @@ impl Store {
         if let Some(name) = &update.name {
             check_hostname(name)?;
         }
-        let others: Vec<Server> = self.servers.values().filter(|s| s.common.id != id).cloned().collect();
-        let server = get_mut(&mut self.servers, Kind::Server, id)?;
-        update_common(&mut server.common, &others, update)
+        update_common(&mut self.servers, Kind::Server, id, update, |o| &mut o.common).map(|_| ())
     }
 
     pub(crate) fn delete_server(&mut self, id: u64, now: i64) -> Result<u64, ApiError> {

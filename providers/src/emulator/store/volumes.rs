@@ -92,8 +92,7 @@ impl Store {
     }
 
     pub(crate) fn update_volume(&mut self, id: u64, update: &Update) -> Result<(), ApiError> {
-        let others: Vec<Volume> = self.volumes.values().filter(|v| v.common.id != id).cloned().collect();
-        update_common(&mut get_mut(&mut self.volumes, Kind::Volume, id)?.common, &others, update)
+        update_common(&mut self.volumes, Kind::Volume, id, update, |o| &mut o.common).map(|_| ())
     }
 
     pub(crate) fn delete_volume(&mut self, id: u64, now: i64) -> Result<(), ApiError> {
