@@ -483,10 +483,7 @@ fn resolve(value: &Value, priors: &BTreeMap<Address, Prior<'_>>, renewed: &BTree
             let recorded = |name: &str| prior.attrs.get(name).cloned().filter(|v| !matches!(v, Value::Null));
             match attribute.as_str() {
                 "id" => prior.state.id.clone().map(Value::String),
-                "ipv4_cidr" => {
-                    recorded("ipv4_address").and_then(|ip| ip.as_str().map(|ip| Value::String(format!("{ip}/32"))))
-                }
-                other => recorded(other),
+                other => schema::read_attribute(address.kind(), other, recorded),
             }
         }
         Value::List(items) => {

@@ -49,17 +49,11 @@ pub fn definitions_digest(sources: &Sources, variables: &BTreeMap<String, String
     let mut files: Vec<_> = sources.files().iter().map(|f| (f.name.as_str(), f.text.as_str())).collect();
     files.sort();
     let mut hasher = Sha256::new();
-    for (name, text) in files {
-        for part in [name, text] {
-            hasher.update((part.len() as u64).to_le_bytes());
-            hasher.update(part.as_bytes());
-        }
-    }
-    for (name, value) in variables {
-        for part in [name, value] {
-            hasher.update((part.len() as u64).to_le_bytes());
-            hasher.update(part.as_bytes());
-        }
+    // Each part is length-prefixed, so that ("ab", "c") and ("a", "bc") differ.
+    let parts = files.into_iter().chain(variables.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    for part in parts.flat_map(|(name, value)| [name, value]) {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
     }
     hex(&hasher.finalize())
 }

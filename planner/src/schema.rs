@@ -3,6 +3,7 @@
 //! suggests names from it, and the plan reads which attributes are computed or sensitive.
 
 use crate::kind::Kind;
+use crate::value::Value;
 
 /// The type an attribute accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -550,7 +551,25 @@ pub fn computed_for<'a>(
 /// The attribute names a reference may read on an object of this kind: configured and computed ones.
 pub fn readable(kind: Kind) -> impl Iterator<Item = &'static str> {
     let schema = of(kind);
-    schema.computed.iter().copied().chain(schema.attrs.iter().map(|attr| attr.name))
+    let derived = DERIVED.iter().filter(move |(k, _, _)| *k == kind).map(|(_, name, _)| *name);
+    schema.computed.iter().copied().chain(schema.attrs.iter().map(|attr| attr.name)).chain(derived)
+}
+
+/// Attributes terrace derives from another attribute of the same object, readable in references but
+/// never sent or shown: (kind, name, source). A server's `ipv4_cidr` is its `ipv4_address` as a /32,
+/// as firewall rules want it.
+const DERIVED: &[(Kind, &str, &str)] = &[(Kind::Server, "ipv4_cidr", "ipv4_address")];
+
+/// Reads attribute `name` of an object of `kind` through `read`, deriving it when it is derived.
+/// Every reader of recorded values goes through here, so a derivation is written once.
+pub fn read_attribute(kind: Kind, name: &str, read: impl Fn(&str) -> Option<Value>) -> Option<Value> {
+    match DERIVED.iter().find(|(k, derived, _)| *k == kind && *derived == name) {
+        Some((_, "ipv4_cidr", source)) => {
+            read(source).and_then(|ip| ip.as_str().map(|ip| Value::String(format!("{ip}/32"))))
+        }
+        Some(_) => None,
+        None => read(name),
+    }
 }
 
 /// The closest known name, for "did you mean" hints.

@@ -153,13 +153,8 @@ fn resolve(value: &Value, computed: &BTreeMap<Address, BTreeMap<String, Value>>)
     match value {
         Value::Ref(Reference { address, attribute: Some(attribute) }) => {
             let made = computed.get(address);
-            match attribute.as_str() {
-                "ipv4_cidr" => made
-                    .and_then(|m| m.get("ipv4_address"))
-                    .and_then(Value::as_str)
-                    .map_or(Value::Unknown, |ip| Value::str(format!("{ip}/32"))),
-                other => made.and_then(|m| m.get(other)).cloned().unwrap_or(Value::Unknown),
-            }
+            let read = |name: &str| made.and_then(|m| m.get(name)).cloned();
+            terrace::schema::read_attribute(address.kind(), attribute, read).unwrap_or(Value::Unknown)
         }
         Value::List(items) => Value::List(items.iter().map(|i| resolve(i, computed)).collect()),
         Value::Map(map) => Value::Map(map.iter().map(|(k, v)| (k.clone(), resolve(v, computed))).collect()),
