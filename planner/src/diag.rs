@@ -43,23 +43,6 @@ impl Sources {
     pub fn files(&self) -> &[SourceFile] {
         &self.files
     }
-
-    /// 1-based line and column (in characters) of a byte offset.
-    pub fn line_col(&self, file: FileId, offset: usize) -> (usize, usize) {
-        let text = &self.files[file].text;
-        let offset = offset.min(text.len());
-        let before = &text[..floor_char_boundary(text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        (line, before[line_start..].chars().count() + 1)
-    }
-}
-
-fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
-    while offset > 0 && !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    offset
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -152,10 +135,6 @@ impl Diagnostics {
 
     pub fn has_errors(&self) -> bool {
         self.items.iter().any(Diagnostic::is_error)
-    }
-
-    pub fn error_count(&self) -> usize {
-        self.items.iter().filter(|d| d.is_error()).count()
     }
 
     pub fn is_empty(&self) -> bool {

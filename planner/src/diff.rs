@@ -453,7 +453,7 @@ fn guard(
     }
     let database_server = change.kind == Kind::Server
         && change.composite.as_ref().is_some_and(|c| c.segments()[0].kind == Kind::Postgres);
-    if matches!(change.kind, Kind::Volume | Kind::Bucket) || database_server {
+    if change.kind.holds_data() || database_server {
         change.data_loss = true;
         if !options.allow_data_loss {
             let verb = if change.action == Action::Delete { "destroys" } else { "replaces" };

@@ -47,24 +47,12 @@ impl<K: Ord + Clone, V> Dag<K, V> {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
     pub fn contains(&self, key: &K) -> bool {
         self.index.contains_key(key)
     }
 
     pub fn get(&self, key: &K) -> Option<&V> {
         self.index.get(key).map(|&node| &self.graph[node])
-    }
-
-    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        self.index.get(key).map(|&node| &mut self.graph[node])
     }
 
     /// Nodes in key order.
@@ -75,11 +63,6 @@ impl<K: Ord + Clone, V> Dag<K, V> {
     /// What `key` depends on, in key order.
     pub fn dependencies(&self, key: &K) -> Vec<&K> {
         self.neighbours(key, Direction::Outgoing)
-    }
-
-    /// What depends on `key`, in key order.
-    pub fn dependents(&self, key: &K) -> Vec<&K> {
-        self.neighbours(key, Direction::Incoming)
     }
 
     fn neighbours(&self, key: &K, direction: Direction) -> Vec<&K> {

@@ -123,7 +123,7 @@ impl State<'_> {
                 volume_attrs(size, &host, location.clone()),
             ));
         }
-        let mut exports = self.common_exports(instance, shape);
+        let mut exports = common_exports(shape);
         exports.insert("primary_private_ip".into(), attr_ref(&host, ip_attr));
         exports.insert("private_ip".into(), attr_ref(&host, ip_attr));
         exports.insert("primary_ipv4".into(), attr_ref(&host, "ipv4_address"));
@@ -255,7 +255,7 @@ impl State<'_> {
         let ip_of = |(address, joined): &(Address, bool)| {
             attr_ref(address, if *joined { "private_ip" } else { "ipv4_address" })
         };
-        let mut exports = self.common_exports(instance, shape);
+        let mut exports = common_exports(shape);
         exports.insert("primary_private_ip".into(), ip_of(&servers[0]));
         exports.insert("private_ip".into(), ip_of(&servers[0]));
         exports.insert("primary_ipv4".into(), attr_ref(&servers[0].0, "ipv4_address"));
@@ -279,22 +279,6 @@ impl State<'_> {
             summary.push_str(&format!(", {gb} GB volume{}", if replicas > 0 { " each" } else { "" }));
         }
         Some(Built { resources, exports, summary })
-    }
-
-    fn common_exports(&self, instance: &Instance, shape: &Shape) -> BTreeMap<String, Value> {
-        let mut exports = BTreeMap::new();
-        exports.insert("port".into(), Value::Number(f64::from(shape.ports[0].0)));
-        if let Some((port, _)) = shape.ports.iter().find(|(_, what)| *what == "PgBouncer") {
-            exports.insert("pgbouncer_port".into(), Value::Number(f64::from(*port)));
-        }
-        exports.insert("password".into(), Value::Sensitive(Box::new(Value::Unknown)));
-        let secret_url = if shape.role == "postgres" { "database_url" } else { "url" };
-        exports.insert(secret_url.into(), Value::Sensitive(Box::new(Value::Unknown)));
-        if shape.role == "postgres" {
-            exports.insert("shard_map".into(), Value::Unknown);
-        }
-        let _ = instance;
-        exports
     }
 
     /// A primitive inside a composite, with the composite's spans and lifecycle.
@@ -355,6 +339,22 @@ struct Built {
     resources: Vec<Resource>,
     exports: BTreeMap<String, Value>,
     summary: String,
+}
+
+/// What every service exports: its port(s), and secrets known only after apply.
+fn common_exports(shape: &Shape) -> BTreeMap<String, Value> {
+    let mut exports = BTreeMap::new();
+    exports.insert("port".into(), Value::Number(f64::from(shape.ports[0].0)));
+    if let Some((port, _)) = shape.ports.iter().find(|(_, what)| *what == "PgBouncer") {
+        exports.insert("pgbouncer_port".into(), Value::Number(f64::from(*port)));
+    }
+    exports.insert("password".into(), Value::Sensitive(Box::new(Value::Unknown)));
+    let secret_url = if shape.role == "postgres" { "database_url" } else { "url" };
+    exports.insert(secret_url.into(), Value::Sensitive(Box::new(Value::Unknown)));
+    if shape.role == "postgres" {
+        exports.insert("shard_map".into(), Value::Unknown);
+    }
+    exports
 }
 
 fn obj_ref(address: &Address) -> Value {
