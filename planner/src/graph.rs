@@ -47,6 +47,14 @@ impl<K: Ord + Clone, V> Dag<K, V> {
         }
     }
 
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
     pub fn contains(&self, key: &K) -> bool {
         self.index.contains_key(key)
     }
