@@ -65,18 +65,8 @@ fn variables_from_the_environment_and_the_command_line() {
     };
     let plain = terrace(dir.path(), &["plan", "--format", "json"]);
     assert_eq!(size(&plain), Some(10));
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_terrace"));
-    let output = command
-        .args(["plan", "--format", "json"])
-        .current_dir(dir.path())
-        .env("TERRACE_VAR_size", "30")
-        .output()
-        .expect("runs");
-    let from_env = super::support::Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    };
+    let from_env =
+        super::support::terrace_with_env(dir.path(), &["plan", "--format", "json"], &[("TERRACE_VAR_size", "30")]);
     assert_eq!(size(&from_env), Some(30), "{}", from_env.stderr);
     let from_cli = terrace(dir.path(), &["plan", "--format", "json", "--var", "size=40"]);
     assert_eq!(size(&from_cli), Some(40));

@@ -25,6 +25,11 @@ impl Run {
 
 /// Runs `terrace ARGS` in `dir`, with a clean, colourless environment.
 pub(crate) fn terrace(dir: &Path, args: &[&str]) -> Run {
+    terrace_with_env(dir, args, &[])
+}
+
+/// Runs `terrace ARGS` with these environment variables set (and no others of terrace's).
+pub(crate) fn terrace_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_terrace"));
     command.args(args).current_dir(dir).env("NO_COLOR", "1");
     for (key, _) in std::env::vars() {
@@ -32,6 +37,7 @@ pub(crate) fn terrace(dir: &Path, args: &[&str]) -> Run {
             command.env_remove(key);
         }
     }
+    command.envs(env.iter().copied());
     let output = command.output().expect("the terrace binary runs");
     let run = Run {
         code: output.status.code().unwrap_or(-1),
