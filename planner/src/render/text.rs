@@ -159,10 +159,10 @@ fn write_change(out: &mut String, change: &ResourceChange, style: Style) {
     for (symbol, key, old, new, is_block, sensitive) in lines {
         if is_block {
             if symbol == "~" {
-                write_blocks(out, "-", key, old.unwrap_or(&Value::Null), 6, style);
-                write_blocks(out, "+", key, new.unwrap_or(&Value::Null), 6, style);
+                write_blocks(out, "-", key, old.unwrap_or(&Value::Null), nested, 6, style);
+                write_blocks(out, "+", key, new.unwrap_or(&Value::Null), nested, 6, style);
             } else {
-                write_blocks(out, symbol, key, new.or(old).unwrap_or(&Value::Null), 6, style);
+                write_blocks(out, symbol, key, new.or(old).unwrap_or(&Value::Null), nested, 6, style);
             }
         } else if symbol == "~" {
             let (old, new) = (old.unwrap_or(&Value::Null), new.unwrap_or(&Value::Null));
@@ -210,39 +210,39 @@ fn paint_symbol(style: Style, symbol: &str) -> String {
     }
 }
 
-/// Nested blocks (`subnet`, `service { health_check { } }`), one per element.
-fn write_blocks(out: &mut String, symbol: &str, key: &str, value: &Value, indent: usize, style: Style) {
+/// Nested blocks (`subnet`, `service { health_check { } }`), one per element; `parent` is the
+/// schema of the block they are written in, which says which keys are blocks themselves.
+fn write_blocks(
+    out: &mut String,
+    symbol: &str,
+    key: &str,
+    value: &Value,
+    parent: &schema::BlockSchema,
+    indent: usize,
+    style: Style,
+) {
     let items: Vec<&BTreeMap<String, Value>> = match value {
         Value::List(items) => items.iter().filter_map(Value::as_map).collect(),
         Value::Map(map) => vec![map],
         _ => Vec::new(),
     };
+    let Some(own) = parent.block(key).map(|nested| nested.schema) else { return };
     let pad = " ".repeat(indent);
     for map in items {
         let _ = writeln!(out, "{pad}{} {key} {{", paint_symbol(style, symbol));
-        let width = map.iter().filter(|(_, v)| !is_nested(v)).map(|(k, _)| k.len()).max().unwrap_or(0);
+        let width = map.keys().filter(|k| own.block(k).is_none()).map(String::len).max().unwrap_or(0);
         for (inner_key, inner) in map {
             if matches!(inner, Value::Null) {
                 continue;
             }
-            if is_nested(inner) {
-                write_blocks(out, symbol, inner_key, inner, indent + 4, style);
+            if own.block(inner_key).is_some() {
+                write_blocks(out, symbol, inner_key, inner, own, indent + 4, style);
             } else {
                 let shown = show(inner, false, indent + 4);
                 let _ = writeln!(out, "{pad}    {} {inner_key:<width$} = {shown}", paint_symbol(style, symbol));
             }
         }
         let _ = writeln!(out, "{pad}  }}");
-    }
-}
-
-/// A nested block inside a nested block (`health_check` in `service`) is an object that is not a
-/// reference list or labels: objects of objects render as blocks.
-fn is_nested(value: &Value) -> bool {
-    match value {
-        Value::Map(map) => map.values().any(|v| !matches!(v, Value::String(_))),
-        Value::List(items) => !items.is_empty() && items.iter().all(|i| matches!(i, Value::Map(_))),
-        _ => false,
     }
 }
 
