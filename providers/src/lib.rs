@@ -2,5 +2,7 @@
 //! the API emulator). It knows nothing of the planner.
 
 pub mod client;
+pub mod cloud;
 pub mod emulator;
+pub mod objectstorage;
 pub mod pricing;

@@ -1,6 +1,6 @@
 //! The HTTP face of the emulator: one axum fallback handler that authenticates, counts the request against
 //! the rate limit, injects faults, routes `/v1/...` to the store and renders the answer. It is the only
-//! module that knows HTTP types.
+//! module that knows HTTP types, apart from `s3.rs`, to which it hands Object Storage's `/s3/...`.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,6 +19,7 @@ use super::faults::{Fault, FaultSpec, SeededRng};
 use super::pagination::{self, ListQuery, Listed};
 use super::ratelimit::{RateLimiter, RateState};
 use super::render;
+use super::s3;
 use super::store::{Kind, Started, Store};
 use super::wire::{self, Update};
 
@@ -29,6 +30,8 @@ pub(crate) struct Inner {
     pub(crate) limiter: RateLimiter,
     pub(crate) fault_rng: SeededRng,
     pub(crate) requests: VecDeque<RecordedRequest>,
+    /// Object Storage's buckets, served under `/s3/` by `s3.rs`.
+    pub(crate) buckets: s3::Buckets,
 }
 
 pub(crate) struct Shared {
@@ -94,7 +97,7 @@ fn error_response(e: &ApiError, rate: RateState) -> Response {
 }
 
 /// Decodes `%XX` and `+` of a query component.
-fn percent_decode(s: &str) -> String {
+pub(super) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let hex = |b: u8| char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok());
     let mut out = Vec::with_capacity(bytes.len());
@@ -172,6 +175,11 @@ pub(crate) async fn handle(
             path: uri.path().to_owned(),
             query: uri.query().map(str::to_owned),
         });
+    }
+    // Object Storage speaks S3: its own signatures and XML, outside the Cloud API's token, rate limit
+    // and faults.
+    if s3::serves(uri.path()) {
+        return s3::handle(&mut inner.buckets, &method, uri.path(), uri.query(), &headers, &body, now);
     }
     let token = headers
         .get(AUTHORIZATION)

@@ -3,8 +3,9 @@
 //!
 //! The store (`store/`) holds the objects and enforces Hetzner's rules without knowing HTTP; `wire.rs`
 //! decodes request bodies; `render.rs` writes Hetzner's JSON; `http.rs` authenticates, rate-limits,
-//! injects faults and routes. Time comes from a [`clock`] that tests can freeze, and actions finish
-//! lazily when the clock passes their end, so no background task runs.
+//! injects faults and routes; `s3.rs` serves Object Storage's buckets (S3) under `/s3`. Time comes from
+//! a [`clock`] that tests can freeze, and actions finish lazily when the clock passes their end, so no
+//! background task runs.
 
 mod clock;
 mod errors;
@@ -14,6 +15,7 @@ mod labels;
 mod pagination;
 mod ratelimit;
 mod render;
+mod s3;
 mod store;
 mod wire;
 
@@ -113,6 +115,7 @@ impl Emulator {
                 limiter: ratelimit::RateLimiter::new(config.hourly_budget, now),
                 fault_rng: faults::SeededRng::new(config.seed),
                 requests: VecDeque::new(),
+                buckets: s3::Buckets::default(),
             }),
             clock,
             faults: config.faults,
@@ -128,6 +131,17 @@ impl Emulator {
     /// The API's base URL, e.g. `http://127.0.0.1:41234/v1`.
     pub fn url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// The Object Storage (S3) endpoint, e.g. `http://127.0.0.1:41234/s3`: one for every location, so it
+    /// serves as `TERRACE_S3_ENDPOINT` as it is.
+    pub fn s3_url(&self) -> String {
+        format!("http://{}/s3", self.addr)
+    }
+
+    /// The names of the Object Storage buckets, sorted.
+    pub fn buckets(&self) -> Vec<String> {
+        self.shared.lock().buckets.names()
     }
 
     /// The address it listens on.
