@@ -45,6 +45,9 @@ pub fn plan(
     let priors: BTreeMap<Address, Prior<'_>> = prior
         .resources
         .iter()
+        // A record without an id is a create an earlier apply started and did not see finish; the
+        // refresh adopts the object when it exists. Until then it is planned as a create.
+        .filter(|(_, state)| state.id.is_some())
         .filter_map(|(text, state)| {
             let address: Address = match text.parse() {
                 Ok(address) => address,

@@ -73,6 +73,11 @@ impl<K: Ord + Clone, V> Dag<K, V> {
         self.neighbours(key, Direction::Outgoing)
     }
 
+    /// What depends on `key`, in key order.
+    pub fn dependents(&self, key: &K) -> Vec<&K> {
+        self.neighbours(key, Direction::Incoming)
+    }
+
     fn neighbours(&self, key: &K, direction: Direction) -> Vec<&K> {
         let Some(&node) = self.index.get(key) else {
             return Vec::new();

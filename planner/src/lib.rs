@@ -4,6 +4,7 @@
 //! this library.
 
 pub mod addr;
+pub mod apply;
 pub mod compare;
 pub mod compile;
 pub mod cost;
@@ -21,3 +22,4 @@ pub mod saved;
 pub mod schema;
 pub mod validate;
 pub mod value;
+pub mod walk;

@@ -13,7 +13,18 @@ use crate::diag::Sources;
 use crate::plan::Plan;
 
 /// The version of the saved-plan envelope.
-pub const SAVED_PLAN_VERSION: u32 = 1;
+/// Version 2 added the options the plan was made with.
+pub const SAVED_PLAN_VERSION: u32 = 2;
+
+/// How the plan was made, so that apply makes it again the same way and checks it matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedOptions {
+    pub phase: String,
+    pub destroy: bool,
+    pub refresh: bool,
+    pub allow_data_loss: bool,
+    pub targets: Vec<String>,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SavedPlan {
@@ -23,8 +34,9 @@ pub struct SavedPlan {
     pub serial: u64,
     /// SHA-256 of the definition files and the variables given.
     pub definitions_digest: String,
-    /// SHA-256 of `plan` as saved: an edited plan no longer matches.
+    /// SHA-256 of `options` and `plan` as saved: an edited plan no longer matches.
     pub plan_digest: String,
+    pub options: SavedOptions,
     pub plan: serde_json::Value,
 }
 
@@ -62,19 +74,23 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn plan_digest(plan: &serde_json::Value) -> String {
-    hex(&Sha256::digest(serde_json::to_vec(plan).unwrap_or_default()))
+fn plan_digest(options: &SavedOptions, plan: &serde_json::Value) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(serde_json::to_vec(options).unwrap_or_default());
+    hasher.update(serde_json::to_vec(plan).unwrap_or_default());
+    hex(&hasher.finalize())
 }
 
 /// The saved plan as JSON text.
-pub fn save(plan: &Plan, state: &State, definitions_digest: String) -> String {
+pub fn save(plan: &Plan, state: &State, definitions_digest: String, options: SavedOptions) -> String {
     let plan = serde_json::to_value(plan).unwrap_or(serde_json::Value::Null);
     let saved = SavedPlan {
         terrace_saved_plan: SAVED_PLAN_VERSION,
         lineage: state.lineage.clone(),
         serial: state.serial,
         definitions_digest,
-        plan_digest: plan_digest(&plan),
+        plan_digest: plan_digest(&options, &plan),
+        options,
         plan,
     };
     crate::render::json(&saved)
@@ -89,7 +105,7 @@ pub fn check(text: &str, state: &State, current_definitions: &str) -> Result<Sav
             saved.terrace_saved_plan
         )));
     }
-    if plan_digest(&saved.plan) != saved.plan_digest {
+    if plan_digest(&saved.options, &saved.plan) != saved.plan_digest {
         return Err(Stale::Tampered);
     }
     if saved.lineage != state.lineage {
@@ -124,7 +140,7 @@ mod tests {
     fn a_fresh_plan_checks_and_a_stale_one_says_why() {
         let mut state = State::new(Some("s".into()));
         state.serial = 4;
-        let text = save(&a_plan(), &state, "digest".into());
+        let text = save(&a_plan(), &state, "digest".into(), SavedOptions::default());
         assert!(check(&text, &state, "digest").is_ok());
         assert_eq!(check(&text, &state, "other").err(), Some(Stale::DefinitionsChanged));
         let mut moved = state.clone();
@@ -135,6 +151,9 @@ mod tests {
         let tampered = text.replace("\"stack\": \"s\"", "\"stack\": \"t\"");
         assert_ne!(tampered, text);
         assert_eq!(check(&tampered, &state, "digest").err(), Some(Stale::Tampered));
+        let widened = text.replace("\"allow_data_loss\": false", "\"allow_data_loss\": true");
+        assert_ne!(widened, text);
+        assert_eq!(check(&widened, &state, "digest").err(), Some(Stale::Tampered));
         assert!(matches!(check("{}", &state, "digest"), Err(Stale::NotAPlan(_))));
     }
 }

@@ -30,8 +30,91 @@ pub(crate) enum Command {
     State(StateArgs),
     /// Print the outputs recorded by the last apply.
     Output(OutputArgs),
+    /// Carry a phase (or a saved plan) out through the Hetzner Cloud API.
+    Apply(ApplyArgs),
+    /// Delete every object the stack recorded.
+    Destroy(DestroyArgs),
+    /// Record an existing object under an address of the phase.
+    Import(ImportArgs),
+    /// Price lists: `terrace pricing pull --out FILE` writes one from the live API.
+    Pricing(PricingArgs),
     /// Serve an in-memory Hetzner Cloud API under /v1 until Ctrl-C, for tests and pipelines.
     Emulator(EmulatorArgs),
+}
+
+/// What apply and destroy share.
+#[derive(Debug, Args)]
+pub(crate) struct ApplyCommon {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Allow deleting or replacing volumes, buckets and database servers.
+    #[arg(long)]
+    pub allow_data_loss: bool,
+    /// How many operations run at once.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallelism: u16,
+    /// Read the objects from the API before planning (--refresh=false plans against state as recorded).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub refresh: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ApplyArgs {
+    /// A plan saved with `terrace plan --out FILE`: applied exactly, without asking, or refused when stale.
+    #[arg(value_name = "PLANFILE")]
+    pub plan_file: Option<PathBuf>,
+    /// The phase to apply (default: the phase recorded in state, else the stack's first).
+    #[arg(long, conflicts_with = "plan_file")]
+    pub phase: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Apply only these addresses and what they depend on (repeatable).
+    #[arg(long = "target", value_name = "ADDR", conflicts_with = "plan_file")]
+    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub common: ApplyCommon,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DestroyArgs {
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    #[command(flatten)]
+    pub common: ApplyCommon,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The address to record the object under, e.g. server.app.
+    pub address: String,
+    /// The object's Hetzner id.
+    pub id: String,
+    /// The phase that declares the address (default: the recorded phase, else the first).
+    #[arg(long)]
+    pub phase: Option<String>,
+    #[command(flatten)]
+    pub stack: StackArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PricingArgs {
+    #[command(subcommand)]
+    pub command: PricingCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PricingCommand {
+    /// Write the live `GET /pricing` answer to a file, usable with --pricing FILE.
+    Pull {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +182,9 @@ pub(crate) struct PlanArgs {
     /// Plan the destruction of everything recorded.
     #[arg(long)]
     pub destroy: bool,
+    /// Read the objects from the API before planning, when HCLOUD_TOKEN is set (--refresh=false skips it).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub refresh: bool,
     /// Exit 3 when the plan raises the monthly cost by more than this: EUR (25) or percent (10%).
     #[arg(long, value_name = "EUR|PERCENT%", value_parser = |s: &str| s.parse::<terrace::gate::MaxIncrease>())]
     pub max_cost_increase: Option<terrace::gate::MaxIncrease>,

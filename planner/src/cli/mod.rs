@@ -1,6 +1,7 @@
 //! The `terrace` command line: a thin layer that resolves arguments into settings, calls the
 //! library and prints. Data goes to stdout; diagnostics and progress to stderr.
 
+mod apply;
 pub(crate) mod args;
 mod commands;
 mod emulator;

@@ -26,7 +26,7 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
     };
     let backend = backend(&args.stack.dir.dir, &stack)?;
     let _lock = backend.lock("plan", args.lock.lock_timeout).map_err(state_error)?;
-    let prior = backend.read().map_err(state_error)?.unwrap_or_else(|| State::new(Some(stack.name.clone())));
+    let mut prior = backend.read().map_err(state_error)?.unwrap_or_else(|| State::new(Some(stack.name.clone())));
     if let Some(recorded) = prior.stack.as_ref().filter(|s| **s != stack.name) {
         return Err(CliError {
             message: format!("{} records stack `{recorded}`, not `{}`", backend.describe(), stack.name),
@@ -34,9 +34,22 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
             code: ExitCode::Error,
         });
     }
+    let refreshed = args.refresh && !prior.resources.is_empty();
+    let mut notes = Vec::new();
+    if refreshed {
+        if std::env::var_os("HCLOUD_TOKEN").is_some_and(|t| !t.is_empty()) {
+            let services = super::apply::services()?;
+            notes = super::apply::refresh(&super::apply::runtime()?, &services, &mut prior, &stack.name)?;
+        } else {
+            eprintln!(
+                "note: the state was not refreshed from the API: HCLOUD_TOKEN is not set (--refresh=false says so)"
+            );
+        }
+    }
     let options = PlanOptions { allow_data_loss: args.allow_data_loss, targets };
+    let mut phase_name = String::new();
     let plan = if args.destroy {
-        let mut plan = diff_plan(None, &prior, &catalog, &options, Vec::new());
+        let mut plan = diff_plan(None, &prior, &catalog, &options, notes);
         plan.stack = stack.name.clone();
         plan
     } else {
@@ -46,9 +59,10 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
             .or_else(|| prior.phase.clone())
             .or_else(|| stack.phases.first().cloned())
             .unwrap_or_default();
+        phase_name = phase.clone();
         let (compiled, diags) = compile_phase(&stack, &phase, &inputs, &catalog);
-        let warnings: Vec<String> =
-            diags.clone().into_sorted().iter().filter(|d| !d.is_error()).map(warning_line).collect();
+        let mut warnings = notes;
+        warnings.extend(diags.clone().into_sorted().iter().filter(|d| !d.is_error()).map(warning_line));
         let Some(compiled) = compiled else {
             eprint_diags(diags, &loaded.sources);
             return Ok(ExitCode::Error);
@@ -75,7 +89,15 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
         let mut variables = inputs.env.clone();
         variables.extend(inputs.cli.clone());
         let digest = saved::definitions_digest(&loaded.sources, &variables);
-        std::fs::write(path, saved::save(&plan, &prior, digest)).map_err(|e| CliError {
+        let saved_options = saved::SavedOptions {
+            phase: phase_name,
+            destroy: args.destroy,
+            refresh: refreshed,
+            allow_data_loss: args.allow_data_loss,
+            targets: args.targets.clone(),
+        };
+        // The refresh above changed only the copy in memory, never its serial.
+        std::fs::write(path, saved::save(&plan, &prior, digest, saved_options)).map_err(|e| CliError {
             message: format!("cannot write the plan to {}: {e}", path.display()),
             hint: None,
             code: ExitCode::Error,

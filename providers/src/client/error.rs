@@ -96,6 +96,11 @@ impl ApiError {
         Self::base(operation, None, code, message)
     }
 
+    /// A problem terrace found itself, with no response behind it (an object gone meanwhile).
+    pub fn local(operation: &Operation, code: &str, message: &str) -> Self {
+        Self::base(operation, None, code, message.to_owned())
+    }
+
     #[cfg(test)]
     pub(crate) fn with_status(mut self, status: Option<u16>) -> Self {
         self.status = status;

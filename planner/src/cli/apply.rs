@@ -1,0 +1,417 @@
+//! `terrace apply`, `terrace destroy` and `terrace import`: the commands that change the cloud.
+//! Each holds the state lock for the whole run, refreshes, plans, asks (unless `--auto-approve`
+//! or a saved plan), then runs the executor with progress on stderr and Ctrl-C handling.
+
+use std::io::{BufRead as _, Write as _};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use terrace::addr::Address;
+use terrace::apply::{self, Event, Progress, Services};
+use terrace::diff::{PlanOptions, plan as diff_plan};
+use terrace::model::Compiled;
+use terrace::pipeline::compile_phase;
+use terrace::plan::{Action, Plan};
+use terrace::render::{self, Style};
+use terrace::saved;
+use terrace_providers::client::{Client, ClientConfig};
+use terrace_providers::cloud;
+use terrace_providers::objectstorage::{ObjectStorage, ObjectStorageConfig};
+use terrace_state::{Backend, State};
+
+use super::args::{ApplyArgs, DestroyArgs, ImportArgs};
+use super::commands::{eprint_diags, load, print, warning_line};
+use super::settings::{self, backend, catalog, state_error, var_inputs};
+use super::{CliError, ExitCode};
+
+/// The API clients from the environment; an error when there is no token.
+pub(crate) fn services() -> Result<Services, CliError> {
+    let config = ClientConfig::from_env().ok_or_else(|| CliError {
+        message: "HCLOUD_TOKEN is not set".into(),
+        hint: Some("export HCLOUD_TOKEN (a read/write API token of the project); HCLOUD_ENDPOINT points elsewhere, e.g. at `terrace emulator`".into()),
+        code: ExitCode::Error,
+    })?;
+    let client = Client::new(config).map_err(|e| CliError::usage(e.to_string()))?;
+    let storage = match ObjectStorageConfig::from_env() {
+        Some(config) => Some(ObjectStorage::new(config).map_err(|e| CliError::usage(e.to_string()))?),
+        None => None,
+    };
+    Ok(Services { client, storage })
+}
+
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::usage(format!("cannot start the async runtime: {e}")))
+}
+
+/// Refreshes `state` from the API and returns the notes for the plan.
+pub(crate) fn refresh(
+    runtime: &tokio::runtime::Runtime,
+    services: &Services,
+    state: &mut State,
+    stack: &str,
+) -> Result<Vec<String>, CliError> {
+    if state.resources.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found =
+        runtime.block_on(apply::refresh(&services.client, services.storage.as_ref(), state, stack)).map_err(|e| {
+            CliError {
+                message: format!("refresh: {e}"),
+                hint: Some("--refresh=false plans against the recorded state as it is".into()),
+                code: ExitCode::Error,
+            }
+        })?;
+    Ok(found.notes())
+}
+
+struct Lines {
+    color: bool,
+}
+
+impl Progress for Lines {
+    fn event(&self, event: Event) {
+        let mut err = std::io::stderr().lock();
+        let (bold, red, reset) = if self.color { ("\x1b[1m", "\x1b[31m", "\x1b[0m") } else { ("", "", "") };
+        let _ = match event {
+            Event::Started { address, verb } => writeln!(err, "{bold}{address}{reset}: {}...", ing(verb)),
+            Event::Finished { address, verb, elapsed, id } => {
+                let id = id.map(|id| format!(" [id={id}]")).unwrap_or_default();
+                writeln!(err, "{bold}{address}{reset}: {} complete after {:.1}s{id}", noun(verb), elapsed.as_secs_f64())
+            }
+            Event::Failed { address, verb, error } => {
+                writeln!(err, "{red}{bold}{address}{reset}{red}: {} failed: {error}{reset}", noun(verb))
+            }
+        };
+    }
+}
+
+fn ing(verb: &str) -> &'static str {
+    match verb {
+        "create" => "Creating",
+        "delete" => "Destroying",
+        "replace" => "Replacing",
+        _ => "Modifying",
+    }
+}
+
+fn noun(verb: &str) -> &'static str {
+    match verb {
+        "create" => "Creation",
+        "delete" => "Destruction",
+        "replace" => "Replacement",
+        _ => "Modifications",
+    }
+}
+
+/// Runs the executor and prints the summary; the exit code says whether everything was done.
+#[expect(clippy::too_many_arguments, reason = "the parts of one run")]
+fn execute(
+    runtime: &tokio::runtime::Runtime,
+    plan: &Plan,
+    compiled: Option<Compiled>,
+    state: State,
+    backend: Arc<dyn Backend>,
+    services: Services,
+    parallelism: usize,
+    verb: &str,
+) -> ExitCode {
+    let stop = Arc::new(AtomicBool::new(false));
+    let progress: Arc<dyn Progress> = Arc::new(Lines { color: settings::stderr_color() });
+    let (state, report) = runtime.block_on(async {
+        let watcher = stop.clone();
+        let interrupt = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                watcher.store(true, Ordering::SeqCst);
+                eprintln!("Interrupt received: no new operations start; finishing those in flight and saving state...");
+            }
+        });
+        let result =
+            apply::apply(plan, compiled.map(Arc::new), state, backend, services, parallelism, stop.clone(), progress)
+                .await;
+        interrupt.abort();
+        result
+    });
+    let count = |action: Action| {
+        plan.resource_changes.iter().filter(|c| c.action == action && report.done.contains(&c.address)).count()
+    };
+    if report.succeeded() {
+        eprintln!(
+            "\n{verb} complete! Resources: {} added, {} changed, {} replaced, {} destroyed. State serial {}.",
+            count(Action::Create),
+            count(Action::Update),
+            count(Action::Replace),
+            count(Action::Delete),
+            state.serial
+        );
+        return ExitCode::Success;
+    }
+    eprintln!(
+        "\n{verb} stopped before it finished; the state records everything that was done (serial {}).",
+        state.serial
+    );
+    if let Some(error) = &report.state_error {
+        eprintln!("error: {error}");
+    }
+    for (address, _) in &report.failed {
+        eprintln!("  failed:      {address}");
+    }
+    for address in &report.skipped {
+        eprintln!("  skipped:     {address} (something it depends on failed)");
+    }
+    for address in &report.not_started {
+        eprintln!("  not started: {address}");
+    }
+    eprintln!("hint: run the same command again to continue from where it stopped");
+    ExitCode::Error
+}
+
+/// Asks for `yes` on stdin.
+fn confirm(question: &str) -> bool {
+    eprint!("{question}\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).is_ok() && line.trim() == "yes"
+}
+
+pub(crate) fn apply(args: &ApplyArgs) -> Result<ExitCode, CliError> {
+    if let Some(file) = &args.plan_file {
+        return apply_saved(args, file);
+    }
+    run(&args.common, args.phase.clone(), args.auto_approve, false, &args.targets)
+}
+
+pub(crate) fn destroy(args: &DestroyArgs) -> Result<ExitCode, CliError> {
+    run(&args.common, None, args.auto_approve, true, &[])
+}
+
+fn parse_targets(targets: &[String]) -> Result<Vec<Address>, CliError> {
+    targets
+        .iter()
+        .map(|t| t.parse().map_err(|e: terrace::addr::AddressError| CliError::usage(format!("--target: {e}"))))
+        .collect()
+}
+
+fn run(
+    common: &super::args::ApplyCommon,
+    phase: Option<String>,
+    auto_approve: bool,
+    destroy: bool,
+    targets: &[String],
+) -> Result<ExitCode, CliError> {
+    let catalog = catalog(&common.stack)?;
+    let inputs = var_inputs(&common.stack)?;
+    let targets = parse_targets(targets)?;
+    let Some((loaded, stack)) = load(&common.stack) else {
+        return Ok(ExitCode::Error);
+    };
+    let services = services()?;
+    let runtime = runtime()?;
+    let backend: Arc<dyn Backend> = Arc::new(backend(&common.stack.dir.dir, &stack)?);
+    let verb = if destroy { "destroy" } else { "apply" };
+    let _lock = backend.lock(verb, common.lock.lock_timeout).map_err(state_error)?;
+    let mut prior = backend.read().map_err(state_error)?.unwrap_or_else(|| State::new(Some(stack.name.clone())));
+    let mut notes = if common.refresh { refresh(&runtime, &services, &mut prior, &stack.name)? } else { Vec::new() };
+    let options = PlanOptions { allow_data_loss: common.allow_data_loss, targets };
+    let (plan, compiled) = if destroy {
+        let mut plan = diff_plan(None, &prior, &catalog, &options, notes);
+        plan.stack = stack.name.clone();
+        (plan, None)
+    } else {
+        let phase = phase.or_else(|| prior.phase.clone()).or_else(|| stack.phases.first().cloned()).unwrap_or_default();
+        let (compiled, diags) = compile_phase(&stack, &phase, &inputs, &catalog);
+        notes.extend(diags.clone().into_sorted().iter().filter(|d| !d.is_error()).map(warning_line));
+        let Some(compiled) = compiled else {
+            eprint_diags(diags, &loaded.sources);
+            return Ok(ExitCode::Error);
+        };
+        (diff_plan(Some(&compiled), &prior, &catalog, &options, notes), Some(compiled))
+    };
+    print(&render::text::plan(&plan, Style { color: settings::stdout_color() }));
+    if !plan.refusals.is_empty() {
+        for refusal in &plan.refusals {
+            eprintln!("error: {refusal}");
+        }
+        return Ok(ExitCode::Error);
+    }
+    if plan.has_changes() && !auto_approve {
+        let question = if destroy {
+            "Do you really want to destroy all resources of this stack?"
+        } else {
+            "Do you want to perform these actions?"
+        };
+        if !confirm(question) {
+            eprintln!("{verb} cancelled.");
+            return Ok(ExitCode::Error);
+        }
+    }
+    Ok(execute(
+        &runtime,
+        &plan,
+        compiled,
+        prior,
+        backend,
+        services,
+        usize::from(common.parallelism),
+        if destroy { "Destroy" } else { "Apply" },
+    ))
+}
+
+/// `terrace apply PLANFILE`: the saved plan, exactly, or nothing.
+fn apply_saved(args: &ApplyArgs, file: &std::path::Path) -> Result<ExitCode, CliError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| CliError::usage(format!("cannot read the saved plan {}: {e}", file.display())))?;
+    let catalog = catalog(&args.common.stack)?;
+    let inputs = var_inputs(&args.common.stack)?;
+    let Some((loaded, stack)) = load(&args.common.stack) else {
+        return Ok(ExitCode::Error);
+    };
+    let services = services()?;
+    let runtime = runtime()?;
+    let backend: Arc<dyn Backend> = Arc::new(backend(&args.common.stack.dir.dir, &stack)?);
+    let _lock = backend.lock("apply", args.common.lock.lock_timeout).map_err(state_error)?;
+    let mut prior = backend.read().map_err(state_error)?.unwrap_or_else(|| State::new(Some(stack.name.clone())));
+    let mut variables = inputs.env.clone();
+    variables.extend(inputs.cli.clone());
+    let digest = saved::definitions_digest(&loaded.sources, &variables);
+    let refused = |why: String| CliError {
+        message: format!("the saved plan {} cannot be applied: {why}", file.display()),
+        hint: Some("make a new plan with `terrace plan --out FILE`".into()),
+        code: ExitCode::Error,
+    };
+    let saved = saved::check(&text, &prior, &digest).map_err(|stale| refused(stale.to_string()))?;
+    let options =
+        PlanOptions { allow_data_loss: saved.options.allow_data_loss, targets: parse_targets(&saved.options.targets)? };
+    let notes = if saved.options.refresh { refresh(&runtime, &services, &mut prior, &stack.name)? } else { Vec::new() };
+    let (plan, compiled) = if saved.options.destroy {
+        let mut plan = diff_plan(None, &prior, &catalog, &options, notes);
+        plan.stack = stack.name.clone();
+        (plan, None)
+    } else {
+        let (compiled, diags) = compile_phase(&stack, &saved.options.phase, &inputs, &catalog);
+        let mut notes = notes;
+        notes.extend(diags.clone().into_sorted().iter().filter(|d| !d.is_error()).map(warning_line));
+        let Some(compiled) = compiled else {
+            eprint_diags(diags, &loaded.sources);
+            return Ok(ExitCode::Error);
+        };
+        (diff_plan(Some(&compiled), &prior, &catalog, &options, notes), Some(compiled))
+    };
+    // The same definitions and state give the same plan, unless the cloud changed meanwhile.
+    let now = serde_json::to_value(&plan).unwrap_or_default();
+    if now.get("resource_changes") != saved.plan.get("resource_changes") {
+        return Err(refused(
+            "the objects changed outside terrace since the plan was made (the refresh finds a different plan)".into(),
+        ));
+    }
+    if !plan.refusals.is_empty() {
+        return Err(refused(plan.refusals.join("; ")));
+    }
+    eprintln!("Applying the saved plan {} (state serial {}).", file.display(), prior.serial);
+    Ok(execute(&runtime, &plan, compiled, prior, backend, services, usize::from(args.common.parallelism), "Apply"))
+}
+
+/// `terrace import ADDRESS ID`: records an existing object under an address of the phase and
+/// labels it as this stack's, so refresh finds it.
+pub(crate) fn import(args: &ImportArgs) -> Result<ExitCode, CliError> {
+    let catalog = catalog(&args.stack)?;
+    let inputs = var_inputs(&args.stack)?;
+    let address: Address =
+        args.address.parse().map_err(|e: terrace::addr::AddressError| CliError::usage(format!("{e}")))?;
+    let Some((loaded, stack)) = load(&args.stack) else {
+        return Ok(ExitCode::Error);
+    };
+    let services = services()?;
+    let runtime = runtime()?;
+    let backend = backend(&args.stack.dir.dir, &stack)?;
+    let _lock = backend.lock("import", args.lock.lock_timeout).map_err(state_error)?;
+    let mut state = backend.read().map_err(state_error)?.unwrap_or_else(|| State::new(Some(stack.name.clone())));
+    if state.resources.contains_key(&address.to_string()) {
+        return Err(CliError {
+            message: format!("`{address}` is already recorded"),
+            hint: Some(format!("`terrace state rm {address}` first to record another object there")),
+            code: ExitCode::Error,
+        });
+    }
+    let phase = args
+        .phase
+        .clone()
+        .or_else(|| state.phase.clone())
+        .or_else(|| stack.phases.first().cloned())
+        .unwrap_or_default();
+    let (compiled, diags) = compile_phase(&stack, &phase, &inputs, &catalog);
+    let Some(compiled) = compiled else {
+        eprint_diags(diags, &loaded.sources);
+        return Ok(ExitCode::Error);
+    };
+    let resource = compiled.resource(&address).ok_or_else(|| CliError {
+        message: format!("`{address}` is not in phase `{phase}`"),
+        hint: Some("import into an address the phase declares (see `terrace graph`)".into()),
+        code: ExitCode::Error,
+    })?;
+    let kind = apply::resolve::cloud_kind(resource.kind).ok_or_else(|| {
+        CliError::usage(format!("`{address}` is a {}, which has no Cloud API object to import", resource.kind))
+    })?;
+    let id: u64 = args.id.parse().map_err(|_| CliError::usage(format!("the id `{}` is not a number", args.id)))?;
+    let client = services.client.clone();
+    let found = runtime.block_on(async {
+        let Some(object) = cloud::read(&client, kind, id).await? else { return Ok(None) };
+        // terrace's labels, so that refresh finds the object; its other labels stay as they are.
+        let mut labels: std::collections::BTreeMap<String, String> = object
+            .attrs
+            .get("labels")
+            .and_then(|l| l.as_object())
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect())
+            .unwrap_or_default();
+        labels.extend(apply::resolve::own_labels(&stack.name, &address));
+        let desired = cloud::Desired { kind, address: address.to_string(), attrs: Default::default(), labels };
+        cloud::update(&client, id, &desired).await.map(Some)
+    });
+    let object = match found {
+        Ok(Some(object)) => object,
+        Ok(None) => return Err(CliError::usage(format!("there is no {kind} with id {id}"))),
+        Err(error) => return Err(CliError::usage(format!("import: {error}"))),
+    };
+    let mut entry = apply::resolve::record(resource, &compiled, Some((&args.id, &object.attrs)), &state)
+        .map_err(|u| CliError::usage(format!("`{address}` cannot be recorded yet: {}", u.0)))?;
+    let ids = state.resources.iter().filter_map(|(a, r)| Some(((r.kind.clone(), r.id.clone()?), a.clone()))).collect();
+    let differences = apply::resolve::overlay(&mut entry, &object, &ids);
+    state.resources.insert(address.to_string(), entry);
+    state.increment_serial();
+    backend.write(&state).map_err(state_error)?;
+    eprintln!("Imported {kind} {id} as `{address}`.");
+    for difference in differences {
+        eprintln!("  differs from the phase: {difference} (the next plan shows the change)");
+    }
+    Ok(ExitCode::Success)
+}
+
+/// `terrace pricing pull --out FILE`.
+pub(crate) fn pricing(args: &super::args::PricingArgs) -> Result<ExitCode, CliError> {
+    let super::args::PricingCommand::Pull { out } = &args.command;
+    let services = services()?;
+    let runtime = runtime()?;
+    let operation = terrace_providers::client::Operation::new("read the price list");
+    let answer = runtime
+        .block_on(services.client.request(reqwest::Method::GET, "/pricing", &[], None, &operation))
+        .map_err(|e| CliError::usage(e.to_string()))?;
+    let text = serde_json::to_string_pretty(&answer).unwrap_or_default() + "\n";
+    // Checked as a catalog before it is written, so a file written is a file --pricing reads.
+    let temporary = out.with_extension("partial");
+    std::fs::write(&temporary, &text)
+        .map_err(|e| CliError::usage(format!("cannot write {}: {e}", temporary.display())))?;
+    if let Err(error) = terrace_providers::pricing::Catalog::load(&temporary.to_string_lossy()) {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(CliError::usage(format!("the API's price list is not usable: {error}")));
+    }
+    std::fs::rename(&temporary, out).map_err(|e| CliError::usage(format!("cannot write {}: {e}", out.display())))?;
+    eprintln!(
+        "Wrote the price list of {} to {} (use it with --pricing {}).",
+        services.client.endpoint(),
+        out.display(),
+        out.display()
+    );
+    Ok(ExitCode::Success)
+}
