@@ -67,6 +67,22 @@ impl LockInfo {
     }
 }
 
+impl LockInfo {
+    /// The lock was taken by a process of this host that is no longer running (a run killed with
+    /// SIGKILL): breaking it is safe. Known only where `/proc` shows processes; elsewhere `false`.
+    pub fn holder_is_gone(&self) -> bool {
+        let ours = holder();
+        let host = |h: &str| h.split(" pid ").next().and_then(|s| s.split('@').nth(1)).map(str::to_owned);
+        let Some(pid) = self.holder.rsplit(" pid ").next().and_then(|p| p.trim().parse::<u32>().ok()) else {
+            return false;
+        };
+        host(&self.holder).is_some()
+            && host(&self.holder) == host(&ours)
+            && std::path::Path::new("/proc/self").exists()
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    }
+}
+
 /// `user@host pid N` for this process.
 pub fn holder() -> String {
     let user = std::env::var("USER").ok().filter(|user| !user.is_empty()).unwrap_or_else(|| "unknown".to_owned());
@@ -148,6 +164,19 @@ mod tests {
         assert!(info.created.ends_with('Z') && info.created.len() == 20, "{}", info.created);
         assert!((jiff::Timestamp::now().as_second() - created.as_second()).abs() < 5);
         assert!(uuid::Uuid::parse_str(&info.id).is_ok());
+    }
+
+    #[test]
+    fn a_lock_of_a_process_that_ended_on_this_host_is_known_gone() {
+        let mut ended = std::process::Command::new("true").spawn().expect("spawn true");
+        let pid = ended.id();
+        ended.wait().expect("true ends");
+        let mut info = LockInfo::new("apply");
+        assert!(!info.holder_is_gone(), "this process holds it");
+        info.holder = holder().replace(&format!(" pid {}", std::process::id()), &format!(" pid {pid}"));
+        assert!(info.holder_is_gone(), "{} ended", info.holder);
+        info.holder = format!("someone@another-host pid {pid}");
+        assert!(!info.holder_is_gone(), "another host's process cannot be checked");
     }
 
     #[test]

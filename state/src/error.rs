@@ -97,6 +97,11 @@ impl StateError {
             StateError::StaleSerial { .. } => {
                 Some("another run changed the state since this one read it; plan again".to_owned())
             }
+            StateError::Locked { lock, .. } if lock.holder_is_gone() => Some(format!(
+                "the holder ({}) is no longer running, so no run is going on: \
+                 break the lock with `terrace state unlock {}`",
+                lock.holder, lock.id
+            )),
             StateError::Locked { lock, .. } => Some(format!(
                 "wait for that run to finish or pass --lock-timeout; if no run is going on, \
                  break the lock with `terrace state unlock {}`",

@@ -1,6 +1,8 @@
 //! Integration tests over the whole tool: the real `terrace` binary, run in temporary folders, its
 //! exit code, stdout and stderr snapshotted with insta.
 
+mod apply;
+mod cloud;
 mod commands;
 mod cost;
 mod diagnostics;
@@ -9,5 +11,6 @@ mod docs;
 mod migrations;
 mod plan;
 mod recorded;
+mod resilience;
 mod robustness;
 mod support;

@@ -272,7 +272,15 @@ fn apply_saved(args: &ApplyArgs, file: &std::path::Path) -> Result<ExitCode, Cli
     let runtime = runtime()?;
     let backend: Arc<dyn Backend> = Arc::new(backend(&args.common.stack.dir.dir, &stack)?);
     let _lock = backend.lock("apply", args.common.lock.lock_timeout).map_err(state_error)?;
-    let mut prior = backend.read().map_err(state_error)?.unwrap_or_else(|| State::new(Some(stack.name.clone())));
+    // A plan made before any state existed starts the state with the lineage it was planned with.
+    let planned_lineage = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("lineage").and_then(|l| l.as_str()).map(str::to_owned));
+    let mut prior = backend.read().map_err(state_error)?.unwrap_or_else(|| {
+        let mut fresh = State::new(Some(stack.name.clone()));
+        fresh.lineage = planned_lineage.unwrap_or(fresh.lineage);
+        fresh
+    });
     let mut variables = inputs.env.clone();
     variables.extend(inputs.cli.clone());
     let digest = saved::definitions_digest(&loaded.sources, &variables);

@@ -85,5 +85,5 @@ pub(crate) fn backend(
 
 /// A state error for the user.
 pub(crate) fn state_error(error: terrace_state::StateError) -> CliError {
-    CliError { message: error.to_string(), hint: None, code: ExitCode::Error }
+    CliError { message: error.to_string(), hint: error.hint(), code: ExitCode::Error }
 }

@@ -1,0 +1,212 @@
+//! Apply when things go wrong: changes made by hand (drift), objects adopted with `terrace import`,
+//! runs killed with SIGKILL at several moments, injected API faults, a rate limit smaller than the
+//! apply needs, and a failure that stops the walk. Each ends with the cloud matching the state.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use terrace_providers::emulator::{EmulatorConfig, parse_faults};
+
+use super::cloud::{Cloud, assert_cloud_matches_state, state_json};
+use super::support::stack_copy;
+
+fn apply(cloud: &Cloud, dir: &std::path::Path, phase: &str) -> super::support::Run {
+    cloud.terrace(dir, &["apply", "--phase", phase, "--auto-approve", "--allow-data-loss"])
+}
+
+fn assert_converged(cloud: &Cloud, dir: &std::path::Path) {
+    let run = cloud.terrace(dir, &["plan", "--detailed-exitcode"]);
+    assert_eq!(run.code, 0, "a second plan shows no changes:\n{}", run.transcript());
+}
+
+fn server_id(dir: &std::path::Path, address: &str) -> u64 {
+    state_json(dir)["resources"][address]["id"].as_str().and_then(|id| id.parse().ok()).expect("a recorded id")
+}
+
+#[test]
+fn changes_made_by_hand_show_as_drift_and_apply_repairs_them() {
+    let cloud = Cloud::start(0);
+    let dir = stack_copy();
+    assert_eq!(apply(&cloud, dir.path(), "block-storage").code, 0);
+
+    // A label edited in the console.
+    let id = server_id(dir.path(), "server.app");
+    let mut labels = cloud.call(reqwest::Method::GET, &format!("/servers/{id}"), None)["server"]["labels"].clone();
+    labels["role"] = json!("edited-by-hand");
+    cloud.call(reqwest::Method::PUT, &format!("/servers/{id}"), Some(json!({ "labels": labels })));
+    let plan = cloud.terrace(dir.path(), &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.transcript());
+    assert!(plan.stdout.contains("changed outside terrace: server.app: labels"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("server.app will be updated in place"), "{}", plan.stdout);
+    // Without refresh, the recorded state is all there is: no changes.
+    let unrefreshed = cloud.terrace(dir.path(), &["plan", "--detailed-exitcode", "--refresh=false"]);
+    assert_eq!(unrefreshed.code, 0, "{}", unrefreshed.transcript());
+    assert_eq!(apply(&cloud, dir.path(), "block-storage").code, 0);
+    let repaired = cloud.call(reqwest::Method::GET, &format!("/servers/{id}"), None);
+    assert_eq!(repaired["server"]["labels"]["role"], "app");
+    assert_converged(&cloud, dir.path());
+
+    // A server deleted by hand is created again, and its volume attached to the new one.
+    cloud.call(reqwest::Method::DELETE, &format!("/servers/{id}"), None);
+    let plan = cloud.terrace(dir.path(), &["plan"]);
+    assert!(plan.stdout.contains("`server.app` was deleted outside terrace"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("server.app will be created"), "{}", plan.stdout);
+    let run = apply(&cloud, dir.path(), "block-storage");
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let new_id = server_id(dir.path(), "server.app");
+    assert_ne!(new_id, id);
+    let volume = &cloud.list("volumes")[0];
+    assert_eq!(volume["server"].as_u64(), Some(new_id), "the volume follows the new server");
+    assert_cloud_matches_state(&cloud, dir.path());
+    assert_converged(&cloud, dir.path());
+
+    // A volume grown by hand cannot be shrunk back: the plan says so and refuses.
+    let volume_id = volume["id"].as_u64().expect("id");
+    cloud.call(reqwest::Method::POST, &format!("/volumes/{volume_id}/actions/resize"), Some(json!({ "size": 30 })));
+    let plan = cloud.terrace(dir.path(), &["plan"]);
+    assert_eq!(plan.code, 1, "{}", plan.transcript());
+    assert!(plan.stdout.contains("postgres.main.volume.data: size: 20 -> 30"), "{}", plan.stdout);
+    assert!(plan.stderr.contains("a volume cannot shrink (30 GB -> 20 GB)"), "{}", plan.stderr);
+}
+
+#[test]
+fn import_adopts_an_existing_object_instead_of_creating_another() {
+    let cloud = Cloud::start(0);
+    let dir = stack_copy();
+    let made = cloud.call(
+        reqwest::Method::POST,
+        "/servers",
+        Some(json!({ "name": "fastbots-app", "server_type": "cpx22", "image": "docker-ce", "location": "fsn1",
+                     "labels": { "role": "app" } })),
+    );
+    let id = made["server"]["id"].as_u64().expect("the server was made");
+    let id_text = id.to_string();
+    let missing = cloud.terrace(dir.path(), &["import", "server.app", "999999"]);
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("there is no server with id 999999"), "{}", missing.stderr);
+    let unknown = cloud.terrace(dir.path(), &["import", "server.nope", &id_text]);
+    assert_eq!(unknown.code, 1);
+    assert!(unknown.stderr.contains("`server.nope` is not in phase `block-storage`"), "{}", unknown.stderr);
+
+    let run = cloud.terrace(dir.path(), &["import", "server.app", &id_text]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.stderr.contains(&format!("Imported server {id} as `server.app`")), "{}", run.stderr);
+    let again = cloud.terrace(dir.path(), &["import", "server.app", &id_text]);
+    assert_eq!(again.code, 1);
+    assert!(again.stderr.contains("already recorded"), "{}", again.stderr);
+
+    let plan = cloud.terrace(dir.path(), &["plan", "--phase", "block-storage"]);
+    assert!(!plan.stdout.contains("server.app will be created"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("bucket.backups will be created"), "{}", plan.stdout);
+    assert_eq!(apply(&cloud, dir.path(), "block-storage").code, 0);
+    assert_eq!(cloud.list("servers").len(), 1, "the imported server, and no other");
+    assert_eq!(server_id(dir.path(), "server.app"), id);
+    assert_cloud_matches_state(&cloud, dir.path());
+    assert_converged(&cloud, dir.path());
+}
+
+/// Breaks the lock a killed run left, as its hint says.
+fn unlock_if_locked(cloud: &Cloud, dir: &std::path::Path) {
+    let lock = dir.join("terrace.state.json.lock");
+    let Ok(text) = std::fs::read_to_string(&lock) else { return };
+    let id = serde_json::from_str::<Value>(&text).ok().and_then(|v| v["id"].as_str().map(str::to_owned));
+    let Some(id) = id else {
+        // Killed while writing the lock record: no run holds it.
+        std::fs::remove_file(&lock).expect("remove an empty lock file");
+        return;
+    };
+    let blocked = cloud.terrace(dir, &["plan", "--refresh=false"]);
+    assert_eq!(blocked.code, 1, "{}", blocked.transcript());
+    assert!(blocked.stderr.contains("is no longer running"), "{}", blocked.stderr);
+    let run = cloud.terrace(dir, &["state", "unlock", &id]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+}
+
+#[test]
+fn an_apply_killed_at_any_moment_converges_without_duplicates() {
+    let cloud = Cloud::start(300);
+    let dir = stack_copy();
+    for (round, after_ms) in [150u64, 500, 1100, 1900, 2900, 4200].into_iter().enumerate() {
+        let mut child = cloud
+            .command(dir.path(), &["apply", "--phase", "managed-db", "--auto-approve"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("terrace starts");
+        std::thread::sleep(Duration::from_millis(after_ms));
+        // SIGKILL: no handler runs.
+        child.kill().expect("kill -9");
+        child.wait().expect("reaped");
+        if dir.path().join("terrace.state.json").exists() {
+            let state = state_json(dir.path());
+            assert!(state["serial"].as_u64().is_some(), "round {round}: the state is whole");
+        }
+        unlock_if_locked(&cloud, dir.path());
+    }
+    let run = apply(&cloud, dir.path(), "managed-db");
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_cloud_matches_state(&cloud, dir.path());
+    assert_converged(&cloud, dir.path());
+}
+
+#[test]
+fn injected_faults_on_a_tenth_of_requests_still_converge() {
+    let spec =
+        "429=0.02,500=0.02,502=0.01,503=0.01,reset=0.01,timeout=0.01,locked=0.01,conflict=0.01,action_error=0.01";
+    for seed in [3u64, 11] {
+        let cloud = Cloud::with(EmulatorConfig {
+            action_delay: Duration::from_millis(10),
+            faults: parse_faults(spec).expect("a fault spec"),
+            seed,
+            ..Default::default()
+        });
+        let dir = stack_copy();
+        let mut runs = Vec::new();
+        // A failed action stops an apply (the object may be half made); running it again
+        // continues from the state. Each run makes progress.
+        for _ in 0..6 {
+            let run = apply(&cloud, dir.path(), "read-replicas");
+            let ok = run.code == 0;
+            runs.push(run.transcript());
+            if ok {
+                break;
+            }
+        }
+        assert!(runs.last().is_some_and(|r| r.starts_with("exit code: 0")), "seed {seed}: {}", runs.join("\n"));
+        assert_cloud_matches_state(&cloud, dir.path());
+        // The plan itself may meet a fault; it retries like apply does.
+        assert_converged(&cloud, dir.path());
+    }
+}
+
+#[test]
+fn a_rate_limit_smaller_than_the_apply_waits_instead_of_failing() {
+    let budget = 12;
+    let cloud =
+        Cloud::with(EmulatorConfig { action_delay: Duration::ZERO, hourly_budget: budget, ..Default::default() });
+    let dir = stack_copy();
+    let run = apply(&cloud, dir.path(), "managed-db");
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let cloud_requests = cloud.requests().iter().filter(|(_, path)| !path.starts_with("/s3")).count();
+    assert!(cloud_requests > budget as usize, "the apply needed more than the budget: {cloud_requests}");
+    assert_cloud_matches_state(&cloud, dir.path());
+}
+
+#[test]
+fn a_failure_stops_new_work_and_leaves_a_state_the_next_run_continues_from() {
+    // Every action fails: the first creates fail, nothing that depends on them is tried.
+    let cloud = Cloud::with(EmulatorConfig {
+        action_delay: Duration::from_millis(10),
+        faults: parse_faults("action_error=1").expect("a fault spec"),
+        ..Default::default()
+    });
+    let dir = stack_copy();
+    let run = apply(&cloud, dir.path(), "block-storage");
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stderr.contains("Apply stopped before it finished"), "{}", run.stderr);
+    assert!(run.stderr.contains("failed:      server.app"), "{}", run.stderr);
+    assert!(run.stderr.contains("postgres.main.volume.data (something it depends on failed)"), "{}", run.stderr);
+    let state = state_json(dir.path());
+    assert!(state["resources"]["postgres.main.volume.data"].is_null(), "never started, never recorded");
+    assert!(state["phase"].is_null(), "the phase is recorded only when all of it is applied");
+}
