@@ -181,3 +181,35 @@ async fn a_spent_rate_limit_is_waited_for() {
     assert_eq!(client.rate_limit().await.limit, Some(3));
     emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn operations_in_flight_share_one_poller() {
+    let emulator = emulator(EmulatorConfig { action_delay: Duration::from_millis(300), ..Default::default() }).await;
+    let client = client(&emulator, RetryPolicy::default());
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let client = client.clone();
+        tasks.spawn(async move {
+            let body = json!({ "name": format!("vol-{i}"), "size": 10, "location": "fsn1" });
+            let created = client
+                .request(Method::POST, "/volumes", &[], Some(&body), &Operation::new("create volume"))
+                .await
+                .expect("a volume");
+            let id = created["action"]["id"].as_u64().expect("an action");
+            client.wait_for_actions(&[id], &Operation::new("wait")).await.expect("it succeeds").len()
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        assert_eq!(done.expect("the task ends"), 1);
+    }
+    let polls: Vec<usize> = emulator
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/actions")
+        .map(|r| r.query.clone().unwrap_or_default().matches("id=").count())
+        .collect();
+    // Ten waits polled one by one would take at least ten requests, each for one action.
+    assert!(polls.len() < 10, "{polls:?}");
+    assert!(polls.iter().any(|ids| *ids >= 5), "one request reads many actions: {polls:?}");
+    emulator.shutdown().await;
+}

@@ -284,3 +284,27 @@ fn pricing_pull_writes_a_catalog_that_cost_reads() {
     assert!(cost.stdout.contains("pricing file prices.json"), "{}", cost.stdout);
     assert!(cost.stdout.contains("€"), "{}", cost.stdout);
 }
+
+#[test]
+fn refresh_reads_one_page_per_kind_not_one_request_per_object() {
+    let cloud = Cloud::start(0);
+    let dir = stack_copy();
+    apply(&cloud, dir.path(), "multi-region");
+    let state = state_json(dir.path());
+    let kinds: std::collections::BTreeSet<&str> = state["resources"]
+        .as_object()
+        .expect("resources")
+        .values()
+        .filter_map(|r| r["kind"].as_str())
+        .filter(|k| *k != "bucket")
+        .collect();
+    let objects = state["resources"].as_object().map(|r| r.len()).unwrap_or(0);
+    let before = cloud.requests().len();
+    assert_converged(&cloud, dir.path());
+    let made: Vec<(String, String)> = cloud.requests()[before..].to_vec();
+    let cloud_api: Vec<&(String, String)> = made.iter().filter(|(_, path)| path.starts_with("/v1/")).collect();
+    assert_eq!(cloud_api.len(), kinds.len(), "one list request per kind for {objects} objects: {cloud_api:?}");
+    assert!(cloud_api.iter().all(|(method, _)| method == "GET"));
+    // Buckets are checked on the Object Storage endpoint, one request each.
+    assert_eq!(made.len() - cloud_api.len(), 1, "{made:?}");
+}

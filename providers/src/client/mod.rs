@@ -70,6 +70,7 @@ pub struct Client {
     http: reqwest::Client,
     rate: Arc<Mutex<RateLimit>>,
     budget: Arc<retry::Budget>,
+    watcher: Arc<actions::Watcher>,
 }
 
 /// What a request is for, so that an error can say it: "create server `fastbots-app`".
@@ -99,7 +100,13 @@ impl Client {
             .build()
             .map_err(|e| ApiError::transport(&Operation::new("start the HTTP client"), &e))?;
         let budget = Arc::new(retry::Budget::new(config.retry.budget));
-        Ok(Client { config: Arc::new(config), http, rate: Arc::new(Mutex::new(RateLimit::default())), budget })
+        Ok(Client {
+            config: Arc::new(config),
+            http,
+            rate: Arc::new(Mutex::new(RateLimit::default())),
+            budget,
+            watcher: Arc::new(actions::Watcher::new()),
+        })
     }
 
     pub fn endpoint(&self) -> &str {
