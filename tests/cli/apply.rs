@@ -308,3 +308,19 @@ fn refresh_reads_one_page_per_kind_not_one_request_per_object() {
     // Buckets are checked on the Object Storage endpoint, one request each.
     assert_eq!(made.len() - cloud_api.len(), 1, "{made:?}");
 }
+
+#[test]
+fn a_targeted_apply_makes_only_its_targets_and_leaves_the_phase_unrecorded() {
+    let cloud = Cloud::start(0);
+    let dir = stack_copy();
+    let run =
+        cloud.terrace(dir.path(), &["apply", "--phase", "block-storage", "--target", "server.app", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(cloud.census(), [("primary_ips".to_owned(), 2), ("servers".to_owned(), 1)].into());
+    let state = state_json(dir.path());
+    assert!(state["phase"].is_null(), "part of a phase is not the phase");
+    assert_eq!(state["resources"].as_object().map(|r| r.len()), Some(1));
+    apply(&cloud, dir.path(), "block-storage");
+    assert_cloud_matches_state(&cloud, dir.path());
+    assert_eq!(state_json(dir.path())["phase"], "block-storage");
+}

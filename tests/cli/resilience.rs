@@ -210,3 +210,48 @@ fn a_failure_stops_new_work_and_leaves_a_state_the_next_run_continues_from() {
     assert!(state["resources"]["postgres.main.volume.data"].is_null(), "never started, never recorded");
     assert!(state["phase"].is_null(), "the phase is recorded only when all of it is applied");
 }
+
+#[test]
+fn ctrl_c_finishes_what_is_in_flight_saves_state_and_exits_non_zero() {
+    let cloud = Cloud::start(400);
+    let dir = stack_copy();
+    let mut child = cloud
+        .command(dir.path(), &["apply", "--phase", "managed-db", "--auto-approve", "--parallelism", "2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("terrace starts");
+    // Interrupt once the walk is under way (the handler is installed by then).
+    use std::io::BufRead as _;
+    let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("a line");
+        let started = line.contains("Creating...");
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let status =
+        std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill -INT runs");
+    assert!(status.success());
+    seen.extend(lines.map(|l| l.expect("a line")));
+    let code = child.wait().expect("terrace ends").code();
+    let stderr = seen.join("\n");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("Interrupt received"), "{stderr}");
+    assert!(stderr.contains("Apply stopped before it finished (interrupted)"), "{stderr}");
+    assert!(stderr.contains("not started:"), "work was left: {stderr}");
+    // Everything started was finished and recorded: no record without an id, no lock left.
+    let state = state_json(dir.path());
+    for (address, record) in state["resources"].as_object().expect("resources") {
+        assert!(record["id"].is_string(), "{address} finished and was recorded");
+    }
+    assert!(!dir.path().join("terrace.state.json.lock").exists(), "the lock is released");
+    let run = apply(&cloud, dir.path(), "managed-db");
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_cloud_matches_state(&cloud, dir.path());
+    assert_converged(&cloud, dir.path());
+}

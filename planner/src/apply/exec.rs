@@ -170,8 +170,12 @@ pub async fn apply(
         return (State::new(None), report);
     };
     let mut recorder = context.recorder.into_inner().unwrap_or_else(|e| e.into_inner());
-    if report.succeeded() {
-        let outputs = finish(compiled.as_deref(), &recorder.state, plan);
+    // A plan limited by `--target` applies part of the phase: the phase is not recorded as applied.
+    let whole = compiled.as_ref().is_none_or(|c| {
+        c.resources.iter().all(|(address, _)| plan.resource_changes.iter().any(|change| &change.address == address))
+    });
+    if report.succeeded() && whole {
+        let outputs = finish(compiled.as_deref(), &recorder.state);
         if let Err(error) = recorder.save(|state| {
             state.phase = compiled.as_ref().map(|c| c.phase.name.clone());
             state.outputs = outputs;
@@ -387,7 +391,7 @@ fn describe(error: ApiError) -> String {
 }
 
 /// The stack's outputs as recorded after a complete apply.
-fn finish(compiled: Option<&Compiled>, state: &State, _plan: &Plan) -> BTreeMap<String, terrace_state::OutputState> {
+fn finish(compiled: Option<&Compiled>, state: &State) -> BTreeMap<String, terrace_state::OutputState> {
     let Some(compiled) = compiled else { return BTreeMap::new() };
     compiled
         .outputs

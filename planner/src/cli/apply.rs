@@ -2,12 +2,12 @@
 //! Each holds the state lock for the whole run, refreshes, plans, asks (unless `--auto-approve`
 //! or a saved plan), then runs the executor with progress on stderr and Ctrl-C handling.
 
-use std::io::{BufRead as _, Write as _};
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use terrace::addr::Address;
-use terrace::apply::{self, Event, Progress, Services};
+use terrace::apply::{self, Progress, Services};
 use terrace::diff::{PlanOptions, plan as diff_plan};
 use terrace::model::Compiled;
 use terrace::pipeline::compile_phase;
@@ -21,6 +21,7 @@ use terrace_state::{Backend, State};
 
 use super::args::{ApplyArgs, DestroyArgs, ImportArgs};
 use super::commands::{eprint_diags, load, print, warning_line};
+use super::progress::Display;
 use super::settings::{self, backend, catalog, state_error, var_inputs};
 use super::{CliError, ExitCode};
 
@@ -67,45 +68,6 @@ pub(crate) fn refresh(
     Ok(found.notes())
 }
 
-struct Lines {
-    color: bool,
-}
-
-impl Progress for Lines {
-    fn event(&self, event: Event) {
-        let mut err = std::io::stderr().lock();
-        let (bold, red, reset) = if self.color { ("\x1b[1m", "\x1b[31m", "\x1b[0m") } else { ("", "", "") };
-        let _ = match event {
-            Event::Started { address, verb } => writeln!(err, "{bold}{address}{reset}: {}...", ing(verb)),
-            Event::Finished { address, verb, elapsed, id } => {
-                let id = id.map(|id| format!(" [id={id}]")).unwrap_or_default();
-                writeln!(err, "{bold}{address}{reset}: {} complete after {:.1}s{id}", noun(verb), elapsed.as_secs_f64())
-            }
-            Event::Failed { address, verb, error } => {
-                writeln!(err, "{red}{bold}{address}{reset}{red}: {} failed: {error}{reset}", noun(verb))
-            }
-        };
-    }
-}
-
-fn ing(verb: &str) -> &'static str {
-    match verb {
-        "create" => "Creating",
-        "delete" => "Destroying",
-        "replace" => "Replacing",
-        _ => "Modifying",
-    }
-}
-
-fn noun(verb: &str) -> &'static str {
-    match verb {
-        "create" => "Creation",
-        "delete" => "Destruction",
-        "replace" => "Replacement",
-        _ => "Modifications",
-    }
-}
-
 /// Runs the executor and prints the summary; the exit code says whether everything was done.
 #[expect(clippy::too_many_arguments, reason = "the parts of one run")]
 fn execute(
@@ -119,25 +81,40 @@ fn execute(
     verb: &str,
 ) -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
-    let progress: Arc<dyn Progress> = Arc::new(Lines { color: settings::stderr_color() });
+    let total = plan.resource_changes.iter().filter(|c| c.action != Action::NoOp).count();
+    let display = Arc::new(Display::new(settings::stderr_color(), std::io::stderr().is_terminal(), total));
+    let progress: Arc<dyn Progress> = display.clone();
     let (state, report) = runtime.block_on(async {
         let watcher = stop.clone();
         let interrupt = tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 watcher.store(true, Ordering::SeqCst);
-                eprintln!("Interrupt received: no new operations start; finishing those in flight and saving state...");
+                eprintln!(
+                    "\nInterrupt received: no new operations start; finishing those in flight and saving state..."
+                );
+            }
+        });
+        let ticking = display.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                ticking.tick();
             }
         });
         let result =
             apply::apply(plan, compiled.map(Arc::new), state, backend, services, parallelism, stop.clone(), progress)
                 .await;
         interrupt.abort();
+        ticker.abort();
+        display.finish();
         result
     });
+    // The flag is set by Ctrl-C, or by the walk on a failure.
+    let interrupted = stop.load(Ordering::SeqCst) && report.failed.is_empty() && report.state_error.is_none();
     let count = |action: Action| {
         plan.resource_changes.iter().filter(|c| c.action == action && report.done.contains(&c.address)).count()
     };
-    if report.succeeded() {
+    if report.succeeded() && !interrupted {
         eprintln!(
             "\n{verb} complete! Resources: {} added, {} changed, {} replaced, {} destroyed. State serial {}.",
             count(Action::Create),
@@ -148,8 +125,9 @@ fn execute(
         );
         return ExitCode::Success;
     }
+    let why = if interrupted { " (interrupted)" } else { "" };
     eprintln!(
-        "\n{verb} stopped before it finished; the state records everything that was done (serial {}).",
+        "\n{verb} stopped before it finished{why}; the state records everything that was done (serial {}).",
         state.serial
     );
     if let Some(error) = &report.state_error {

@@ -6,6 +6,7 @@ pub(crate) mod args;
 mod commands;
 mod emulator;
 mod plan;
+mod progress;
 mod settings;
 mod state;
 
