@@ -235,7 +235,8 @@ fn ctrl_c_finishes_what_is_in_flight_saves_state_and_exits_non_zero() {
     }
     std::thread::sleep(Duration::from_millis(200));
     let status =
-        std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill -INT runs");
+        // The shell's own `kill`, so the test needs no procps.
+        std::process::Command::new("sh").args(["-c", &format!("kill -INT {}", child.id())]).status().expect("kill runs");
     assert!(status.success());
     seen.extend(lines.map(|l| l.expect("a line")));
     let code = child.wait().expect("terrace ends").code();
@@ -254,4 +255,29 @@ fn ctrl_c_finishes_what_is_in_flight_saves_state_and_exits_non_zero() {
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert_cloud_matches_state(&cloud, dir.path());
     assert_converged(&cloud, dir.path());
+}
+
+#[test]
+fn two_applies_at_once_one_wins_and_the_other_fails_fast_naming_the_holder() {
+    let cloud = Cloud::start(300);
+    let dir = stack_copy();
+    let spawn = || {
+        cloud
+            .command(dir.path(), &["apply", "--phase", "block-storage", "--auto-approve"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("terrace starts")
+    };
+    let (first, second) = (spawn(), spawn());
+    let outputs = [first.wait_with_output().expect("ends"), second.wait_with_output().expect("ends")];
+    let codes: Vec<Option<i32>> = outputs.iter().map(|o| o.status.code()).collect();
+    let texts: Vec<String> = outputs.iter().map(|o| String::from_utf8_lossy(&o.stderr).into_owned()).collect();
+    assert!(codes.contains(&Some(0)) && codes.contains(&Some(1)), "one wins, one fails: {codes:?} {texts:?}");
+    let loser = &texts[codes.iter().position(|c| *c == Some(1)).expect("a loser")];
+    assert!(loser.contains("is locked") && loser.contains(" pid ") && loser.contains("apply"), "{loser}");
+    let winner = &texts[codes.iter().position(|c| *c == Some(0)).expect("a winner")];
+    let serial = state_json(dir.path())["serial"].as_u64().expect("a serial");
+    assert!(winner.contains(&format!("State serial {serial}.")), "the winner's last write is the state: {winner}");
+    assert_cloud_matches_state(&cloud, dir.path());
 }

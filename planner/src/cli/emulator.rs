@@ -28,6 +28,11 @@ pub(crate) fn emulator(args: &EmulatorArgs) -> Result<ExitCode, CliError> {
         let _ =
             writeln!(stderr, "emulator: serving the Hetzner Cloud API at {url} (faults: {faults}, seed {})", args.seed);
         let _ = writeln!(stderr, "emulator: export HCLOUD_ENDPOINT={url} HCLOUD_TOKEN=any; Ctrl-C stops it");
+        let s3 = url.strip_suffix("/v1").map_or_else(|| format!("{url}/s3"), |base| format!("{base}/s3"));
+        let _ = writeln!(
+            stderr,
+            "emulator: for buckets, export TERRACE_S3_ENDPOINT={s3} TERRACE_S3_ACCESS_KEY=any TERRACE_S3_SECRET_KEY=any"
+        );
     })
     .map_err(|e| CliError::usage(format!("emulator on {}: {e}", args.listen)))?;
     Ok(ExitCode::Success)
