@@ -324,3 +324,38 @@ fn a_targeted_apply_makes_only_its_targets_and_leaves_the_phase_unrecorded() {
     assert_cloud_matches_state(&cloud, dir.path());
     assert_eq!(state_json(dir.path())["phase"], "block-storage");
 }
+
+#[test]
+fn delete_protection_is_honoured_and_named() {
+    let cloud = Cloud::start(0);
+    let dir = super::support::fixture(
+        r#"
+//- terrace.hcl
+stack "guarded" {
+  phases = ["one"]
+}
+//- one.hcl
+phase "one" {
+  description = "a protected server"
+}
+
+server "db" {
+  server_type       = "cpx22"
+  location          = "fsn1"
+  delete_protection = true
+  rebuild_protection = true
+}
+"#,
+    );
+    let run = cloud.terrace(dir.path(), &["apply", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let server = &cloud.list("servers")[0];
+    assert_eq!(server["protection"]["delete"], true, "the protection was set after the create");
+    assert_converged(&cloud, dir.path());
+    let destroyed = cloud.terrace(dir.path(), &["destroy", "--auto-approve"]);
+    assert_eq!(destroyed.code, 1, "{}", destroyed.transcript());
+    assert!(destroyed.stderr.contains("delete server `server.db`"), "{}", destroyed.stderr);
+    assert!(destroyed.stderr.contains("protected"), "{}", destroyed.stderr);
+    assert_eq!(cloud.list("servers").len(), 1, "the protected server stays");
+    assert!(state_json(dir.path())["resources"]["server.db"]["id"].is_string(), "and stays recorded");
+}
