@@ -483,7 +483,15 @@ fn resolve(value: &Value, priors: &BTreeMap<Address, Prior<'_>>, renewed: &BTree
                 return None;
             }
             let prior = priors.get(address)?;
-            let recorded = |name: &str| prior.attrs.get(name).cloned().filter(|v| !matches!(v, Value::Null));
+            let recorded = |name: &str| {
+                let value = prior.attrs.get(name).cloned().filter(|v| !matches!(v, Value::Null))?;
+                // A secret read from state stays a secret wherever it goes.
+                Some(if prior.state.sensitive_attributes.iter().any(|s| s == name) {
+                    Value::Sensitive(Box::new(value))
+                } else {
+                    value
+                })
+            };
             match attribute.as_str() {
                 "id" => prior.state.id.clone().map(Value::String),
                 other => schema::read_attribute(address.kind(), other, recorded),
@@ -498,6 +506,7 @@ fn resolve(value: &Value, priors: &BTreeMap<Address, Prior<'_>>, renewed: &BTree
             .collect::<Option<BTreeMap<_, _>>>()
             .map(Value::Map),
         Value::Sensitive(inner) => resolve(inner, priors, renewed).map(|v| Value::Sensitive(Box::new(v))),
+        Value::Template(_) => value.render_text(&|reference| resolve(&Value::Ref(reference.clone()), priors, renewed)),
         other => Some(other.clone()),
     }
 }

@@ -22,13 +22,16 @@ pub enum Kind {
     Postgres,
     PrimaryIp,
     Redis,
+    /// A generated secret (a password), kept in state; no Hetzner object (Terraform's
+    /// `random_password`).
+    Secret,
     Server,
     SshKey,
     Volume,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Bucket,
         Kind::Certificate,
         Kind::Firewall,
@@ -39,6 +42,7 @@ impl Kind {
         Kind::Postgres,
         Kind::PrimaryIp,
         Kind::Redis,
+        Kind::Secret,
         Kind::Server,
         Kind::SshKey,
         Kind::Volume,
@@ -56,6 +60,7 @@ impl Kind {
             Kind::Postgres => "postgres",
             Kind::PrimaryIp => "primary_ip",
             Kind::Redis => "redis",
+            Kind::Secret => "secret",
             Kind::Server => "server",
             Kind::SshKey => "ssh_key",
             Kind::Volume => "volume",

@@ -261,6 +261,12 @@ pub(crate) fn assemble(
 pub(crate) fn collect_paths(path: &str, value: &Value, unknown: &mut Vec<String>, sensitive: &mut Vec<String>) {
     match value {
         Value::Unknown => unknown.push(path.to_owned()),
+        Value::Template(parts) => {
+            unknown.push(path.to_owned());
+            if parts.iter().any(Value::holds_sensitive) {
+                sensitive.push(path.to_owned());
+            }
+        }
         Value::Ref(reference) if reference.attribute.is_some() => unknown.push(path.to_owned()),
         Value::Sensitive(_) => sensitive.push(path.to_owned()),
         Value::List(items) => {

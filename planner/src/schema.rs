@@ -461,6 +461,16 @@ const BACKUP: BlockSchema = BlockSchema {
     computed: &[],
 };
 
+/// A secret is made by terrace at apply and kept in state: changing how it is made makes a new one.
+const SECRET: BlockSchema = BlockSchema {
+    attrs: &[
+        replacing(with_default(attr("length", Ty::Int), Default::Int(32))),
+        replacing(with_default(attr("special", Ty::Bool), Default::Bool(false))),
+    ],
+    blocks: &[],
+    computed: &["value"],
+};
+
 /// A composite's settings reach Hetzner through the primitives it expands to; the diff works on
 /// those, so the composite's own attributes are `Local`.
 const POSTGRES: BlockSchema = BlockSchema {
@@ -527,6 +537,7 @@ pub fn of(kind: Kind) -> &'static BlockSchema {
         Kind::Postgres => &POSTGRES,
         Kind::PrimaryIp => &PRIMARY_IP,
         Kind::Redis => &REDIS,
+        Kind::Secret => &SECRET,
         Kind::Server => &SERVER,
         Kind::SshKey => &SSH_KEY,
         Kind::Volume => &VOLUME,

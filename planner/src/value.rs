@@ -24,6 +24,9 @@ pub enum Value {
     Unknown,
     /// A secret: never printed.
     Sensitive(Box<Value>),
+    /// A string of text parts and references to attributes known only after apply
+    /// (`"postgres://${server.db.private_ip}:5432"`), rendered once they are recorded.
+    Template(Vec<Value>),
 }
 
 /// A reference to an object and, optionally, one of its attributes (`server.app[0].ipv4_address`).
@@ -49,6 +52,7 @@ impl Value {
             Value::Ref(_) => "reference",
             Value::Unknown => "unknown",
             Value::Sensitive(inner) => inner.type_name(),
+            Value::Template(_) => "string",
         }
     }
 
@@ -105,7 +109,7 @@ impl Value {
     /// True when the value, or anything inside it, is only known after apply.
     pub fn is_known(&self) -> bool {
         match self {
-            Value::Unknown | Value::Ref(Reference { attribute: Some(_), .. }) => false,
+            Value::Unknown | Value::Ref(Reference { attribute: Some(_), .. }) | Value::Template(_) => false,
             Value::List(items) => items.iter().all(Value::is_known),
             Value::Map(map) => map.values().all(Value::is_known),
             Value::Sensitive(inner) => inner.is_known(),
@@ -117,7 +121,7 @@ impl Value {
     pub fn holds_sensitive(&self) -> bool {
         match self {
             Value::Sensitive(_) => true,
-            Value::List(items) => items.iter().any(Value::holds_sensitive),
+            Value::List(items) | Value::Template(items) => items.iter().any(Value::holds_sensitive),
             Value::Map(map) => map.values().any(Value::holds_sensitive),
             _ => false,
         }
@@ -133,10 +137,41 @@ impl Value {
     fn collect_references<'a>(&'a self, found: &mut Vec<&'a Reference>) {
         match self {
             Value::Ref(reference) => found.push(reference),
-            Value::List(items) => items.iter().for_each(|item| item.collect_references(found)),
+            Value::List(items) | Value::Template(items) => items.iter().for_each(|item| item.collect_references(found)),
             Value::Map(map) => map.values().for_each(|item| item.collect_references(found)),
             Value::Sensitive(inner) => inner.collect_references(found),
             _ => {}
+        }
+    }
+
+    /// Renders a template (or any value) to text with `read` giving each referenced attribute;
+    /// `None` while a part is unknown. Sensitive parts make the whole text sensitive.
+    pub fn render_text(&self, read: &dyn Fn(&Reference) -> Option<Value>) -> Option<Value> {
+        match self {
+            Value::Template(parts) => {
+                let mut text = String::new();
+                let mut secret = false;
+                for part in parts {
+                    let value = match part {
+                        Value::Ref(reference) => read(reference)?,
+                        other => other.clone(),
+                    };
+                    let value = match value {
+                        Value::Sensitive(inner) => {
+                            secret = true;
+                            *inner
+                        }
+                        plain => plain,
+                    };
+                    text.push_str(&value.to_template_text()?);
+                }
+                Some(if secret { Value::Sensitive(Box::new(Value::String(text))) } else { Value::String(text) })
+            }
+            Value::Sensitive(inner) => inner.render_text(read).map(|v| match v {
+                Value::Sensitive(_) => v,
+                plain => Value::Sensitive(Box::new(plain)),
+            }),
+            other => Some(other.clone()),
         }
     }
 
@@ -190,7 +225,7 @@ impl fmt::Display for Value {
             }
             Value::Ref(reference) if reference.attribute.is_some() => f.write_str("(known after apply)"),
             Value::Ref(reference) => write!(f, "{reference}"),
-            Value::Unknown => f.write_str("(known after apply)"),
+            Value::Unknown | Value::Template(_) => f.write_str("(known after apply)"),
             Value::Sensitive(_) => f.write_str("(sensitive)"),
         }
     }
@@ -205,7 +240,7 @@ fn write_number(f: &mut fmt::Formatter<'_>, value: f64) -> fmt::Result {
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Value::Null | Value::Unknown | Value::Sensitive(_) => serializer.serialize_none(),
+            Value::Null | Value::Unknown | Value::Sensitive(_) | Value::Template(_) => serializer.serialize_none(),
             Value::Bool(value) => serializer.serialize_bool(*value),
             Value::Number(value) if value.fract() == 0.0 && value.abs() < 1e15 => {
                 serializer.serialize_i64(*value as i64)

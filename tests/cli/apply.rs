@@ -359,3 +359,66 @@ server "db" {
     assert_eq!(cloud.list("servers").len(), 1, "the protected server stays");
     assert!(state_json(dir.path())["resources"]["server.db"]["id"].is_string(), "and stays recorded");
 }
+
+#[test]
+fn secrets_and_templates_are_resolved_at_apply_and_never_shown() {
+    let cloud = Cloud::start(0);
+    let dir = super::support::fixture(
+        r##"
+//- terrace.hcl
+stack "templated" {
+  phases = ["one"]
+}
+//- one.hcl
+phase "one" {
+  description = "a generated password and strings made of computed values"
+}
+
+secret "db" {
+  length = 24
+}
+
+server "app" {
+  server_type = "cpx22"
+  location    = "fsn1"
+  user_data   = "#cloud-config\n# password: ${secret.db.value}\n"
+}
+
+output "URL" {
+  value = "http://${server.app.ipv4_address}:8080/"
+}
+
+output "PASSWORD" {
+  value     = secret.db.value
+  sensitive = true
+}
+"##,
+    );
+    let plan = cloud.terrace(dir.path(), &["plan"]);
+    assert_eq!(plan.code, 0, "{}", plan.transcript());
+    assert!(plan.stdout.contains("+ URL      = (known after apply)"), "{}", plan.stdout);
+    let run = cloud.terrace(dir.path(), &["apply", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let ip = cloud.list("servers")[0]["public_net"]["ipv4"]["ip"].as_str().expect("an IPv4").to_owned();
+    let env = cloud.terrace(dir.path(), &["output", "--format", "env"]);
+    assert!(env.stdout.contains(&format!("URL=http://{ip}:8080/")), "{}", env.stdout);
+    assert!(env.stdout.contains("PASSWORD is sensitive"), "{}", env.stdout);
+    let shown = cloud.terrace(dir.path(), &["output", "--format", "env", "--show-sensitive"]);
+    let password = shown
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("PASSWORD="))
+        .map(|p| p.trim_matches('"').to_owned())
+        .expect("the password with --show-sensitive");
+    assert_eq!(password.len(), 24, "{password}");
+    assert!(password.chars().all(|c| c.is_ascii_alphanumeric()));
+    // The server got the password in its cloud-init; no output but --show-sensitive shows it.
+    let state = std::fs::read_to_string(dir.path().join("terrace.state.json")).expect("state");
+    assert!(state.contains(&format!("# password: {password}")), "user_data was rendered with it");
+    let replan = cloud.terrace(dir.path(), &["plan", "--detailed-exitcode"]);
+    assert_eq!(replan.code, 0, "a second plan shows no changes:\n{}", replan.transcript());
+    let shown_state = cloud.terrace(dir.path(), &["state", "show", "secret.db"]);
+    for text in [&plan.stdout, &run.stdout, &run.stderr, &env.stdout, &replan.stdout, &shown_state.stdout] {
+        assert!(!text.contains(&password), "the password leaked:\n{text}");
+    }
+}

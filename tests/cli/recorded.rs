@@ -159,6 +159,9 @@ fn resolve(value: &Value, computed: &BTreeMap<Address, BTreeMap<String, Value>>)
         Value::List(items) => Value::List(items.iter().map(|i| resolve(i, computed)).collect()),
         Value::Map(map) => Value::Map(map.iter().map(|(k, v)| (k.clone(), resolve(v, computed))).collect()),
         Value::Sensitive(inner) => Value::Sensitive(Box::new(resolve(inner, computed))),
+        Value::Template(_) => value
+            .render_text(&|reference| Some(resolve(&Value::Ref(reference.clone()), computed)))
+            .unwrap_or(Value::Unknown),
         other => other.clone(),
     }
 }

@@ -272,6 +272,18 @@ fn unresolved(address: &Address) -> impl Fn(Unresolved) -> String + '_ {
 async fn create(context: &Context, address: &Address) -> Result<Option<String>, String> {
     let compiled = context.compiled.as_ref().ok_or("a destroy plan creates nothing")?;
     let resource = compiled.resource(address).ok_or_else(|| format!("`{address}` is not in the phase"))?;
+    if resource.kind == Kind::Secret {
+        let length = resource.attr("length").and_then(crate::value::Value::as_u64).unwrap_or(32);
+        let value = generate_secret(length as usize, resource.bool_attr("special"))?;
+        let made = serde_json::Map::from_iter([("value".to_owned(), serde_json::json!(value))]);
+        let mut recorder = context.recorder.lock().map_err(poisoned)?;
+        let entry =
+            record(resource, compiled, Some(("generated", &made)), &recorder.state).map_err(unresolved(address))?;
+        recorder.save(|state| {
+            state.resources.insert(address.to_string(), entry);
+        })?;
+        return Ok(None);
+    }
     if resource.kind == Kind::Bucket {
         let storage = storage(context, address)?;
         let name = resource.str_attr("name").ok_or("a bucket needs a name")?.to_owned();
@@ -360,6 +372,10 @@ async fn delete(context: &Context, address: &Address) -> Result<(), String> {
 
 async fn delete_object(context: &Context, address: &Address, kind: &str, id: Option<&str>) -> Result<(), String> {
     let Some(id) = id else { return Ok(()) };
+    if kind == "secret" {
+        // Only in state: forgetting it is deleting it.
+        return Ok(());
+    }
     if kind == "bucket" {
         let location = context
             .recorder
@@ -404,4 +420,41 @@ fn finish(compiled: Option<&Compiled>, state: &State) -> BTreeMap<String, terrac
             ))
         })
         .collect()
+}
+
+/// A random secret from the operating system's generator: letters and digits (and, with
+/// `special`, a few punctuation marks safe in URLs and config files), by rejection sampling so
+/// every character is equally likely.
+fn generate_secret(length: usize, special: bool) -> Result<String, String> {
+    const PLAIN: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    const MORE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~";
+    let alphabet = if special { MORE } else { PLAIN };
+    let limit = 256 - 256 % alphabet.len();
+    let mut out = String::with_capacity(length);
+    let mut buffer = [0u8; 64];
+    while out.len() < length.clamp(8, 256) {
+        getrandom::fill(&mut buffer).map_err(|e| format!("the system's random generator failed: {e}"))?;
+        for byte in buffer {
+            if (byte as usize) < limit && out.len() < length.clamp(8, 256) {
+                out.push(alphabet[byte as usize % alphabet.len()] as char);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::generate_secret;
+
+    #[test]
+    fn secrets_are_random_of_the_asked_length_and_alphabet() {
+        let a = generate_secret(32, false).expect("a secret");
+        let b = generate_secret(32, false).expect("a secret");
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()), "{a}");
+        let long = generate_secret(200, true).expect("a secret");
+        assert!(long.chars().all(|c| c.is_ascii_alphanumeric() || "-_.~".contains(c)), "{long}");
+    }
 }

@@ -26,7 +26,15 @@ pub fn read(state: &State, address: &Address, attribute: &str) -> Option<Value> 
     if attribute == "id" {
         return recorded.id.clone().map(|id| id.parse::<f64>().map_or(Value::String(id), Value::Number));
     }
-    let read = |name: &str| recorded.attributes.get(name).filter(|v| !v.is_null()).map(json_to_value);
+    let read = |name: &str| {
+        let value = recorded.attributes.get(name).filter(|v| !v.is_null()).map(json_to_value)?;
+        // A secret read from state stays a secret wherever it goes.
+        Some(if recorded.sensitive_attributes.iter().any(|s| s == name) {
+            Value::Sensitive(Box::new(value))
+        } else {
+            value
+        })
+    };
     schema::read_attribute(address.kind(), attribute, read)
 }
 
@@ -41,6 +49,12 @@ pub fn for_state(value: &Value, state: &State) -> Result<Value, Unresolved> {
             map.iter().map(|(k, v)| Ok((k.clone(), for_state(v, state)?))).collect::<Result<_, Unresolved>>()?,
         ),
         Value::Sensitive(inner) => Value::Sensitive(Box::new(for_state(inner, state)?)),
+        Value::Template(_) => value
+            .render_text(&|reference| match &reference.attribute {
+                Some(attribute) => read(state, &reference.address, attribute),
+                None => None,
+            })
+            .ok_or_else(|| Unresolved("a template reads an attribute that is not recorded".into()))?,
         other => other.clone(),
     })
 }
@@ -121,6 +135,9 @@ pub fn record(
                 attributes.insert(name.to_owned(), value.clone());
             }
         }
+    }
+    if resource.kind == Kind::Secret {
+        sensitive.push("value".to_owned());
     }
     Ok(ResourceState {
         kind: resource.kind.to_string(),

@@ -71,6 +71,10 @@ pub(super) fn coerce(value: Value, ty: Ty) -> Result<Value, TypeError> {
     if unknown_scalar && !matches!(ty, Ty::Ref(_) | Ty::Refs(_)) {
         return Ok(value);
     }
+    // A template is a string once rendered.
+    if matches!(value, Value::Template(_)) && matches!(ty, Ty::String | Ty::Text) {
+        return Ok(value);
+    }
     if let Value::Sensitive(inner) = value {
         return coerce(*inner, ty).map(|inner| Value::Sensitive(Box::new(inner)));
     }
@@ -93,7 +97,13 @@ pub(super) fn coerce(value: Value, ty: Ty) -> Result<Value, TypeError> {
         }
         (Ty::ListOfString, Value::List(items)) => {
             let scalar = |item: &Value| {
-                matches!(item, Value::String(_) | Value::Unknown | Value::Ref(Reference { attribute: Some(_), .. }))
+                matches!(
+                    item,
+                    Value::String(_)
+                        | Value::Unknown
+                        | Value::Template(_)
+                        | Value::Ref(Reference { attribute: Some(_), .. })
+                )
             };
             match items.iter().find(|item| !scalar(item)) {
                 Some(bad) => Err(TypeError::new(format!("the list holds {}, not only strings", describe(bad)))),
@@ -101,7 +111,7 @@ pub(super) fn coerce(value: Value, ty: Ty) -> Result<Value, TypeError> {
             }
         }
         (Ty::Labels, Value::Map(map)) => {
-            match map.iter().find(|(_, v)| !matches!(v, Value::String(_) | Value::Unknown)) {
+            match map.iter().find(|(_, v)| !matches!(v, Value::String(_) | Value::Unknown | Value::Template(_))) {
                 Some((key, bad)) => {
                     Err(TypeError::new(format!("label `{key}` is {}; labels are strings", describe(bad))))
                 }

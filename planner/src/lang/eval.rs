@@ -187,6 +187,9 @@ impl<'s, 'd> Evaluator<'s, 'd> {
 
     fn template(&mut self, expr: &Expression, template: &Template) -> Eval {
         let mut text = String::new();
+        // Text and references to attributes known after apply: the template is rendered when
+        // they are recorded. Anything else unknown makes the whole string unknown.
+        let mut parts: Vec<Value> = Vec::new();
         let mut known = true;
         for element in template.iter() {
             match element {
@@ -195,6 +198,12 @@ impl<'s, 'd> Evaluator<'s, 'd> {
                     let value = self.eval(&interpolation.expr)?;
                     match value.to_template_text() {
                         Some(part) => text.push_str(&part),
+                        None if matches!(&value, Value::Ref(r) if r.attribute.is_some())
+                            || matches!(&value, Value::Sensitive(inner) if inner.is_known() || matches!(**inner, Value::Ref(_))) =>
+                        {
+                            parts.push(Value::String(std::mem::take(&mut text)));
+                            parts.push(value);
+                        }
                         None if !value.is_known() => known = false,
                         None => {
                             return Err(self.error(
@@ -214,7 +223,15 @@ impl<'s, 'd> Evaluator<'s, 'd> {
                 }
             }
         }
-        Ok(if known { Value::String(text) } else { Value::Unknown })
+        if !known {
+            return Ok(Value::Unknown);
+        }
+        if parts.is_empty() {
+            return Ok(Value::String(text));
+        }
+        parts.push(Value::String(text));
+        parts.retain(|p| p.as_str() != Some(""));
+        Ok(Value::Template(parts))
     }
 
     fn binary(&mut self, expr: &Expression, op: BinaryOperator, lhs: Value, rhs: Value) -> Eval {
