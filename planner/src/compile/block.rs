@@ -104,6 +104,9 @@ impl State<'_> {
                 });
             }
         }
+        if def.kind == Kind::Postgres && count.is_some() {
+            self.share_shard_map(&mut readable);
+        }
         if let Some(entry) = self.objects.get_mut(&key) {
             entry.instances = readable;
             entry.failed = failed;

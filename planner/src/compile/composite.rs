@@ -77,6 +77,34 @@ impl State<'_> {
         Some(readable)
     }
 
+    /// The instances of a counted `postgres` block with `shard_key` are the shards of one map:
+    /// each exports the same `shard_map`, naming every shard in order.
+    pub(super) fn share_shard_map(&mut self, instances: &mut [BTreeMap<String, Value>]) {
+        let Some(key) = instances.first().and_then(|i| i.get("shard_key")).and_then(Value::as_str).map(str::to_owned)
+        else {
+            return;
+        };
+        let shards: Vec<super::shard::Shard> = instances
+            .iter()
+            .map(|exports| {
+                let port = exports
+                    .get("pgbouncer_port")
+                    .or_else(|| exports.get("port"))
+                    .and_then(Value::as_u64)
+                    .unwrap_or(5432) as u16;
+                super::shard::Shard {
+                    host: exports.get("primary_private_ip").cloned().unwrap_or(Value::Unknown),
+                    port,
+                    database: exports.get("database").and_then(Value::as_str).unwrap_or("app").to_owned(),
+                }
+            })
+            .collect();
+        let map = super::shard::shard_map(&key, &shards);
+        for exports in instances.iter_mut() {
+            exports.insert("shard_map".into(), map.clone());
+        }
+    }
+
     /// `on = server.X`: the service runs on that server; a database gets its volume attached there.
     fn on_host(&mut self, instance: &Instance, shape: &Shape, host: Address) -> Option<Built> {
         let mut ok = true;
@@ -352,7 +380,8 @@ fn common_exports(shape: &Shape) -> BTreeMap<String, Value> {
     let secret_url = if shape.role == "postgres" { "database_url" } else { "url" };
     exports.insert(secret_url.into(), Value::Sensitive(Box::new(Value::Unknown)));
     if shape.role == "postgres" {
-        exports.insert("shard_map".into(), Value::Unknown);
+        // Filled in once every shard of a counted block is known (`share_shard_map`).
+        exports.insert("shard_map".into(), Value::Null);
     }
     exports
 }

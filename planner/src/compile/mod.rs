@@ -6,6 +6,7 @@
 mod block;
 mod composite;
 mod merge;
+pub mod shard;
 #[cfg(test)]
 mod tests;
 mod types;
