@@ -43,3 +43,10 @@ output "APP_IPV4" {
 output "DB_HOST" {
   value = postgres.main.primary_private_ip
 }
+
+# The connection string for the app's .env (`terrace output --format env --show-sensitive`): it
+# holds the generated password, so it is shown only when asked for.
+output "DATABASE_URL" {
+  value     = postgres.main.database_url
+  sensitive = true
+}

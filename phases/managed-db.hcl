@@ -84,3 +84,8 @@ output "DB_HOST" {
 output "REDIS_HOST" {
   value = redis.cache.private_ip
 }
+
+output "REDIS_URL" {
+  value     = redis.cache.url
+  sensitive = true
+}

@@ -60,7 +60,8 @@ pub fn compare(stack: &str, phases: &[Compiled], catalog: &Catalog) -> Compariso
             name: compiled.phase.name.clone(),
             users: compiled.phase.users.clone(),
             description: compiled.phase.description.clone(),
-            resources: resources.len(),
+            // Hetzner objects: secrets are terrace's own.
+            resources: resources.iter().filter(|r| r.kind != crate::kind::Kind::Secret).count(),
             services: compiled.composites.len(),
             monthly_net: total,
             monthly_gross: catalog.gross(total),

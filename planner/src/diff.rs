@@ -57,7 +57,16 @@ pub fn plan(
                 }
             };
             let schema = state.kind.parse::<Kind>().ok().map(schema::of);
-            let attrs = state.attributes.iter().map(|(k, v)| (k.clone(), recorded_value(schema, k, v))).collect();
+            // Secrets stay secrets: a recorded value listed as sensitive is never shown, in any format.
+            let attrs = state
+                .attributes
+                .iter()
+                .map(|(k, v)| {
+                    let value = recorded_value(schema, k, v);
+                    let secret = state.sensitive_attributes.iter().any(|s| s == k);
+                    (k.clone(), if secret { Value::Sensitive(Box::new(value)) } else { value })
+                })
+                .collect();
             Some((address.clone(), Prior { address, state, attrs }))
         })
         .collect();
@@ -190,6 +199,12 @@ pub fn plan(
         }
     }
     built.outputs.sort_by(|a, b| a.name.cmp(&b.name));
+    // A sensitive output's value is never shown, whatever it was read from.
+    for output in &mut built.outputs {
+        if output.sensitive && !matches!(output.value, Value::Sensitive(_)) {
+            output.value = Value::Sensitive(Box::new(std::mem::replace(&mut output.value, Value::Null)));
+        }
+    }
     built
 }
 
@@ -308,7 +323,7 @@ fn compare(
             after.insert(name.clone(), old);
             continue;
         }
-        if matches!(new, Value::Sensitive(_)) && !sensitive.contains(name) {
+        if new.holds_sensitive() && !sensitive.contains(name) {
             sensitive.push(name.clone());
         }
         // Most attributes do not change: compare before resolving (which copies), unless the value
@@ -483,15 +498,8 @@ fn resolve(value: &Value, priors: &BTreeMap<Address, Prior<'_>>, renewed: &BTree
                 return None;
             }
             let prior = priors.get(address)?;
-            let recorded = |name: &str| {
-                let value = prior.attrs.get(name).cloned().filter(|v| !matches!(v, Value::Null))?;
-                // A secret read from state stays a secret wherever it goes.
-                Some(if prior.state.sensitive_attributes.iter().any(|s| s == name) {
-                    Value::Sensitive(Box::new(value))
-                } else {
-                    value
-                })
-            };
+            // Secrets are already wrapped as sensitive in the prior's attributes.
+            let recorded = |name: &str| prior.attrs.get(name).cloned().filter(|v| !matches!(v, Value::Null));
             match attribute.as_str() {
                 "id" => prior.state.id.clone().map(Value::String),
                 other => schema::read_attribute(address.kind(), other, recorded),

@@ -318,7 +318,8 @@ pub fn summarize(changes: &[ResourceChange], catalog: &Catalog) -> CostSummary {
     let mut after = Decimal::ZERO;
     let mut unknown = Vec::new();
     let mut by_kind: BTreeMap<&'static str, KindCost> = BTreeMap::new();
-    for change in changes {
+    // Secrets are terrace's own: no object in Hetzner, nothing to price or count.
+    for change in changes.iter().filter(|c| c.kind != Kind::Secret) {
         let entry = by_kind.entry(change.kind.as_str()).or_insert(KindCost {
             kind: change.kind,
             count_before: 0,

@@ -502,6 +502,7 @@ const POSTGRES: BlockSchema = BlockSchema {
         "port",
         "pgbouncer_port",
         "password",
+        "replication_password",
         "database_url",
         "shard_map",
     ],

@@ -199,7 +199,7 @@ fn a_saved_plan_is_applied_exactly_once_and_stale_plans_are_refused() {
     assert_eq!(made.code, 0, "{}", made.transcript());
     let applied = cloud.terrace(dir.path(), &["apply", plan_arg]);
     assert_eq!(applied.code, 0, "{}", applied.transcript());
-    assert!(applied.stderr.contains("Apply complete! Resources: 3 added"), "{}", applied.stderr);
+    assert!(applied.stderr.contains("Apply complete! Resources: 4 added"), "{}", applied.stderr);
     // Once applied, the state moved on: the same plan is stale.
     let again = cloud.terrace(dir.path(), &["apply", plan_arg]);
     assert_eq!(again.code, 1, "{}", again.transcript());
@@ -296,7 +296,7 @@ fn refresh_reads_one_page_per_kind_not_one_request_per_object() {
         .expect("resources")
         .values()
         .filter_map(|r| r["kind"].as_str())
-        .filter(|k| *k != "bucket")
+        .filter(|k| *k != "bucket" && *k != "secret")
         .collect();
     let objects = state["resources"].as_object().map(|r| r.len()).unwrap_or(0);
     let before = cloud.requests().len();
@@ -418,7 +418,14 @@ output "PASSWORD" {
     let replan = cloud.terrace(dir.path(), &["plan", "--detailed-exitcode"]);
     assert_eq!(replan.code, 0, "a second plan shows no changes:\n{}", replan.transcript());
     let shown_state = cloud.terrace(dir.path(), &["state", "show", "secret.db"]);
-    for text in [&plan.stdout, &run.stdout, &run.stderr, &env.stdout, &replan.stdout, &shown_state.stdout] {
+    let mut seen = vec![plan.stdout, run.stdout, run.stderr, env.stdout, replan.stdout, shown_state.stdout];
+    // Plans that show the recorded values (a destroy shows every `before`), in every format.
+    for format in ["text", "json", "markdown"] {
+        let destroy = cloud.terrace(dir.path(), &["plan", "--destroy", "--format", format]);
+        assert_eq!(destroy.code, 0, "{}", destroy.transcript());
+        seen.push(destroy.stdout);
+    }
+    for text in &seen {
         assert!(!text.contains(&password), "the password leaked:\n{text}");
     }
 }

@@ -75,6 +75,9 @@ fn record(compiled: &Compiled, state: &mut State) {
                 let location = resource.str_attr("location").unwrap_or("fsn1");
                 made.insert("endpoint".into(), Value::str(format!("https://{location}.your-objectstorage.com")));
             }
+            Kind::Secret => {
+                made.insert("value".into(), Value::Sensitive(Box::new(Value::str(format!("recorded-secret-{n}")))));
+            }
             Kind::SshKey => {
                 made.insert(
                     "fingerprint".into(),
@@ -86,12 +89,15 @@ fn record(compiled: &Compiled, state: &mut State) {
         let mut attributes = serde_json::Map::new();
         let mut sensitive = Vec::new();
         for (name, value) in &resource.attrs {
-            if matches!(value, Value::Sensitive(_)) {
+            if value.holds_sensitive() {
                 sensitive.push(name.clone());
             }
             attributes.insert(name.clone(), value_to_json(&resolve(value, &computed)));
         }
         for (name, value) in &made {
+            if matches!(value, Value::Sensitive(_)) {
+                sensitive.push(name.clone());
+            }
             attributes.insert(name.clone(), value_to_json(value));
         }
         computed.insert(address.clone(), made);

@@ -124,10 +124,12 @@ pub fn record(
     let mut attributes = Map::new();
     let mut sensitive = Vec::new();
     for (name, value) in &resource.attrs {
-        if matches!(value, Value::Sensitive(_)) {
+        let resolved = for_state(value, state)?;
+        // A value with a secret inside (user_data rendered with a password) is a secret.
+        if value.holds_sensitive() || resolved.holds_sensitive() {
             sensitive.push(name.clone());
         }
-        attributes.insert(name.clone(), value_to_json(&for_state(value, state)?));
+        attributes.insert(name.clone(), value_to_json(&resolved));
     }
     if let Some((_, seen)) = observed {
         for name in schema::computed_for(resource.kind, &resource.attrs) {

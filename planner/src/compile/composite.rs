@@ -151,11 +151,13 @@ impl State<'_> {
                 volume_attrs(size, &host, location.clone()),
             ));
         }
+        let secrets = self.secrets(instance, shape, &mut resources);
         let mut exports = common_exports(shape);
         exports.insert("primary_private_ip".into(), attr_ref(&host, ip_attr));
         exports.insert("private_ip".into(), attr_ref(&host, ip_attr));
         exports.insert("primary_ipv4".into(), attr_ref(&host, "ipv4_address"));
         exports.insert("replica_private_ips".into(), Value::List(Vec::new()));
+        connection_exports(instance, shape, &secrets, attr_ref(&host, ip_attr), &mut exports);
         let summary = format!(
             "{}: on the existing {host}{}",
             describe_service(instance),
@@ -280,10 +282,12 @@ impl State<'_> {
             resources.push(self.member(instance, Kind::PlacementGroup, "spread", None, group));
         }
 
+        let secrets = self.secrets(instance, shape, &mut resources);
         let ip_of = |(address, joined): &(Address, bool)| {
             attr_ref(address, if *joined { "private_ip" } else { "ipv4_address" })
         };
         let mut exports = common_exports(shape);
+        connection_exports(instance, shape, &secrets, ip_of(&servers[0]), &mut exports);
         exports.insert("primary_private_ip".into(), ip_of(&servers[0]));
         exports.insert("private_ip".into(), ip_of(&servers[0]));
         exports.insert("primary_ipv4".into(), attr_ref(&servers[0].0, "ipv4_address"));
@@ -307,6 +311,24 @@ impl State<'_> {
             summary.push_str(&format!(", {gb} GB volume{}", if replicas > 0 { " each" } else { "" }));
         }
         Some(Built { resources, exports, summary })
+    }
+
+    /// The service's generated secrets, as members (`secret.password`, and for PostgreSQL
+    /// `secret.replication`): made once at apply, kept in state, never shown.
+    fn secrets(&self, instance: &Instance, shape: &Shape, resources: &mut Vec<Resource>) -> Secrets {
+        let mut make = |name: &str| {
+            let attrs = BTreeMap::from([("length".to_owned(), Value::Number(32.0))]);
+            let mut member = self.member(instance, Kind::Secret, name, None, attrs);
+            // A secret has no name in Hetzner: the member helper's name is not an attribute of it.
+            member.attrs.remove("name");
+            let address = member.address.clone();
+            resources.push(member);
+            Value::Sensitive(Box::new(attr_ref(&address, "value")))
+        };
+        let password = make("password");
+        let replicas = instance.attrs.get("replicas").and_then(Value::as_u64).unwrap_or(0);
+        let replication = (shape.role == "postgres" && replicas > 0).then(|| make("replication"));
+        Secrets { password, replication }
     }
 
     /// A primitive inside a composite, with the composite's spans and lifecycle.
@@ -363,22 +385,63 @@ impl State<'_> {
     }
 }
 
+/// A service's secrets, as references to their generated values.
+struct Secrets {
+    password: Value,
+    replication: Option<Value>,
+}
+
+/// What an application needs to connect: the password, and the URL with it (through PgBouncer
+/// when the service has it). Both are sensitive.
+fn connection_exports(
+    instance: &Instance,
+    shape: &Shape,
+    secrets: &Secrets,
+    host: Value,
+    exports: &mut BTreeMap<String, Value>,
+) {
+    exports.insert("password".into(), secrets.password.clone());
+    if let Some(replication) = &secrets.replication {
+        exports.insert("replication_password".into(), replication.clone());
+    }
+    let port = shape.ports.iter().find(|(_, what)| *what == "PgBouncer").unwrap_or(&shape.ports[0]).0;
+    let text =
+        |name: &str, default: &str| instance.attrs.get(name).and_then(Value::as_str).unwrap_or(default).to_owned();
+    let url = if shape.role == "postgres" {
+        let (user, database) = (text("user", "app"), text("database", "app"));
+        Value::Template(vec![
+            Value::String(format!("postgres://{user}:")),
+            secrets.password.clone(),
+            Value::String("@".into()),
+            host,
+            Value::String(format!(":{port}/{database}")),
+        ])
+    } else {
+        Value::Template(vec![
+            Value::String("redis://:".into()),
+            secrets.password.clone(),
+            Value::String("@".into()),
+            host,
+            Value::String(format!(":{port}")),
+        ])
+    };
+    let key = if shape.role == "postgres" { "database_url" } else { "url" };
+    exports.insert(key.into(), url);
+}
+
 struct Built {
     resources: Vec<Resource>,
     exports: BTreeMap<String, Value>,
     summary: String,
 }
 
-/// What every service exports: its port(s), and secrets known only after apply.
+/// What every service exports: its port(s) (the secrets and URLs come from `connection_exports`).
 fn common_exports(shape: &Shape) -> BTreeMap<String, Value> {
     let mut exports = BTreeMap::new();
     exports.insert("port".into(), Value::Number(f64::from(shape.ports[0].0)));
     if let Some((port, _)) = shape.ports.iter().find(|(_, what)| *what == "PgBouncer") {
         exports.insert("pgbouncer_port".into(), Value::Number(f64::from(*port)));
     }
-    exports.insert("password".into(), Value::Sensitive(Box::new(Value::Unknown)));
-    let secret_url = if shape.role == "postgres" { "database_url" } else { "url" };
-    exports.insert(secret_url.into(), Value::Sensitive(Box::new(Value::Unknown)));
     if shape.role == "postgres" {
         // Filled in once every shard of a counted block is known (`share_shard_map`).
         exports.insert("shard_map".into(), Value::Null);
