@@ -11,6 +11,32 @@ const ONE_PHASE_STACK: &str = "//- terrace.hcl\nstack \"s\" { phases = [\"p\"] }
 
 /// (snapshot name, phrases stderr must hold, fixture). Each fixture holds exactly one problem.
 const CASES: &[(&str, &[&str], &str)] = &[
+    // A private address used across network zones.
+    (
+        "private_ip_read_across_network_zones",
+        &["reads the private IP of `server.db`", "private networks do not span network zones"],
+        r#"
+network "eu" {
+  ip_range = "10.0.0.0/16"
+  subnet {
+    network_zone = "eu-central"
+    ip_range     = "10.0.1.0/24"
+  }
+}
+
+server "db" {
+  server_type = "cpx22"
+  location    = "fsn1"
+  network     = network.eu
+}
+
+server "app_us" {
+  server_type = "cpx21"
+  location    = "ash"
+  user_data   = "DB_HOST=${server.db.private_ip}"
+}
+"#,
+    ),
     // Syntax.
     (
         "syntax_unclosed_brace",

@@ -22,6 +22,7 @@ pub fn validate(compiled: &Compiled, catalog: &Catalog) -> Diagnostics {
     let mut net = network::NetworkChecker { compiled, catalog, diags: &mut diags };
     net.networks();
     net.attachments();
+    net.private_reads();
     net.load_balancers();
     net.primary_ips();
     diags

@@ -217,6 +217,45 @@ impl<'a> NetworkChecker<'a> {
         }
     }
 
+    /// A private IP is reachable only inside its network zone: a server (or load balancer) in one
+    /// zone that is configured with the private address of an object in another zone (a database
+    /// host in its user_data, an upstream) could never reach it.
+    pub(super) fn private_reads(&mut self) {
+        let compiled: &'a Compiled = self.compiled;
+        for (_, resource) in compiled.resources.iter() {
+            if !matches!(resource.kind, Kind::Server | Kind::LoadBalancer) {
+                continue;
+            }
+            let Some(zone) = resource.str_attr("location").and_then(|l| self.zone_of(l)) else { continue };
+            for (name, value) in &resource.attrs {
+                for reference in value.references() {
+                    if reference.attribute.as_deref() != Some("private_ip") {
+                        continue;
+                    }
+                    let Some(target) = compiled.resource(&reference.address) else { continue };
+                    let Some(target_zone) = target.str_attr("location").and_then(|l| self.zone_of(l)) else {
+                        continue;
+                    };
+                    if target_zone == zone {
+                        continue;
+                    }
+                    self.diags.push(
+                        Diagnostic::error(format!(
+                            "`{}` (network zone {zone}) reads the private IP of `{}` (network zone {target_zone})",
+                            resource.address, reference.address
+                        ))
+                        .at(resource.origin.attr(name))
+                        .label("private networks do not span network zones")
+                        .hint(format!(
+                            "read `{}.ipv4_address` and connect over the public network with TLS, or place both in one zone",
+                            reference.address
+                        )),
+                    );
+                }
+            }
+        }
+    }
+
     pub(super) fn load_balancers(&mut self) {
         let lbs: Vec<&Resource> = self.resources(Kind::LoadBalancer).collect();
         for lb in lbs {
