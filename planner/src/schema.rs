@@ -444,6 +444,8 @@ const BUCKET: BlockSchema = BlockSchema {
         replacing(NAME),
         replacing(required("location", Ty::String)),
         local(attr("storage_gb", Ty::Int)),
+        // Set by terrace from the databases that back up into the bucket, unless written.
+        local(attr("backups_gb", Ty::Int)),
     ],
     blocks: &[],
     computed: &["endpoint"],

@@ -3,6 +3,7 @@
 //! `count` and the composites, and links resources by the references between them. Every problem
 //! found is reported; a phase with errors yields no graph.
 
+mod backups;
 mod block;
 mod composite;
 mod merge;
@@ -158,6 +159,8 @@ pub fn compile(stack: &Stack, phase: &str, inputs: &VarInputs, catalog: &Catalog
     for composite in &composites {
         members.insert(composite.address.clone(), composite.members.clone());
     }
+    let mut resources = resources;
+    backups::estimate(&composites, &mut resources);
     let mut edges = Vec::new();
     for resource in resources {
         let address = resource.address.clone();

@@ -72,7 +72,7 @@ impl<'r> Priced<'r> {
 pub struct Pricer<'a> {
     catalog: &'a Catalog,
     first_bucket: Option<Address>,
-    /// The sum of the buckets' `storage_gb`.
+    /// The sum of the buckets' `storage_gb` and estimated `backups_gb`.
     declared_storage_gb: u64,
 }
 
@@ -88,7 +88,10 @@ impl<'a> Pricer<'a> {
     pub fn of<'r>(catalog: &'a Catalog, resources: impl IntoIterator<Item = Priced<'r>>) -> Self {
         let buckets: Vec<Priced<'r>> = resources.into_iter().filter(|r| r.kind == Kind::Bucket).collect();
         let first_bucket = buckets.iter().map(|r| r.address.clone()).min();
-        let declared_storage_gb = buckets.iter().filter_map(|r| r.attr("storage_gb").and_then(Value::as_u64)).sum();
+        let declared_storage_gb = buckets
+            .iter()
+            .flat_map(|r| ["storage_gb", "backups_gb"].map(|name| r.attr(name).and_then(Value::as_u64).unwrap_or(0)))
+            .sum();
         Self { catalog, first_bucket, declared_storage_gb }
     }
 
