@@ -83,6 +83,8 @@ pub fn plan(
     };
 
     let mut changes = Vec::new();
+    // Changes the plan leaves alone on purpose, for the people reading it.
+    let mut notes: Vec<String> = Vec::new();
     // Resources whose computed attributes will change (created or replaced): values read from them
     // are known only after apply.
     let mut renewed: BTreeSet<Address> = BTreeSet::new();
@@ -96,7 +98,7 @@ pub fn plan(
         let before = priors.get(address);
         let mut change = match before {
             None => create(resource),
-            Some(before) => compare(resource, before, &priors, &renewed, &mut refusals),
+            Some(before) => compare(resource, before, &priors, &renewed, &mut refusals, &mut notes),
         };
         if matches!(change.action, Action::Create | Action::Replace) {
             renewed.insert(address.clone());
@@ -164,6 +166,8 @@ pub fn plan(
         changes.push(change);
     }
 
+    let mut warnings = warnings;
+    warnings.extend(notes);
     let mut built = plan::assemble(desired, changes, catalog, warnings);
     built.prior_phase = prior.phase.clone();
     built.refusals = refusals;
@@ -291,6 +295,7 @@ fn compare(
     priors: &BTreeMap<Address, Prior<'_>>,
     renewed: &BTreeSet<Address>,
     refusals: &mut Vec<String>,
+    notes: &mut Vec<String>,
 ) -> ResourceChange {
     let schema = schema::of(resource.kind);
     let ignored = |name: &str| resource.lifecycle.ignore_changes.iter().any(|i| i == name || i == "all");
@@ -320,6 +325,19 @@ fn compare(
             continue;
         };
         if ignored(name) {
+            // A database server's configuration is its cloud-init, which runs at first boot only:
+            // a new rendering is not a reason to replace the server and lose its data.
+            if name == "user_data"
+                && resource.composite.is_some()
+                && resolve(new, priors, renewed).is_some_and(|value| !equal(&value, &old))
+            {
+                notes.push(format!(
+                    "`{}`: its rendered configuration changed; cloud-init runs only at first boot, so the \
+                     server keeps its configuration and data. Apply the new settings on the server \
+                     (see docs/services.md), or rebuild it deliberately by removing it from the phase first",
+                    resource.address
+                ));
+            }
             after.insert(name.clone(), old);
             continue;
         }

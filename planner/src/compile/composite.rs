@@ -357,7 +357,13 @@ impl State<'_> {
             kind,
             attrs,
             composite: Some(instance.address.clone()),
-            lifecycle: Lifecycle { ignore_changes: Vec::new(), ..instance.lifecycle.clone() },
+            // A service's servers keep their cloud-init once made: it runs at first boot only, and
+            // replacing a database server for a new rendering would lose its data (the plan notes
+            // the change instead; see docs/services.md).
+            lifecycle: Lifecycle {
+                ignore_changes: if kind == Kind::Server { vec!["user_data".to_owned()] } else { Vec::new() },
+                ..instance.lifecycle.clone()
+            },
             origin,
         }
     }

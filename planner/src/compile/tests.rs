@@ -224,6 +224,8 @@ fn postgres_expands_to_servers_volumes_firewall_and_placement_group() {
         [
             "postgres.main.firewall.postgres",
             "postgres.main.placement_group.spread",
+            "postgres.main.secret.password",
+            "postgres.main.secret.replication",
             "postgres.main.server.primary",
             "postgres.main.server.replica[0]",
             "postgres.main.server.replica[1]",
@@ -265,7 +267,7 @@ fn postgres_expands_to_servers_volumes_firewall_and_placement_group() {
 #[test]
 fn a_service_on_an_existing_server_gets_only_its_volume() {
     let compiled = compile(&format!("{STACK}{SERVICES}"), "one");
-    assert_eq!(members(&compiled, "postgres.local"), ["postgres.local.volume.data"]);
+    assert_eq!(members(&compiled, "postgres.local"), ["postgres.local.volume.data", "postgres.local.secret.password"]);
     assert_eq!(attr(&compiled, "postgres.local.volume.data", "location"), &Value::str("hel1"));
     assert_eq!(attr(&compiled, "postgres.local.volume.data", "size"), &Value::Number(20.0));
     assert_eq!(compiled.resources.dependencies(&addr("postgres.local.volume.data")), [&addr("server.app")]);
@@ -291,7 +293,10 @@ fn redis_expands_to_a_server_and_a_firewall() {
     let compiled = compile(&format!("{STACK}{SERVICES}"), "one");
     let mut cache = members(&compiled, "redis.cache");
     cache.sort();
-    assert_eq!(cache, ["redis.cache.firewall.redis", "redis.cache.server.primary"]);
+    assert_eq!(cache, ["redis.cache.firewall.redis", "redis.cache.secret.password", "redis.cache.server.primary"]);
+    // The password is generated at apply; the URL holds it and the host, so both are secret.
+    let url = compiled.composites.iter().find(|c| c.address == addr("redis.cache")).map(|c| &c.exports["url"]);
+    assert!(url.is_some_and(|u| matches!(u, Value::Template(_)) && u.holds_sensitive()), "{url:?}");
     let firewall = compiled.resource(&addr("redis.cache.firewall.redis")).expect("firewall");
     assert!(firewall.blocks("rule").iter().any(|r| r.get("port") == Some(&Value::str("6379"))));
     assert_eq!(compiled.resource(&addr("redis.cache.server.primary")).map(|r| r.kind), Some(Kind::Server));
