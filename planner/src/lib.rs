@@ -20,6 +20,7 @@ pub mod plan;
 pub mod render;
 pub mod saved;
 pub mod schema;
+pub mod services;
 pub mod validate;
 pub mod value;
 pub mod walk;
