@@ -448,7 +448,9 @@ const BUCKET: BlockSchema = BlockSchema {
         local(attr("backups_gb", Ty::Int)),
     ],
     blocks: &[],
-    computed: &["endpoint"],
+    // The S3 credentials terrace made the bucket with, recorded (as secrets) for the backups of the
+    // databases that write to it.
+    computed: &["endpoint", "access_key", "secret_key"],
 };
 
 const BACKUP: BlockSchema = BlockSchema {

@@ -154,15 +154,17 @@ impl Value {
                 for part in parts {
                     let value = match part {
                         Value::Ref(reference) => read(reference)?,
+                        Value::Sensitive(inner) => match &**inner {
+                            Value::Ref(reference) => Value::Sensitive(Box::new(read(reference)?)),
+                            _ => part.clone(),
+                        },
                         other => other.clone(),
                     };
-                    let value = match value {
-                        Value::Sensitive(inner) => {
-                            secret = true;
-                            *inner
-                        }
-                        plain => plain,
-                    };
+                    let mut value = value;
+                    while let Value::Sensitive(inner) = value {
+                        secret = true;
+                        value = *inner;
+                    }
                     text.push_str(&value.to_template_text()?);
                 }
                 Some(if secret { Value::Sensitive(Box::new(Value::String(text))) } else { Value::String(text) })
@@ -264,5 +266,41 @@ impl Serialize for Value {
             Value::Ref(reference) if reference.attribute.is_some() => serializer.serialize_none(),
             Value::Ref(reference) => serializer.collect_str(&reference.address),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(text: &str) -> Reference {
+        let (address, attribute) = text.rsplit_once('.').expect("ADDRESS.ATTRIBUTE");
+        Reference { address: address.parse().expect("an address"), attribute: Some(attribute.to_owned()) }
+    }
+
+    #[test]
+    fn templates_render_once_every_part_is_known_and_keep_secrets_secret() {
+        let template = Value::Template(vec![
+            Value::str("postgres://app:"),
+            Value::Sensitive(Box::new(Value::Ref(reference("secret.db.value")))),
+            Value::str("@"),
+            Value::Ref(reference("server.db.private_ip")),
+            Value::str(":5432/app"),
+        ]);
+        assert!(!template.is_known());
+        assert!(template.holds_sensitive());
+        assert_eq!(template.references().len(), 2);
+        // A recorded secret is read back already wrapped as sensitive.
+        let read = |r: &Reference| match r.attribute.as_deref() {
+            Some("value") => Some(Value::Sensitive(Box::new(Value::str("s3cret")))),
+            Some("private_ip") => Some(Value::str("10.0.1.2")),
+            _ => None,
+        };
+        assert_eq!(
+            template.render_text(&read),
+            Some(Value::Sensitive(Box::new(Value::str("postgres://app:s3cret@10.0.1.2:5432/app"))))
+        );
+        assert_eq!(template.render_text(&|_| None), None, "unknown until every part is recorded");
+        assert_eq!(template.to_string(), "(known after apply)");
     }
 }

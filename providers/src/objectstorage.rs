@@ -225,6 +225,13 @@ impl ObjectStorage {
     }
 
     /// The endpoint of a location: the template with `{location}` replaced, without a trailing `/`.
+    /// The access key and secret key, for the one caller that must hand them on: the backups of
+    /// a database server write to the bucket with them (recorded in state as sensitive, put in the
+    /// server's cloud-init). Never printed.
+    pub fn expose_credentials(&self) -> (String, String) {
+        (self.inner.access_key.expose().to_owned(), self.inner.secret_key.expose().to_owned())
+    }
+
     pub fn endpoint(&self, location: &str) -> String {
         self.inner.endpoint_template.replace("{location}", location)
     }

@@ -199,7 +199,7 @@ fn a_saved_plan_is_applied_exactly_once_and_stale_plans_are_refused() {
     assert_eq!(made.code, 0, "{}", made.transcript());
     let applied = cloud.terrace(dir.path(), &["apply", plan_arg]);
     assert_eq!(applied.code, 0, "{}", applied.transcript());
-    assert!(applied.stderr.contains("Apply complete! Resources: 4 added"), "{}", applied.stderr);
+    assert!(applied.stderr.contains("Apply complete! Resources: 5 added"), "{}", applied.stderr);
     // Once applied, the state moved on: the same plan is stale.
     let again = cloud.terrace(dir.path(), &["apply", plan_arg]);
     assert_eq!(again.code, 1, "{}", again.transcript());

@@ -289,8 +289,12 @@ async fn create(context: &Context, address: &Address) -> Result<Option<String>, 
         let name = resource.str_attr("name").ok_or("a bucket needs a name")?.to_owned();
         let location = resource.str_attr("location").unwrap_or("fsn1").to_owned();
         storage.create_bucket(&name, &location).await.map_err(|e| e.to_string())?;
-        let endpoint =
-            serde_json::Map::from_iter([("endpoint".to_owned(), serde_json::json!(storage.endpoint(&location)))]);
+        let (access_key, secret_key) = storage.expose_credentials();
+        let endpoint = serde_json::Map::from_iter([
+            ("endpoint".to_owned(), serde_json::json!(storage.endpoint(&location))),
+            ("access_key".to_owned(), serde_json::json!(access_key)),
+            ("secret_key".to_owned(), serde_json::json!(secret_key)),
+        ]);
         let mut recorder = context.recorder.lock().map_err(poisoned)?;
         let entry =
             record(resource, compiled, Some((&name, &endpoint)), &recorder.state).map_err(unresolved(address))?;

@@ -49,12 +49,24 @@ pub fn for_state(value: &Value, state: &State) -> Result<Value, Unresolved> {
             map.iter().map(|(k, v)| Ok((k.clone(), for_state(v, state)?))).collect::<Result<_, Unresolved>>()?,
         ),
         Value::Sensitive(inner) => Value::Sensitive(Box::new(for_state(inner, state)?)),
-        Value::Template(_) => value
-            .render_text(&|reference| match &reference.attribute {
-                Some(attribute) => read(state, &reference.address, attribute),
-                None => None,
-            })
-            .ok_or_else(|| Unresolved("a template reads an attribute that is not recorded".into()))?,
+        Value::Template(_) => {
+            let missing = std::cell::RefCell::new(None);
+            value
+                .render_text(&|reference| {
+                    let found = match &reference.attribute {
+                        Some(attribute) => read(state, &reference.address, attribute),
+                        None => None,
+                    };
+                    if found.is_none() {
+                        missing.borrow_mut().get_or_insert_with(|| reference.to_string());
+                    }
+                    found
+                })
+                .ok_or_else(|| {
+                    let what = missing.borrow().clone().unwrap_or_else(|| "a value".into());
+                    Unresolved(format!("{what} is not recorded"))
+                })?
+        }
         other => other.clone(),
     })
 }
@@ -138,8 +150,11 @@ pub fn record(
             }
         }
     }
-    if resource.kind == Kind::Secret {
-        sensitive.push("value".to_owned());
+    // Generated or handed-on secrets the API computed for terrace.
+    match resource.kind {
+        Kind::Secret => sensitive.push("value".to_owned()),
+        Kind::Bucket => sensitive.extend(["access_key".to_owned(), "secret_key".to_owned()]),
+        _ => {}
     }
     Ok(ResourceState {
         kind: resource.kind.to_string(),

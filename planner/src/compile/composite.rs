@@ -1,8 +1,8 @@
 //! The composites `postgres` and `redis`: a database service built from Hetzner primitives, since
 //! the Hetzner Cloud API has no managed database. A service gets a primary server (or runs `on` an
 //! existing one), replicas, a data volume per database server, a firewall for its servers and a
-//! spread placement group when it has replicas. The cloud-init written here is the minimal
-//! install; the full configuration is rendered by the services module of a later issue.
+//! spread placement group when it has replicas, generated passwords, and each server's cloud-init
+//! rendered by `configure` from the `services` renderers.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,7 +22,6 @@ struct Shape {
     volume_gb: Option<u64>,
     /// The label `role` of its servers, and the firewall's name part.
     role: &'static str,
-    packages: Vec<String>,
 }
 
 impl State<'_> {
@@ -32,26 +31,13 @@ impl State<'_> {
         let attrs = &instance.attrs;
         let shape = match kind {
             Kind::Postgres => {
-                let version = attrs.get("version").and_then(Value::as_u64).unwrap_or(16);
                 let mut ports = vec![(5432, "PostgreSQL")];
-                let mut packages = vec![format!("postgresql-{version}")];
-                for extension in attrs.get("extensions").and_then(Value::as_list).unwrap_or_default() {
-                    if extension.as_str() == Some("vector") {
-                        packages.push(format!("postgresql-{version}-pgvector"));
-                    }
-                }
                 if attrs.get("pgbouncer").and_then(Value::as_bool) == Some(true) {
                     ports.push((6432, "PgBouncer"));
-                    packages.push("pgbouncer".into());
                 }
-                Shape { ports, volume_gb: attrs.get("storage_gb").and_then(Value::as_u64), role: "postgres", packages }
+                Shape { ports, volume_gb: attrs.get("storage_gb").and_then(Value::as_u64), role: "postgres" }
             }
-            _ => Shape {
-                ports: vec![(6379, "Redis")],
-                volume_gb: None,
-                role: "redis",
-                packages: vec!["redis-server".into()],
-            },
+            _ => Shape { ports: vec![(6379, "Redis")], volume_gb: None, role: "redis" },
         };
         let on = attrs.get("on").and_then(Value::as_ref).map(|r| r.address.clone());
         let built = match on {
@@ -203,8 +189,29 @@ impl State<'_> {
         let replica_joins = joins(&replica_zone);
 
         let mut resources = Vec::new();
+        let secrets = self.secrets(instance, shape, &mut resources);
         let spread = (replicas > 0 && replica_location == location)
             .then(|| instance.address.child(Kind::PlacementGroup, "spread", None));
+        let network_range = network.as_ref().and_then(|n| self.instance_attrs(n).get("ip_range").cloned());
+        let backup = self.backup_target(instance);
+        let primary_address = instance.address.child(Kind::Server, "primary", None);
+        // A replica outside the private network gets a primary IP of its own, made before both
+        // servers, so the primary's pg_hba.conf can name it without a cycle between the two.
+        let mut replica_ips: Vec<Option<Address>> = Vec::new();
+        for i in 0..replicas {
+            if replica_joins || shape.role != "postgres" {
+                replica_ips.push(None);
+                continue;
+            }
+            let ip = BTreeMap::from([
+                ("type".to_owned(), Value::str("ipv4")),
+                ("location".to_owned(), replica_location.clone()),
+                ("labels".to_owned(), Value::Map(BTreeMap::new())),
+            ]);
+            let member = self.member(instance, Kind::PrimaryIp, "replica", Some(i), ip);
+            replica_ips.push(Some(member.address.clone()));
+            resources.push(member);
+        }
         let mut servers = Vec::new();
         let roles: Vec<(&str, Option<u32>)> =
             std::iter::once(("primary", None)).chain((0..replicas).map(|i| ("replica", Some(i)))).collect();
@@ -232,7 +239,68 @@ impl State<'_> {
                 labels.extend(user.clone());
             }
             server.insert("labels".into(), Value::Map(labels));
-            server.insert("user_data".into(), Value::String(cloud_init(instance, shape, role, index)));
+            let own_ip = index.and_then(|i| replica_ips.get(i as usize).cloned().flatten());
+            if let Some(ip) = &own_ip {
+                server.insert(
+                    "public_net".into(),
+                    Value::Map(BTreeMap::from([
+                        ("ipv4_enabled".to_owned(), Value::Bool(true)),
+                        ("ipv6_enabled".to_owned(), Value::Bool(true)),
+                        ("ipv4".to_owned(), obj_ref(ip)),
+                    ])),
+                );
+            }
+            let (memory_mb, cpus) = ty
+                .as_str()
+                .and_then(|t| self.catalog.server_type(t))
+                .map(|spec| {
+                    let mb = (spec.memory_gb * rust_decimal::Decimal::from(1024)).trunc();
+                    (u64::try_from(mb.mantissa()).unwrap_or(2048), spec.cores)
+                })
+                .unwrap_or((2048, 2));
+            let clients: Vec<String> =
+                network_range.iter().filter(|_| in_network).filter_map(|r| r.as_str().map(str::to_owned)).collect();
+            let mut peers: Vec<(Value, bool)> = Vec::new();
+            if primary {
+                if replica_joins && let Some(range) = &network_range {
+                    peers.push((range.clone(), false));
+                }
+                for ip in replica_ips.iter().flatten() {
+                    peers.push((attr_ref(ip, "ip_address"), true));
+                }
+            }
+            let primary_host = (!primary).then(|| {
+                if in_network && primary_joins {
+                    (attr_ref(&primary_address, "private_ip"), false)
+                } else {
+                    (attr_ref(&primary_address, "ipv4_address"), true)
+                }
+            });
+            let spec = super::configure::Server {
+                attrs,
+                memory_mb,
+                cpus,
+                primary,
+                index,
+                replicas,
+                client_cidrs: clients,
+                peers,
+                primary_host,
+                password: secrets.password.clone(),
+                replication_password: secrets.replication.clone().unwrap_or_else(|| secrets.password.clone()),
+                backup: backup.clone(),
+            };
+            let (user_data, problems) = if shape.role == "postgres" {
+                super::configure::postgres(&spec)
+            } else {
+                super::configure::redis(&spec)
+            };
+            for problem in problems {
+                self.diags.push(
+                    Diagnostic::error(format!("`{}`: {problem}", instance.address)).at(instance.origin.block.clone()),
+                );
+            }
+            server.insert("user_data".into(), user_data);
             let address = instance.address.child(Kind::Server, role, index);
             servers.push((address.clone(), in_network));
             resources.push(self.member(instance, Kind::Server, role, index, server));
@@ -282,7 +350,6 @@ impl State<'_> {
             resources.push(self.member(instance, Kind::PlacementGroup, "spread", None, group));
         }
 
-        let secrets = self.secrets(instance, shape, &mut resources);
         let ip_of = |(address, joined): &(Address, bool)| {
             attr_ref(address, if *joined { "private_ip" } else { "ipv4_address" })
         };
@@ -313,6 +380,38 @@ impl State<'_> {
         Some(Built { resources, exports, summary })
     }
 
+    /// Where a database's backups go: the bucket its `backup` block names, with the credentials
+    /// terrace recorded for it.
+    fn backup_target(&self, instance: &Instance) -> Option<super::configure::Backup> {
+        let Some(Value::Map(backup)) = instance.attrs.get("backup") else { return None };
+        let bucket = backup.get("bucket").and_then(Value::as_ref)?.address.clone();
+        let bucket_attrs = self.instance_attrs(&bucket);
+        let number = |name: &str, default: u64| backup.get(name).and_then(Value::as_u64).unwrap_or(default) as u32;
+        let prefix: String = instance
+            .address
+            .to_string()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect::<String>()
+            .trim_matches('-')
+            .to_owned();
+        Some(super::configure::Backup {
+            bucket_name: bucket_attrs.get("name").cloned().unwrap_or(Value::Unknown),
+            location: bucket_attrs.get("location").and_then(Value::as_str).unwrap_or("fsn1").to_owned(),
+            access_key: Value::Sensitive(Box::new(attr_ref(&bucket, "access_key"))),
+            secret_key: Value::Sensitive(Box::new(attr_ref(&bucket, "secret_key"))),
+            prefix,
+            schedule: if backup.get("schedule").and_then(Value::as_str) == Some("hourly") {
+                crate::services::BackupSchedule::Hourly
+            } else {
+                crate::services::BackupSchedule::Daily
+            },
+            retention_days: number("retention_days", 30),
+            continuous: backup.get("continuous").and_then(Value::as_bool) == Some(true),
+            pitr_days: number("pitr_days", 7),
+        })
+    }
+
     /// The service's generated secrets, as members (`secret.password`, and for PostgreSQL
     /// `secret.replication`): made once at apply, kept in state, never shown.
     fn secrets(&self, instance: &Instance, shape: &Shape, resources: &mut Vec<Resource>) -> Secrets {
@@ -326,8 +425,8 @@ impl State<'_> {
             Value::Sensitive(Box::new(attr_ref(&address, "value")))
         };
         let password = make("password");
-        let replicas = instance.attrs.get("replicas").and_then(Value::as_u64).unwrap_or(0);
-        let replication = (shape.role == "postgres" && replicas > 0).then(|| make("replication"));
+        // Always made, so that adding replicas later does not change the primary's configuration.
+        let replication = (shape.role == "postgres").then(|| make("replication"));
         Secrets { password, replication }
     }
 
@@ -524,19 +623,4 @@ fn describe_service(instance: &Instance) -> String {
         }
         _ => format!("Redis {} MB", attrs.get("memory_mb").map(ToString::to_string).unwrap_or_default()),
     }
-}
-
-/// The minimal cloud-config that installs the service's packages; the full configuration
-/// (data directory on the volume, settings, replication, backups) is rendered by a later issue.
-fn cloud_init(instance: &Instance, shape: &Shape, role: &str, index: Option<u32>) -> String {
-    let member = match index {
-        Some(i) => format!("{role}[{i}]"),
-        None => role.to_owned(),
-    };
-    let mut text =
-        format!("#cloud-config\n# terrace: {} {member}\npackage_update: true\npackages:\n", instance.address);
-    for package in &shape.packages {
-        text.push_str(&format!("  - {package}\n"));
-    }
-    text
 }

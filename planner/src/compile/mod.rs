@@ -6,6 +6,7 @@
 mod backups;
 mod block;
 mod composite;
+mod configure;
 mod merge;
 pub mod shard;
 #[cfg(test)]

@@ -267,7 +267,10 @@ fn postgres_expands_to_servers_volumes_firewall_and_placement_group() {
 #[test]
 fn a_service_on_an_existing_server_gets_only_its_volume() {
     let compiled = compile(&format!("{STACK}{SERVICES}"), "one");
-    assert_eq!(members(&compiled, "postgres.local"), ["postgres.local.volume.data", "postgres.local.secret.password"]);
+    assert_eq!(
+        members(&compiled, "postgres.local"),
+        ["postgres.local.volume.data", "postgres.local.secret.password", "postgres.local.secret.replication"]
+    );
     assert_eq!(attr(&compiled, "postgres.local.volume.data", "location"), &Value::str("hel1"));
     assert_eq!(attr(&compiled, "postgres.local.volume.data", "size"), &Value::Number(20.0));
     assert_eq!(compiled.resources.dependencies(&addr("postgres.local.volume.data")), [&addr("server.app")]);
