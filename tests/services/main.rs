@@ -3,6 +3,7 @@
 //! Redis and S3 (moto) servers started from the rendered files on loopback.
 
 mod backup;
+mod phases;
 mod cloud_init;
 mod postgres;
 mod redis;
