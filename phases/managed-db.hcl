@@ -89,3 +89,8 @@ output "REDIS_URL" {
   value     = redis.cache.url
   sensitive = true
 }
+
+# How to bring the database back from its backups: `terrace output RESTORE_PROCEDURE`.
+output "RESTORE_PROCEDURE" {
+  value = postgres.main.restore_procedure
+}

@@ -2,7 +2,7 @@ phase "sharding" {
   extends     = "read-replicas"
   users       = "5000-20000"
   description = "Horizontal write scalability: three shards keyed by organization_id"
-  remove      = ["postgres.main", "output.DB_HOST", "output.DB_READ_HOST", "output.DATABASE_URL"]
+  remove      = ["postgres.main", "output.DB_HOST", "output.DB_READ_HOST", "output.DATABASE_URL", "output.RESTORE_PROCEDURE"]
 }
 
 server "app" {

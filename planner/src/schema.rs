@@ -509,6 +509,7 @@ const POSTGRES: BlockSchema = BlockSchema {
         "replication_password",
         "database_url",
         "shard_map",
+        "restore_procedure",
     ],
 };
 

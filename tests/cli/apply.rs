@@ -133,6 +133,9 @@ fn the_seed_path_migrates_phase_by_phase_and_destroy_leaves_nothing() {
         assert_phase_built(&cloud, dir.path(), phase);
         assert_cloud_matches_state(&cloud, dir.path());
         assert_converged(&cloud, dir.path());
+        if phase == "managed-db" {
+            assert_app_outputs(&cloud, dir.path());
+        }
     }
     let outputs = cloud.terrace(dir.path(), &["output", "--format", "env"]);
     assert_eq!(outputs.code, 0, "{}", outputs.transcript());
@@ -428,4 +431,31 @@ output "PASSWORD" {
     for text in &seen {
         assert!(!text.contains(&password), "the password leaked:\n{text}");
     }
+}
+
+/// What the app gets from a phase with a database service: the URL through PgBouncer with the
+/// generated password (only when asked for), and how to restore the database.
+fn assert_app_outputs(cloud: &Cloud, dir: &std::path::Path) {
+    let hidden = cloud.terrace(dir, &["output", "DATABASE_URL"]);
+    assert_eq!(hidden.code, 1, "{}", hidden.transcript());
+    assert!(hidden.stderr.contains("is sensitive"), "{}", hidden.stderr);
+    let url = cloud.terrace(dir, &["output", "DATABASE_URL", "--show-sensitive"]);
+    assert_eq!(url.code, 0, "{}", url.transcript());
+    let url = url.stdout.trim();
+    let host = cloud
+        .list("servers")
+        .into_iter()
+        .find(|s| s["labels"]["terrace-address"] == "postgres.main.server.primary")
+        .and_then(|s| s["private_net"][0]["ip"].as_str().map(str::to_owned))
+        .expect("the database server's private IP");
+    let prefix = "postgres://business_logic_user:";
+    assert!(url.starts_with(prefix), "{url}");
+    assert!(url.ends_with(&format!("@{host}:6432/business_logic_app")), "through PgBouncer: {url}");
+    let password = &url[prefix.len()..url.find('@').expect("an @")];
+    assert_eq!(password.len(), 32, "a generated password: {password}");
+    let restore = cloud.terrace(dir, &["output", "RESTORE_PROCEDURE"]);
+    assert_eq!(restore.code, 0, "{}", restore.transcript());
+    assert!(restore.stdout.contains("Restoring the PostgreSQL database business_logic_app"), "{}", restore.stdout);
+    assert!(restore.stdout.contains("s3://fastbots-backups/"), "{}", restore.stdout);
+    assert!(!restore.stdout.contains(password), "the procedure holds no secret");
 }

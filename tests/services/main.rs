@@ -3,8 +3,8 @@
 //! Redis and S3 (moto) servers started from the rendered files on loopback.
 
 mod backup;
-mod phases;
 mod cloud_init;
+mod phases;
 mod postgres;
 mod redis;
 mod snapshots;

@@ -243,6 +243,8 @@ pub(crate) enum StateCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct OutputArgs {
+    /// Print only this output's value, as it is (text without quotes), e.g. RESTORE_PROCEDURE.
+    pub name: Option<String>,
     #[command(flatten)]
     pub dir: DirArg,
     #[arg(long, value_enum, default_value_t = OutputFormat::Json)]

@@ -119,6 +119,26 @@ pub(crate) fn output(args: &OutputArgs) -> Result<ExitCode, CliError> {
     };
     let backend = backend(&args.dir.dir, &stack)?;
     let state = backend.read().map_err(state_error)?.unwrap_or_else(|| terrace_state::State::new(None));
+    if let Some(name) = &args.name {
+        let output = state.outputs.get(name).ok_or_else(|| CliError {
+            message: format!("there is no output `{name}` in the state"),
+            hint: Some(format!("recorded outputs: {}", state.outputs.keys().cloned().collect::<Vec<_>>().join(", "))),
+            code: ExitCode::Error,
+        })?;
+        if output.sensitive && !args.show_sensitive {
+            return Err(CliError {
+                message: format!("output `{name}` is sensitive"),
+                hint: Some("pass --show-sensitive to print it".into()),
+                code: ExitCode::Error,
+            });
+        }
+        // One value, as it is: text without quotes (a procedure, a URL), anything else as JSON.
+        match &output.value {
+            Json::String(text) => print(&format!("{}\n", text.trim_end_matches('\n'))),
+            other => print(&format!("{}\n", terrace::render::json(other).trim_end())),
+        }
+        return Ok(ExitCode::Success);
+    }
     let shown = |value: &Json, sensitive: bool| {
         if sensitive && !args.show_sensitive { Json::String("(sensitive value)".into()) } else { value.clone() }
     };

@@ -213,6 +213,7 @@ impl State<'_> {
             resources.push(member);
         }
         let mut servers = Vec::new();
+        let mut restore_procedure: Option<Value> = None;
         let roles: Vec<(&str, Option<u32>)> =
             std::iter::once(("primary", None)).chain((0..replicas).map(|i| ("replica", Some(i)))).collect();
         for (role, index) in roles {
@@ -291,7 +292,11 @@ impl State<'_> {
                 backup: backup.clone(),
             };
             let (user_data, problems) = if shape.role == "postgres" {
-                super::configure::postgres(&spec)
+                let (user_data, problems, restore) = super::configure::postgres(&spec);
+                if primary {
+                    restore_procedure = Some(restore);
+                }
+                (user_data, problems)
             } else {
                 super::configure::redis(&spec)
             };
@@ -355,6 +360,9 @@ impl State<'_> {
         };
         let mut exports = common_exports(shape);
         connection_exports(instance, shape, &secrets, ip_of(&servers[0]), &mut exports);
+        if let Some(restore) = restore_procedure {
+            exports.insert("restore_procedure".into(), restore);
+        }
         exports.insert("primary_private_ip".into(), ip_of(&servers[0]));
         exports.insert("private_ip".into(), ip_of(&servers[0]));
         exports.insert("primary_ipv4".into(), attr_ref(&servers[0].0, "ipv4_address"));

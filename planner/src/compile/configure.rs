@@ -94,8 +94,9 @@ fn text_attr(attrs: &BTreeMap<String, Value>, name: &str, default: &str) -> Stri
     attrs.get(name).and_then(Value::as_str).unwrap_or(default).to_owned()
 }
 
-/// The user_data of a PostgreSQL server, and what is wrong with the settings (for diagnostics).
-pub(super) fn postgres(server: &Server<'_>) -> (Value, Vec<String>) {
+/// The user_data of a PostgreSQL server, what is wrong with the settings (for diagnostics), and
+/// its restore procedure.
+pub(super) fn postgres(server: &Server<'_>) -> (Value, Vec<String>, Value) {
     let mut slots = Slots::default();
     let attrs = server.attrs;
     let role = if server.primary {
@@ -160,7 +161,8 @@ pub(super) fn postgres(server: &Server<'_>) -> (Value, Vec<String>) {
     };
     let problems = services::postgres_problems(&spec);
     let rendered = services::cloud_config(&services::postgres(&spec));
-    (slots.template(&rendered), problems)
+    let restore = slots.template(&services::restore_procedure(&spec));
+    (slots.template(&rendered), problems, restore)
 }
 
 /// The user_data of a Redis server.

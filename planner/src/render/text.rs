@@ -282,6 +282,9 @@ fn write_outputs(out: &mut String, plan: &Plan) {
             "(sensitive value)".to_owned()
         } else if output.known_after_apply {
             "(known after apply)".to_owned()
+        } else if let Some(text) = output.value.as_str().filter(|t| t.lines().count() > 1) {
+            // A text of many lines (a procedure) would bury the plan: say what it is and where to read it.
+            format!("(text of {} lines: `terrace output {}`)", text.lines().count(), output.name)
         } else {
             output.value.to_string()
         };
