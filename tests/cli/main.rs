@@ -7,6 +7,7 @@ mod commands;
 mod cost;
 mod diagnostics;
 mod diff;
+mod examples;
 mod docs;
 mod migrations;
 mod plan;
