@@ -93,6 +93,7 @@ async fn apply(emulator: &Emulator, dir: &Path, parallelism: usize) -> Duration 
         parallelism,
         Arc::new(AtomicBool::new(false)),
         Arc::new(Quiet),
+        None,
     )
     .await;
     let elapsed = start.elapsed();

@@ -281,3 +281,31 @@ fn two_applies_at_once_one_wins_and_the_other_fails_fast_naming_the_holder() {
     assert!(winner.contains(&format!("State serial {serial}.")), "the winner's last write is the state: {winner}");
     assert_cloud_matches_state(&cloud, dir.path());
 }
+
+#[test]
+fn state_push_puts_a_kept_state_back_with_lineage_and_serial_checked() {
+    let cloud = Cloud::start(0);
+    let dir = stack_copy();
+    assert_eq!(apply(&cloud, dir.path(), "block-storage").code, 0);
+    let mut kept = state_json(dir.path());
+    let serial = kept["serial"].as_u64().expect("a serial");
+    kept["serial"] = json!(serial + 5);
+    let file = dir.path().join("kept.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&kept).expect("JSON")).expect("write");
+    let file_arg = file.to_str().expect("UTF-8");
+    let pushed = cloud.terrace(dir.path(), &["state", "push", file_arg]);
+    assert_eq!(pushed.code, 0, "{}", pushed.transcript());
+    assert_eq!(state_json(dir.path())["serial"], serial + 5);
+    // The same file again is not newer than the stored state.
+    let again = cloud.terrace(dir.path(), &["state", "push", file_arg]);
+    assert_eq!(again.code, 1, "{}", again.transcript());
+    assert!(again.stderr.contains("serial"), "{}", again.stderr);
+    // Another stack's history is refused.
+    kept["lineage"] = json!("00000000-0000-4000-8000-000000000000");
+    kept["serial"] = json!(serial + 9);
+    std::fs::write(&file, serde_json::to_string_pretty(&kept).expect("JSON")).expect("write");
+    let foreign = cloud.terrace(dir.path(), &["state", "push", file_arg]);
+    assert_eq!(foreign.code, 1, "{}", foreign.transcript());
+    assert!(foreign.stderr.contains("lineage"), "{}", foreign.stderr);
+    assert_eq!(state_json(dir.path())["serial"], serial + 5, "nothing was overwritten");
+}

@@ -5,6 +5,7 @@
 //! failure (or a stop request) nothing new starts; what is in flight finishes and is recorded.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -54,6 +55,9 @@ pub struct Report {
     pub not_started: Vec<Address>,
     /// The state could not be written: the last error.
     pub state_error: Option<String>,
+    /// The backend could not take the state, which is kept in this file instead
+    /// (`terrace state push FILE` puts it back).
+    pub unsaved: Option<PathBuf>,
 }
 
 impl Report {
@@ -66,14 +70,28 @@ impl Report {
 struct Recorder {
     state: State,
     backend: Arc<dyn Backend>,
+    /// Where the state goes when the backend cannot take it (a remote backend down mid-apply).
+    fallback: Option<PathBuf>,
+    /// The fallback was written: the backend is behind it.
+    unsaved: bool,
 }
 
 impl Recorder {
-    /// Applies `change` to the state and saves it whole (serial + 1).
+    /// Applies `change` to the state and saves it whole (serial + 1). When the backend refuses
+    /// or cannot be reached, the state is kept in the fallback file, so that nothing that was done
+    /// is forgotten, and the operation fails (the walk stops).
     fn save(&mut self, change: impl FnOnce(&mut State)) -> Result<(), String> {
         change(&mut self.state);
         self.state.increment_serial();
-        self.backend.write(&self.state).map_err(|e| format!("cannot save the state: {e}"))
+        let Err(error) = self.backend.write(&self.state) else { return Ok(()) };
+        let Some(path) = &self.fallback else { return Err(format!("cannot save the state: {error}")) };
+        match terrace_state::write_state_atomically(path, &terrace_state::to_json(&self.state)) {
+            Ok(()) => {
+                self.unsaved = true;
+                Err(format!("cannot save the state: {error}; it is kept in {}", path.display()))
+            }
+            Err(also) => Err(format!("cannot save the state: {error}; nor in {}: {also}", path.display())),
+        }
     }
 }
 
@@ -98,6 +116,7 @@ pub async fn apply(
     parallelism: usize,
     stop: Arc<AtomicBool>,
     progress: Arc<dyn Progress>,
+    fallback: Option<PathBuf>,
 ) -> (State, Report) {
     let mut report = Report::default();
     let changes: BTreeMap<Address, ResourceChange> = plan
@@ -106,7 +125,7 @@ pub async fn apply(
         .filter(|c| c.action != Action::NoOp || c.previous_address.is_some())
         .map(|c| (c.address.clone(), c.clone()))
         .collect();
-    let mut recorder = Recorder { state, backend };
+    let mut recorder = Recorder { state, backend, fallback, unsaved: false };
     // Objects that moved (a block gained or lost `count`) move in state first.
     let moves: Vec<(Address, Address)> =
         changes.values().filter_map(|c| Some((c.previous_address.clone()?, c.address.clone()))).collect();
@@ -170,6 +189,9 @@ pub async fn apply(
         return (State::new(None), report);
     };
     let mut recorder = context.recorder.into_inner().unwrap_or_else(|e| e.into_inner());
+    if recorder.unsaved {
+        report.unsaved = recorder.fallback.clone();
+    }
     // A plan limited by `--target` applies part of the phase: the phase is not recorded as applied.
     let whole = compiled.as_ref().is_none_or(|c| {
         c.resources.iter().all(|(address, _)| plan.resource_changes.iter().any(|change| &change.address == address))

@@ -25,6 +25,9 @@ use super::progress::Display;
 use super::settings::{self, backend, catalog, state_error, var_inputs};
 use super::{CliError, ExitCode};
 
+/// Where an apply keeps the state its backend could not take, beside the definitions.
+pub(crate) const UNSAVED: &str = "terrace.state.unsaved.json";
+
 /// The API clients from the environment; an error when there is no token.
 pub(crate) fn services() -> Result<Services, CliError> {
     let config = ClientConfig::from_env().ok_or_else(|| CliError {
@@ -79,6 +82,7 @@ fn execute(
     services: Services,
     parallelism: usize,
     verb: &str,
+    fallback: std::path::PathBuf,
 ) -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
     let total = plan.resource_changes.iter().filter(|c| c.action != Action::NoOp).count();
@@ -101,9 +105,18 @@ fn execute(
                 ticking.tick();
             }
         });
-        let result =
-            apply::apply(plan, compiled.map(Arc::new), state, backend, services, parallelism, stop.clone(), progress)
-                .await;
+        let result = apply::apply(
+            plan,
+            compiled.map(Arc::new),
+            state,
+            backend,
+            services,
+            parallelism,
+            stop.clone(),
+            progress,
+            Some(fallback),
+        )
+        .await;
         interrupt.abort();
         ticker.abort();
         display.finish();
@@ -132,6 +145,14 @@ fn execute(
     );
     if let Some(error) = &report.state_error {
         eprintln!("error: {error}");
+    }
+    if let Some(file) = &report.unsaved {
+        eprintln!(
+            "error: the state backend could not take the state; everything done is kept in {}\n\
+             hint: once the backend is back, `terrace state push {}` puts it there (lineage and serial are checked)",
+            file.display(),
+            file.display()
+        );
     }
     for (address, _) in &report.failed {
         eprintln!("  failed:      {address}");
@@ -234,6 +255,7 @@ fn run(
         services,
         usize::from(common.parallelism),
         if destroy { "Destroy" } else { "Apply" },
+        common.stack.dir.dir.join(UNSAVED),
     ))
 }
 
@@ -296,7 +318,18 @@ fn apply_saved(args: &ApplyArgs, file: &std::path::Path) -> Result<ExitCode, Cli
         return Err(refused(plan.refusals.join("; ")));
     }
     eprintln!("Applying the saved plan {} (state serial {}).", file.display(), prior.serial);
-    Ok(execute(&runtime, &plan, compiled, prior, backend, services, usize::from(args.common.parallelism), "Apply"))
+    let fallback = args.common.stack.dir.dir.join(UNSAVED);
+    Ok(execute(
+        &runtime,
+        &plan,
+        compiled,
+        prior,
+        backend,
+        services,
+        usize::from(args.common.parallelism),
+        "Apply",
+        fallback,
+    ))
 }
 
 /// `terrace import ADDRESS ID`: records an existing object under an address of the phase and

@@ -239,6 +239,9 @@ pub(crate) enum StateCommand {
     Mv { from: String, to: String },
     /// Break a stale lock by its id.
     Unlock { id: String },
+    /// Write a state file to the backend (the one an apply kept when the backend was down); its
+    /// lineage must match and its serial be higher than the stored state's.
+    Push { file: PathBuf },
 }
 
 #[derive(Debug, Args)]

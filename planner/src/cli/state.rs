@@ -96,6 +96,22 @@ pub(crate) fn state(args: &StateArgs) -> Result<ExitCode, CliError> {
             backend.write(&state).map_err(state_error)?;
             print(&format!("Moved {from} to {to}.\n"));
         }
+        StateCommand::Push { file } => {
+            let _lock = backend.lock("state push", args.lock.lock_timeout).map_err(state_error)?;
+            let bytes =
+                std::fs::read(file).map_err(|e| CliError::usage(format!("cannot read {}: {e}", file.display())))?;
+            let pushed = terrace_state::from_json(&bytes, &file.display().to_string()).map_err(state_error)?;
+            if let Some(recorded) = pushed.stack.as_ref().filter(|s| **s != stack.name) {
+                return Err(CliError::usage(format!(
+                    "{} is the state of stack `{recorded}`, not `{}`",
+                    file.display(),
+                    stack.name
+                )));
+            }
+            // The backend refuses another lineage, or a serial not above its own, saying which.
+            backend.write(&pushed).map_err(state_error)?;
+            print(&format!("Pushed {} (serial {}) to {}.\n", file.display(), pushed.serial, backend.describe()));
+        }
         StateCommand::Unlock { id } => {
             backend.unlock(id).map_err(state_error)?;
             print(&format!("Broke the lock {id}.\n"));
