@@ -2,6 +2,7 @@
 //! exit code, stdout and stderr snapshotted with insta.
 
 mod apply;
+mod backends;
 mod cloud;
 mod commands;
 mod cost;

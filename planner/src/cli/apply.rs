@@ -208,7 +208,7 @@ fn run(
     };
     let services = services()?;
     let runtime = runtime()?;
-    let backend: Arc<dyn Backend> = Arc::new(backend(&common.stack.dir.dir, &stack)?);
+    let backend: Arc<dyn Backend> = backend(&common.stack.dir.dir, &stack)?;
     let verb = if destroy { "destroy" } else { "apply" };
     let _lock = backend.lock(verb, common.lock.lock_timeout).map_err(state_error)?;
     let mut prior = backend.read().map_err(state_error)?.unwrap_or_else(|| State::new(Some(stack.name.clone())));
@@ -270,7 +270,7 @@ fn apply_saved(args: &ApplyArgs, file: &std::path::Path) -> Result<ExitCode, Cli
     };
     let services = services()?;
     let runtime = runtime()?;
-    let backend: Arc<dyn Backend> = Arc::new(backend(&args.common.stack.dir.dir, &stack)?);
+    let backend: Arc<dyn Backend> = backend(&args.common.stack.dir.dir, &stack)?;
     let _lock = backend.lock("apply", args.common.lock.lock_timeout).map_err(state_error)?;
     // A plan made before any state existed starts the state with the lineage it was planned with.
     let planned_lineage = serde_json::from_str::<serde_json::Value>(&text)

@@ -242,6 +242,15 @@ pub(crate) enum StateCommand {
     /// Write a state file to the backend (the one an apply kept when the backend was down); its
     /// lineage must match and its serial be higher than the stored state's.
     Push { file: PathBuf },
+    /// Copy the state to another backend, lineage and serial kept (then point terrace.hcl at it).
+    Migrate {
+        /// The backend to move to: local, s3 or pg.
+        #[arg(long = "to-backend", value_name = "KIND")]
+        to_backend: String,
+        /// A setting of the new backend, NAME=VALUE (repeatable); TERRACE_BACKEND_<NAME> works too.
+        #[arg(long = "backend-config", value_name = "NAME=VALUE")]
+        backend_config: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]

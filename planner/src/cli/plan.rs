@@ -5,7 +5,7 @@ use terrace::diff::{PlanOptions, plan as diff_plan};
 use terrace::pipeline::compile_phase;
 use terrace::render::{self, Style};
 use terrace::saved;
-use terrace_state::{Backend as _, State};
+use terrace_state::State;
 
 use super::args::{PlanArgs, PlanFormat};
 use super::commands::{eprint_diags, load, print, warning_line};

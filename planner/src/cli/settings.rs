@@ -2,9 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
+use std::sync::Arc;
 
 use terrace::compile::VarInputs;
 use terrace_providers::pricing::Catalog;
+use terrace_state::Backend;
 
 use super::args::StackArgs;
 use super::{CliError, ExitCode};
@@ -51,39 +53,140 @@ pub(crate) fn catalog(args: &StackArgs) -> Result<Catalog, CliError> {
     }
 }
 
-/// The stack's state backend: `backend "local" { path = "..." }` in terrace.hcl, by default
-/// `terrace.state.json` beside it. Paths are relative to the stack folder.
-pub(crate) fn backend(
-    dir: &std::path::Path,
-    stack: &terrace::lang::Stack,
-) -> Result<terrace_state::LocalBackend, CliError> {
-    let Some(def) = &stack.backend else {
-        return Ok(terrace_state::LocalBackend::new(dir.join("terrace.state.json")));
-    };
-    if def.kind != "local" {
-        return Err(CliError {
-            message: format!("backend `{}` is not available in this version of terrace", def.kind),
-            hint: Some("use `backend \"local\" { path = \"terrace.state.json\" }`".into()),
-            code: ExitCode::Error,
-        });
+/// A backend as configured: its kind and its settings, from `backend "KIND" { ... }` in
+/// terrace.hcl, each setting also from `TERRACE_BACKEND_<NAME>` (which keeps secrets out of files;
+/// a value written in the file wins).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct BackendSpec {
+    pub kind: String,
+    pub settings: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for BackendSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Settings may hold passwords (a connection string): only their names are shown.
+        f.debug_struct("BackendSpec").field("kind", &self.kind).field("settings", &self.settings.keys()).finish()
     }
-    let mut path = std::path::PathBuf::from("terrace.state.json");
-    for attr in def.body.attributes() {
-        match (attr.key.as_str(), terrace::lang::load::static_string(&attr.value)) {
-            ("path", Some(value)) => path = value.into(),
-            (key, _) => {
-                return Err(CliError {
-                    message: format!("backend \"local\": `{key}` must be `path = \"FILE\"`"),
-                    hint: None,
-                    code: ExitCode::Error,
-                });
+}
+
+/// The settings each kind takes: (name, required).
+fn backend_settings(kind: &str) -> Option<&'static [(&'static str, bool)]> {
+    match kind {
+        "local" => Some(&[("path", false)]),
+        "s3" => Some(&[
+            ("bucket", true),
+            ("key", true),
+            ("endpoint", true),
+            ("region", true),
+            ("access_key", false),
+            ("secret_key", false),
+        ]),
+        "pg" => Some(&[("conn_str", true), ("stack", false)]),
+        _ => None,
+    }
+}
+
+impl BackendSpec {
+    /// The stack's backend spec, local by default.
+    pub(crate) fn of_stack(stack: &terrace::lang::Stack) -> Result<BackendSpec, CliError> {
+        let Some(def) = &stack.backend else {
+            return BackendSpec::new("local", BTreeMap::new());
+        };
+        let mut written = BTreeMap::new();
+        for attr in def.body.attributes() {
+            match terrace::lang::load::static_string(&attr.value) {
+                Some(value) => {
+                    written.insert(attr.key.as_str().to_owned(), value);
+                }
+                None => {
+                    return Err(CliError::usage(format!(
+                        "backend \"{}\": `{}` must be a plain string (use TERRACE_BACKEND_{} for a secret)",
+                        def.kind,
+                        attr.key.as_str(),
+                        attr.key.as_str().to_uppercase()
+                    )));
+                }
             }
         }
+        BackendSpec::new(&def.kind, written)
     }
-    Ok(terrace_state::LocalBackend::new(dir.join(path)))
+
+    /// A spec of `kind` from these settings and the environment, checked against what the kind takes.
+    pub(crate) fn new(kind: &str, written: BTreeMap<String, String>) -> Result<BackendSpec, CliError> {
+        let Some(known) = backend_settings(kind) else {
+            return Err(CliError {
+                message: format!("there is no state backend `{kind}`"),
+                hint: Some("backends: local, s3, pg".into()),
+                code: ExitCode::Error,
+            });
+        };
+        let mut settings = BTreeMap::new();
+        for (key, value) in &written {
+            if !known.iter().any(|(name, _)| name == key) {
+                let names: Vec<&str> = known.iter().map(|(name, _)| *name).collect();
+                return Err(CliError::usage(format!(
+                    "backend \"{kind}\" has no setting `{key}`; it takes {}",
+                    names.join(", ")
+                )));
+            }
+            settings.insert(key.clone(), value.clone());
+        }
+        for (name, required) in known {
+            if settings.contains_key(*name) {
+                continue;
+            }
+            let variable = format!("TERRACE_BACKEND_{}", name.to_uppercase());
+            match std::env::var(&variable).ok().filter(|v| !v.is_empty()) {
+                Some(value) => {
+                    settings.insert((*name).to_owned(), value);
+                }
+                None if *required => {
+                    return Err(CliError {
+                        message: format!("backend \"{kind}\" needs `{name}`"),
+                        hint: Some(format!("write it in the backend block, or set {variable}")),
+                        code: ExitCode::Error,
+                    });
+                }
+                None => {}
+            }
+        }
+        Ok(BackendSpec { kind: kind.to_owned(), settings })
+    }
+
+    /// Opens the backend. Paths of a local backend are relative to the stack folder.
+    pub(crate) fn open(&self, dir: &std::path::Path, stack: &str) -> Result<Arc<dyn Backend>, CliError> {
+        let get = |name: &str| self.settings.get(name).cloned().unwrap_or_default();
+        match self.kind.as_str() {
+            "local" => {
+                let path = dir.join(self.settings.get("path").map_or("terrace.state.json", String::as_str));
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| CliError::usage(format!("cannot create {}: {e}", parent.display())))?;
+                }
+                Ok(Arc::new(terrace_state::LocalBackend::new(path)))
+            }
+            "s3" => open_s3(&get, stack),
+            "pg" => open_pg(&get, stack),
+            other => Err(CliError::usage(format!("there is no state backend `{other}`"))),
+        }
+    }
+}
+
+/// The stack's state backend: `backend "KIND" { ... }` in terrace.hcl, by default the local file
+/// `terrace.state.json` beside it.
+pub(crate) fn backend(dir: &std::path::Path, stack: &terrace::lang::Stack) -> Result<Arc<dyn Backend>, CliError> {
+    BackendSpec::of_stack(stack)?.open(dir, &stack.name)
 }
 
 /// A state error for the user.
 pub(crate) fn state_error(error: terrace_state::StateError) -> CliError {
     CliError { message: error.to_string(), hint: error.hint(), code: ExitCode::Error }
+}
+
+fn open_s3(_get: &dyn Fn(&str) -> String, _stack: &str) -> Result<Arc<dyn Backend>, CliError> {
+    Err(CliError::usage("the s3 backend is not built yet".into()))
+}
+
+fn open_pg(_get: &dyn Fn(&str) -> String, _stack: &str) -> Result<Arc<dyn Backend>, CliError> {
+    Err(CliError::usage("the pg backend is not built yet".into()))
 }

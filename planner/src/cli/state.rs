@@ -2,7 +2,6 @@
 
 use serde_json::Value as Json;
 use terrace::addr::Address;
-use terrace_state::Backend as _;
 
 use super::args::{OutputArgs, OutputFormat, StateArgs, StateCommand};
 use super::commands::{load_dir, print};
@@ -111,6 +110,42 @@ pub(crate) fn state(args: &StateArgs) -> Result<ExitCode, CliError> {
             // The backend refuses another lineage, or a serial not above its own, saying which.
             backend.write(&pushed).map_err(state_error)?;
             print(&format!("Pushed {} (serial {}) to {}.\n", file.display(), pushed.serial, backend.describe()));
+        }
+        StateCommand::Migrate { to_backend, backend_config } => {
+            let mut written = std::collections::BTreeMap::new();
+            for pair in backend_config {
+                let (name, value) = pair
+                    .split_once('=')
+                    .ok_or_else(|| CliError::usage(format!("--backend-config {pair}: expected NAME=VALUE")))?;
+                written.insert(name.trim().to_owned(), value.to_owned());
+            }
+            let target_spec = super::settings::BackendSpec::new(to_backend, written)?;
+            let target = target_spec.open(&args.dir.dir, &stack.name)?;
+            let _source_lock = backend.lock("state migrate", args.lock.lock_timeout).map_err(state_error)?;
+            let Some(state) = backend.read().map_err(state_error)? else {
+                return Err(CliError::usage(format!("{} holds no state to migrate", backend.describe())));
+            };
+            let _target_lock = target.lock("state migrate", args.lock.lock_timeout).map_err(state_error)?;
+            if let Some(there) = target.read().map_err(state_error)?
+                && there.lineage == state.lineage
+                && there.serial == state.serial
+            {
+                print(&format!("{} already holds this state (serial {}).\n", target.describe(), state.serial));
+                return Ok(ExitCode::Success);
+            }
+            // The target refuses another stack's state or an older serial than its own.
+            target.write(&state).map_err(state_error)?;
+            print(&format!(
+                "Copied the state (lineage {}, serial {}, {} resources) from {} to {}.\n\
+                 Point terrace.hcl at it: backend \"{}\" {{ ... }}; {} is left as it was.\n",
+                state.lineage,
+                state.serial,
+                state.resources.len(),
+                backend.describe(),
+                target.describe(),
+                target_spec.kind,
+                backend.describe()
+            ));
         }
         StateCommand::Unlock { id } => {
             backend.unlock(id).map_err(state_error)?;
