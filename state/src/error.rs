@@ -70,6 +70,12 @@ pub enum StateError {
     /// A lock file exists but does not hold a lock record (e.g. a run was killed while creating it).
     #[error("lock file {} cannot be read: {detail}", path.display())]
     LockUnreadable { path: PathBuf, detail: String },
+
+    /// A remote backend's server could not be reached or refused a request; `action` says what was
+    /// being done ("connect", "write the state"). The detail is the server's or the client's
+    /// message, never a credential.
+    #[error("{backend}: cannot {action}: {detail}")]
+    Remote { backend: String, action: &'static str, detail: String },
 }
 
 fn waited_suffix(waited: Duration) -> String {
@@ -113,7 +119,7 @@ impl StateError {
             StateError::LockUnreadable { path, .. } => {
                 Some(format!("if no run is going on, remove {} by hand", path.display()))
             }
-            StateError::Io { .. } | StateError::NotLocked { .. } => None,
+            StateError::Io { .. } | StateError::NotLocked { .. } | StateError::Remote { .. } => None,
         }
     }
 }

@@ -11,6 +11,7 @@ mod diff;
 mod docs;
 mod examples;
 mod migrations;
+mod pipeline;
 mod plan;
 mod recorded;
 mod resilience;

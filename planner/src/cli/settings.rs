@@ -183,10 +183,21 @@ pub(crate) fn state_error(error: terrace_state::StateError) -> CliError {
     CliError { message: error.to_string(), hint: error.hint(), code: ExitCode::Error }
 }
 
-fn open_s3(_get: &dyn Fn(&str) -> String, _stack: &str) -> Result<Arc<dyn Backend>, CliError> {
-    Err(CliError::usage("the s3 backend is not built yet".into()))
+fn open_s3(get: &dyn Fn(&str) -> String, _stack: &str) -> Result<Arc<dyn Backend>, CliError> {
+    use terrace_state::s3::{S3Backend, S3Config, Secret};
+    let (endpoint, region, bucket, key) = (get("endpoint"), get("region"), get("bucket"), get("key"));
+    let (access, secret) = (get("access_key"), get("secret_key"));
+    let config = if !access.is_empty() && !secret.is_empty() {
+        S3Config { endpoint, region, bucket, key, access_key: Secret::new(access), secret_key: Secret::new(secret) }
+    } else {
+        // TERRACE_BACKEND_ACCESS_KEY/SECRET_KEY, else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.
+        S3Config::from_env(endpoint, region, bucket, key).map_err(state_error)?
+    };
+    Ok(Arc::new(S3Backend::new(config).map_err(state_error)?))
 }
 
-fn open_pg(_get: &dyn Fn(&str) -> String, _stack: &str) -> Result<Arc<dyn Backend>, CliError> {
-    Err(CliError::usage("the pg backend is not built yet".into()))
+fn open_pg(get: &dyn Fn(&str) -> String, stack: &str) -> Result<Arc<dyn Backend>, CliError> {
+    // The state's row is keyed by the stack's name unless the backend block names another.
+    let key = Some(get("stack")).filter(|s| !s.is_empty()).unwrap_or_else(|| stack.to_owned());
+    Ok(Arc::new(terrace_state::pg::PgBackend::new(&get("conn_str"), &key).map_err(state_error)?))
 }

@@ -1,0 +1,186 @@
+//! Two CI runners sharing one remote state: separate processes in separate folders, the state in
+//! S3 (a real `moto_server`, which implements conditional writes), the cloud in the emulator. A
+//! pull request's saved plan is applied after the merge by the other runner; a run that meets the
+//! lock fails naming the holder or waits; a plan made before another apply is refused as stale;
+//! and an apply whose state server goes away keeps the state locally for `terrace state push`.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::cloud::{Cloud, assert_cloud_matches_state};
+use super::support::{Run, stack_copy};
+
+/// A `moto_server` on a loopback port, killed when dropped.
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Moto {
+    fn start_on(port: u16) -> Moto {
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server runs (pip install 'moto[server]==5.2.1', as .ci/run does)");
+        let moto = Moto { child, port };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(60), "moto_server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // An unsigned request: moto does not check signatures, and the bucket is the test's.
+        let created = Command::new("python3")
+            .args([
+                "-c",
+                &format!("import urllib.request as u; u.urlopen(u.Request('{}/state', method='PUT'))", moto.url()),
+            ])
+            .status()
+            .expect("python3 runs");
+        assert!(created.success(), "the state bucket was made");
+        moto
+    }
+
+    fn start() -> Moto {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a port");
+        Moto::start_on(port)
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A runner's working folder: the stack with its state in the S3 bucket.
+fn runner(moto: &Moto) -> tempfile::TempDir {
+    let dir = stack_copy();
+    let file = dir.path().join("terrace.hcl");
+    let text = std::fs::read_to_string(&file).expect("terrace.hcl");
+    let backend = format!(
+        "  backend \"s3\" {{\n    bucket   = \"state\"\n    key      = \"fastbots/terrace.state.json\"\n    endpoint = \"{}\"\n    region   = \"fsn1\"\n  }}\n",
+        moto.url()
+    );
+    let replaced = text.replace("  backend \"local\" {\n    path = \"terrace.state.json\"\n  }\n", &backend);
+    assert_ne!(replaced, text, "the bundled stack's backend block is replaced");
+    std::fs::write(&file, replaced).expect("write terrace.hcl");
+    dir
+}
+
+fn run(cloud: &Cloud, dir: &Path, args: &[&str]) -> Run {
+    let mut env = cloud.env();
+    env.push(("TERRACE_BACKEND_ACCESS_KEY".into(), "state-access".into()));
+    env.push(("TERRACE_BACKEND_SECRET_KEY".into(), "state-secret".into()));
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    super::support::terrace_with_env(dir, args, &pairs)
+}
+
+fn spawn(cloud: &Cloud, dir: &Path, args: &[&str]) -> Child {
+    cloud
+        .command(dir, args)
+        .env("TERRACE_BACKEND_ACCESS_KEY", "state-access")
+        .env("TERRACE_BACKEND_SECRET_KEY", "state-secret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("terrace starts")
+}
+
+#[test]
+fn two_runners_share_the_state_the_saved_plan_is_applied_and_stale_plans_are_refused() {
+    let cloud = Cloud::start(300);
+    let moto = Moto::start();
+    let (a, b) = (runner(&moto), runner(&moto));
+
+    // The pull request: runner A saves the plan; after the merge runner B applies that file.
+    let planned = run(&cloud, a.path(), &["plan", "--phase", "block-storage", "--out", "plan.json"]);
+    assert_eq!(planned.code, 0, "{}", planned.transcript());
+    std::fs::copy(a.path().join("plan.json"), b.path().join("plan.json")).expect("the artifact");
+    let applied = run(&cloud, b.path(), &["apply", "plan.json"]);
+    assert_eq!(applied.code, 0, "{}", applied.transcript());
+    assert!(!b.path().join("terrace.state.json").exists(), "the state is in the bucket, not in the folder");
+    // Runner A sees what B applied.
+    let seen = run(&cloud, a.path(), &["plan", "--detailed-exitcode"]);
+    assert_eq!(seen.code, 0, "the state is shared:\n{}", seen.transcript());
+
+    // A plan made before another apply is stale.
+    let early = run(&cloud, a.path(), &["plan", "--phase", "managed-db", "--allow-data-loss", "--out", "p2.json"]);
+    assert_eq!(early.code, 0, "{}", early.transcript());
+    let other = run(&cloud, b.path(), &["apply", "--phase", "managed-db", "--auto-approve", "--allow-data-loss"]);
+    assert_eq!(other.code, 0, "{}", other.transcript());
+    let stale = run(&cloud, a.path(), &["apply", "p2.json"]);
+    assert_eq!(stale.code, 1, "{}", stale.transcript());
+    assert!(stale.stderr.contains("the state changed since the plan was made"), "{}", stale.stderr);
+
+    // While B applies, A fails at once naming the holder, or waits with --lock-timeout.
+    let mut busy =
+        spawn(&cloud, b.path(), &["apply", "--phase", "read-replicas", "--auto-approve", "--allow-data-loss"]);
+    let started = Instant::now();
+    let mut blocked;
+    loop {
+        blocked = run(&cloud, a.path(), &["plan", "--refresh=false"]);
+        if blocked.code == 1 || started.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(blocked.code, 1, "{}", blocked.transcript());
+    assert!(blocked.stderr.contains("is locked by") && blocked.stderr.contains("for apply"), "{}", blocked.stderr);
+    let waited = run(&cloud, a.path(), &["plan", "--refresh=false", "--lock-timeout", "2m"]);
+    assert_eq!(waited.code, 0, "{}", waited.transcript());
+    let status = busy.wait().expect("B ends");
+    assert!(status.success(), "B's apply succeeds");
+    assert_cloud_matches_state_in(&cloud, &moto, b.path());
+}
+
+/// The bucket's state, through a backend-agnostic command: `terrace state pull` does not exist,
+/// so it is migrated to a local file first.
+fn assert_cloud_matches_state_in(cloud: &Cloud, _moto: &Moto, dir: &Path) {
+    let copy = run(
+        cloud,
+        dir,
+        &["state", "migrate", "--to-backend", "local", "--backend-config", "path=pulled/terrace.state.json"],
+    );
+    assert_eq!(copy.code, 0, "{}", copy.transcript());
+    let pulled = dir.join("pulled");
+    assert_cloud_matches_state(cloud, &pulled);
+}
+
+#[test]
+fn an_apply_whose_state_server_goes_away_keeps_the_state_and_state_push_restores_it() {
+    let cloud = Cloud::start(300);
+    let mut moto = Moto::start();
+    let dir = runner(&moto);
+    let child = spawn(&cloud, dir.path(), &["apply", "--phase", "managed-db", "--auto-approve"]);
+    // Stop the state server once the apply is under way.
+    std::thread::sleep(Duration::from_millis(1500));
+    moto.stop();
+    let output = child.wait_with_output().expect("the apply ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("everything done is kept in"), "{stderr}");
+    let kept = dir.path().join("terrace.state.unsaved.json");
+    assert!(kept.exists(), "{stderr}");
+
+    // The server is back (empty: moto keeps nothing); the kept state goes back and the apply continues.
+    let moto = Moto::start_on(moto.port);
+    let pushed = run(&cloud, dir.path(), &["state", "push", "terrace.state.unsaved.json"]);
+    assert_eq!(pushed.code, 0, "{}", pushed.transcript());
+    let finished = run(&cloud, dir.path(), &["apply", "--phase", "managed-db", "--auto-approve"]);
+    assert_eq!(finished.code, 0, "{}", finished.transcript());
+    assert_cloud_matches_state_in(&cloud, &moto, dir.path());
+}
