@@ -184,3 +184,139 @@ fn an_apply_whose_state_server_goes_away_keeps_the_state_and_state_push_restores
     assert_eq!(finished.code, 0, "{}", finished.transcript());
     assert_cloud_matches_state_in(&cloud, &moto, dir.path());
 }
+
+/// A throwaway PostgreSQL cluster in a temporary folder, on a loopback port, that a test can stop
+/// and start again (the data stays); run as the `postgres` user when the tests run as root.
+struct Postgres {
+    dir: std::path::PathBuf,
+    port: u16,
+    bin: std::path::PathBuf,
+}
+
+const PG_PASSWORD: &str = "pg-pass-5be1c0de";
+
+impl Postgres {
+    fn as_server(&self, program: &str) -> Command {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(self.bin.join(program));
+        command
+    }
+
+    fn start() -> Postgres {
+        let mut versions: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL is installed (.ci/run installs it)")
+            .filter_map(|e| {
+                let e = e.ok()?;
+                Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin")))
+            })
+            .filter(|(_, bin)| bin.join("initdb").exists())
+            .collect();
+        versions.sort();
+        let bin = versions.pop().expect("initdb").1;
+        let dir = tempfile::Builder::new().prefix("terrace-cli-pg-").tempdir().expect("a folder").keep();
+        std::fs::write(dir.join("password"), PG_PASSWORD).expect("password file");
+        let owned = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir).status().expect("chown");
+        assert!(owned.success(), "the folder belongs to postgres");
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a port");
+        let cluster = Postgres { dir, port, bin };
+        let init = cluster
+            .as_server("initdb")
+            .arg("--pgdata")
+            .arg(cluster.dir.join("data"))
+            .args(["--username=terrace", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"])
+            .arg("--pwfile")
+            .arg(cluster.dir.join("password"))
+            .output()
+            .expect("initdb runs");
+        assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+        cluster.up();
+        cluster
+    }
+
+    fn up(&self) {
+        let options = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.dir.display());
+        let started = self
+            .as_server("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-o", &options, "-w", "-l"])
+            .arg(self.dir.join("log"))
+            .arg("start")
+            .output()
+            .expect("pg_ctl runs");
+        assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    }
+
+    fn down(&self) {
+        let _ = self
+            .as_server("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://terrace:{PG_PASSWORD}@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.down();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn the_pg_backend_keeps_the_state_and_a_lost_server_is_recovered_with_state_push() {
+    let cloud = Cloud::start(300);
+    let pg = Postgres::start();
+    let dir = stack_copy();
+    let file = dir.path().join("terrace.hcl");
+    let text = std::fs::read_to_string(&file).expect("terrace.hcl");
+    // No settings in the file: the connection string (with its password) comes from the environment.
+    std::fs::write(
+        &file,
+        text.replace("backend \"local\" {\n    path = \"terrace.state.json\"\n  }", "backend \"pg\" {}"),
+    )
+    .expect("write");
+    let url = pg.url();
+    let with_pg = |args: &[&str]| {
+        let mut env = cloud.env();
+        env.push(("TERRACE_BACKEND_CONN_STR".into(), url.clone()));
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        super::support::terrace_with_env(dir.path(), args, &pairs)
+    };
+    let first = with_pg(&["apply", "--phase", "block-storage", "--auto-approve"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    assert!(!dir.path().join("terrace.state.json").exists(), "the state is in PostgreSQL");
+    let again = with_pg(&["plan", "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+
+    let child = cloud
+        .command(dir.path(), &["apply", "--phase", "managed-db", "--auto-approve", "--allow-data-loss"])
+        .env("TERRACE_BACKEND_CONN_STR", &url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("terrace starts");
+    std::thread::sleep(Duration::from_millis(1500));
+    pg.down();
+    let output = child.wait_with_output().expect("the apply ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("everything done is kept in"), "{stderr}");
+    assert!(!stderr.contains(PG_PASSWORD), "the password stays out of errors: {stderr}");
+
+    pg.up();
+    let pushed = with_pg(&["state", "push", "terrace.state.unsaved.json"]);
+    assert_eq!(pushed.code, 0, "{}", pushed.transcript());
+    let finished = with_pg(&["apply", "--phase", "managed-db", "--auto-approve", "--allow-data-loss"]);
+    assert_eq!(finished.code, 0, "{}", finished.transcript());
+    let converged = with_pg(&["plan", "--detailed-exitcode"]);
+    assert_eq!(converged.code, 0, "{}", converged.transcript());
+    for run in [&first, &again, &pushed, &finished, &converged] {
+        assert!(!run.transcript().contains(PG_PASSWORD), "{}", run.transcript());
+    }
+}
