@@ -317,6 +317,12 @@ fn compare(
     for name in names {
         let old = before.attrs.get(name).cloned().unwrap_or(Value::Null);
         let Some(new) = resource.attrs.get(name) else {
+            // A first-boot script that is no longer written (a service moved off its host) ran long
+            // ago: dropping it changes nothing on the server, and is no reason to replace it.
+            if name == "user_data" {
+                after.insert(name.clone(), old);
+                continue;
+            }
             // Set before, not written now: the API default applies; show it as removed.
             if !ignored(name) && !matches!(old, Value::Null) {
                 changed = true;

@@ -100,6 +100,26 @@ fn spawn(cloud: &Cloud, dir: &Path, args: &[&str]) -> Child {
         .expect("terrace starts")
 }
 
+/// Waits until `child`'s apply has finished its first operation (so it writes state from then on),
+/// runs `then`, and returns the exit code and everything it printed.
+fn after_first_operation(mut child: Child, then: impl FnOnce()) -> (Option<i32>, String) {
+    use std::io::BufRead as _;
+    let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("a line");
+        let done = line.contains("complete after");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    then();
+    seen.extend(lines.map(|l| l.expect("a line")));
+    let code = child.wait().expect("the apply ends").code();
+    (code, seen.join("\n"))
+}
+
 #[test]
 fn two_runners_share_the_state_the_saved_plan_is_applied_and_stale_plans_are_refused() {
     let cloud = Cloud::start(300);
@@ -138,7 +158,10 @@ fn two_runners_share_the_state_the_saved_plan_is_applied_and_stale_plans_are_ref
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(blocked.code, 1, "{}", blocked.transcript());
+    if blocked.code != 1 {
+        let b_said = busy.wait_with_output().map(|o| String::from_utf8_lossy(&o.stderr).into_owned());
+        panic!("A never met B's lock:\n{}\nB:\n{b_said:?}", blocked.transcript());
+    }
     assert!(blocked.stderr.contains("is locked by") && blocked.stderr.contains("for apply"), "{}", blocked.stderr);
     let waited = run(&cloud, a.path(), &["plan", "--refresh=false", "--lock-timeout", "2m"]);
     assert_eq!(waited.code, 0, "{}", waited.transcript());
@@ -167,11 +190,8 @@ fn an_apply_whose_state_server_goes_away_keeps_the_state_and_state_push_restores
     let dir = runner(&moto);
     let child = spawn(&cloud, dir.path(), &["apply", "--phase", "managed-db", "--auto-approve"]);
     // Stop the state server once the apply is under way.
-    std::thread::sleep(Duration::from_millis(1500));
-    moto.stop();
-    let output = child.wait_with_output().expect("the apply ends");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = after_first_operation(child, || moto.stop());
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("everything done is kept in"), "{stderr}");
     let kept = dir.path().join("terrace.state.unsaved.json");
     assert!(kept.exists(), "{stderr}");
@@ -301,11 +321,8 @@ fn the_pg_backend_keeps_the_state_and_a_lost_server_is_recovered_with_state_push
         .stderr(Stdio::piped())
         .spawn()
         .expect("terrace starts");
-    std::thread::sleep(Duration::from_millis(1500));
-    pg.down();
-    let output = child.wait_with_output().expect("the apply ends");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = after_first_operation(child, || pg.down());
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("everything done is kept in"), "{stderr}");
     assert!(!stderr.contains(PG_PASSWORD), "the password stays out of errors: {stderr}");
 

@@ -393,7 +393,11 @@ pub(crate) fn import(args: &ImportArgs) -> Result<ExitCode, CliError> {
         Ok(None) => return Err(CliError::usage(format!("there is no {kind} with id {id}"))),
         Err(error) => return Err(CliError::usage(format!("import: {error}"))),
     };
-    let mut entry = apply::resolve::record(resource, &compiled, Some((&args.id, &object.attrs)), &state)
+    // Attributes that read what is not recorded yet (a service's cloud-init reading its generated
+    // password) are left out: the API cannot show them either, and the next apply records them.
+    let mut readable = resource.clone();
+    readable.attrs.retain(|_, value| apply::resolve::for_state(value, &state).is_ok());
+    let mut entry = apply::resolve::record(&readable, &compiled, Some((&args.id, &object.attrs)), &state)
         .map_err(|u| CliError::usage(format!("`{address}` cannot be recorded yet: {}", u.0)))?;
     let ids = state.resources.iter().filter_map(|(a, r)| Some(((r.kind.clone(), r.id.clone()?), a.clone()))).collect();
     let differences = apply::resolve::overlay(&mut entry, &object, &ids);

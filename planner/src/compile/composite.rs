@@ -47,7 +47,9 @@ impl State<'_> {
         let Built { resources, exports, summary } = built;
         let members: Vec<Address> = resources.iter().map(|r| r.address.clone()).collect();
         for resource in resources {
-            self.deps.insert(resource.address.clone(), instance.deps.clone());
+            // A secret depends on nothing (the host of a service `on` a server reads it).
+            let deps = if resource.kind == Kind::Secret { BTreeSet::new() } else { instance.deps.clone() };
+            self.deps.insert(resource.address.clone(), deps);
             self.resources.push(resource);
         }
         let mut readable = instance.attrs.clone();
@@ -138,7 +140,11 @@ impl State<'_> {
             ));
         }
         let secrets = self.secrets(instance, shape, &mut resources);
+        let restore = self.configure_host(instance, shape, &host, &host_attrs, &secrets);
         let mut exports = common_exports(shape);
+        if let Some(restore) = restore {
+            exports.insert("restore_procedure".into(), restore);
+        }
         exports.insert("primary_private_ip".into(), attr_ref(&host, ip_attr));
         exports.insert("private_ip".into(), attr_ref(&host, ip_attr));
         exports.insert("primary_ipv4".into(), attr_ref(&host, "ipv4_address"));
@@ -386,6 +392,78 @@ impl State<'_> {
             summary.push_str(&format!(", {gb} GB volume{}", if replicas > 0 { " each" } else { "" }));
         }
         Some(Built { resources, exports, summary })
+    }
+
+    /// A service `on` a server configures that server: when the host block gives no `user_data`
+    /// of its own, the service's cloud-init becomes the host's (kept once made, like a service
+    /// server's); when it does, the host's wins and a warning says the service is not configured.
+    /// Returns the restore procedure of a database.
+    fn configure_host(
+        &mut self,
+        instance: &Instance,
+        shape: &Shape,
+        host: &Address,
+        host_attrs: &BTreeMap<String, Value>,
+        secrets: &Secrets,
+    ) -> Option<Value> {
+        let slot = self.resources.iter().position(|r| &r.address == host)?;
+        if self.resources[slot].attr("user_data").is_some() {
+            self.diags.push(
+                Diagnostic::warning(format!(
+                    "`{}` runs on `{host}`, whose own user_data wins: terrace does not configure the service there",
+                    instance.address
+                ))
+                .at(instance.origin.attr("on"))
+                .hint(format!("drop `user_data` from `{host}` to let the service configure it")),
+            );
+            return None;
+        }
+        let server_type = host_attrs.get("server_type").and_then(Value::as_str).unwrap_or_default();
+        let (memory_mb, cpus) = self
+            .catalog
+            .server_type(server_type)
+            .map(|spec| {
+                let mb = (spec.memory_gb * rust_decimal::Decimal::from(1024)).trunc();
+                (u64::try_from(mb.mantissa()).unwrap_or(2048), spec.cores)
+            })
+            .unwrap_or((2048, 2));
+        // The application runs on the same server: clients come from the host itself, and from
+        // its private network when it is on one.
+        let mut clients = vec!["127.0.0.1/32".to_owned()];
+        if let Some(network) = host_attrs.get("network").and_then(Value::as_ref)
+            && let Some(range) = self.instance_attrs(&network.address).get("ip_range").and_then(Value::as_str)
+        {
+            clients.push(range.to_owned());
+        }
+        let spec = super::configure::Server {
+            attrs: &instance.attrs,
+            memory_mb,
+            cpus,
+            primary: true,
+            index: None,
+            replicas: 0,
+            client_cidrs: clients,
+            peers: Vec::new(),
+            primary_host: None,
+            password: secrets.password.clone(),
+            replication_password: secrets.replication.clone().unwrap_or_else(|| secrets.password.clone()),
+            backup: self.backup_target(instance),
+        };
+        let (user_data, problems, restore) = if shape.role == "postgres" {
+            super::configure::postgres(&spec)
+        } else {
+            let (user_data, problems) = super::configure::redis(&spec);
+            (user_data, problems, Value::Null)
+        };
+        for problem in problems {
+            self.diags.push(
+                Diagnostic::error(format!("`{}`: {problem}", instance.address)).at(instance.origin.block.clone()),
+            );
+        }
+        let resource = &mut self.resources[slot];
+        resource.attrs.insert("user_data".into(), user_data);
+        resource.lifecycle.ignore_changes.push("user_data".into());
+        (shape.role == "postgres").then_some(restore)
     }
 
     /// Where a database's backups go: the bucket its `backup` block names, with the credentials
