@@ -83,6 +83,31 @@ impl LockInfo {
     }
 }
 
+/// Waits for a lock the way every synchronous backend does: `attempt` tries to take it and gives
+/// the holder when someone else has it; it is tried again every `poll` until `timeout`, then the
+/// holder is named in [`StateError::Locked`]. `Ok` once it is taken.
+pub fn wait_for_lock(
+    describe: impl Fn() -> String,
+    timeout: Duration,
+    poll: Duration,
+    mut attempt: impl FnMut() -> Result<Option<LockInfo>, StateError>,
+) -> Result<(), StateError> {
+    let start = std::time::Instant::now();
+    loop {
+        let Some(holder) = attempt()? else { return Ok(()) };
+        let waited = start.elapsed();
+        if waited >= timeout {
+            return Err(StateError::Locked {
+                backend: describe(),
+                lock: Box::new(holder),
+                // Without a timeout nothing was waited for, however long the look took.
+                waited: if timeout.is_zero() { Duration::ZERO } else { waited },
+            });
+        }
+        std::thread::sleep(poll.min(timeout - waited));
+    }
+}
+
 /// `user@host pid N` for this process.
 pub fn holder() -> String {
     let user = std::env::var("USER").ok().filter(|user| !user.is_empty()).unwrap_or_else(|| "unknown".to_owned());

@@ -11,7 +11,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::backend::{Backend, LockGuard, LockInfo};
 use crate::error::StateError;
@@ -196,23 +196,9 @@ impl Backend for LocalBackend {
 
     fn lock(&self, operation: &str, timeout: Duration) -> Result<LockGuard, StateError> {
         let info = LockInfo::new(operation);
-        let start = Instant::now();
-        loop {
-            let Some(holder) = self.try_lock(&info)? else {
-                let path = self.lock_path();
-                return Ok(LockGuard::new(info, move |info| release(&path, &info.id)));
-            };
-            let waited = start.elapsed();
-            if waited >= timeout {
-                return Err(StateError::Locked {
-                    backend: self.describe(),
-                    lock: Box::new(holder),
-                    // Without a timeout nothing was waited for, however long the look took.
-                    waited: if timeout.is_zero() { Duration::ZERO } else { waited },
-                });
-            }
-            std::thread::sleep(LOCK_POLL.min(timeout - waited));
-        }
+        crate::backend::wait_for_lock(|| self.describe(), timeout, LOCK_POLL, || self.try_lock(&info))?;
+        let path = self.lock_path();
+        Ok(LockGuard::new(info, move |info| release(&path, &info.id)))
     }
 
     fn unlock(&self, id: &str) -> Result<(), StateError> {

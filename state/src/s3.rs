@@ -24,7 +24,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode, Url};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
@@ -351,23 +351,9 @@ impl Backend for S3Backend {
 
     fn lock(&self, operation: &str, timeout: Duration) -> Result<LockGuard, StateError> {
         let info = LockInfo::new(operation);
-        let start = Instant::now();
-        loop {
-            let Some(holder) = self.inner.try_lock(&info)? else {
-                let inner = Arc::clone(&self.inner);
-                return Ok(LockGuard::new(info, move |info| inner.release(&info.id)));
-            };
-            let waited = start.elapsed();
-            if waited >= timeout {
-                return Err(StateError::Locked {
-                    backend: self.describe(),
-                    lock: Box::new(holder),
-                    // Without a timeout nothing was waited for, however long the look took.
-                    waited: if timeout.is_zero() { Duration::ZERO } else { waited },
-                });
-            }
-            std::thread::sleep(LOCK_POLL.min(timeout - waited));
-        }
+        crate::backend::wait_for_lock(|| self.describe(), timeout, LOCK_POLL, || self.inner.try_lock(&info))?;
+        let inner = Arc::clone(&self.inner);
+        Ok(LockGuard::new(info, move |info| inner.release(&info.id)))
     }
 
     fn unlock(&self, id: &str) -> Result<(), StateError> {
