@@ -2,11 +2,10 @@
 //! `apply_to_resources` / `remove_from_resources`, name and labels. A firewall is removed from its
 //! resources before it is deleted, as the API demands.
 
-use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use super::wire::as_ids;
-use super::{CloudKind, Desired, action, call, put_if_changed};
+use super::{CloudKind, Desired, action, put_if_changed};
 use crate::client::{ApiError, Client, Operation};
 
 /// A rule in the API's shape, with absent and empty settings made equal so live and desired
@@ -61,13 +60,12 @@ fn live_target(entry: &Value) -> Option<Value> {
 pub(super) async fn create(client: &Client, desired: &Desired) -> Result<u64, ApiError> {
     let rules: Vec<Value> = desired.blocks("rule").into_iter().map(|b| wire_rule(&rule(b))).collect();
     let body = json!({
-        "name": desired.str("name").unwrap_or(&desired.address),
+        "name": desired.name(),
         "labels": desired.labels_json(),
         "rules": rules,
         "apply_to": targets(desired),
     });
-    let answer = call(client, Method::POST, "/firewalls", Some(&body), &desired.operation("create")).await?;
-    answer.pointer("/firewall/id").and_then(Value::as_u64).ok_or_else(|| super::server::missing_id(desired))
+    super::post_create(client, desired, &body).await
 }
 
 pub(super) async fn update(client: &Client, id: u64, live: &Value, desired: &Desired) -> Result<bool, ApiError> {

@@ -6,12 +6,12 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use super::wire::{id_at, name_of};
-use super::{CloudKind, Desired, action, call, protect_if_changed, put_if_changed};
+use super::{CloudKind, Desired, action, protect_if_changed, put_if_changed};
 use crate::client::{ApiError, Client, Operation};
 
 pub(super) async fn create_primary(client: &Client, desired: &Desired) -> Result<u64, ApiError> {
     let mut body = json!({
-        "name": desired.str("name").unwrap_or(&desired.address),
+        "name": desired.name(),
         "type": desired.str("type"),
         "assignee_type": "server",
         "auto_delete": desired.bool("auto_delete").unwrap_or(false),
@@ -21,8 +21,7 @@ pub(super) async fn create_primary(client: &Client, desired: &Desired) -> Result
     if let Some(location) = desired.str("location") {
         body["location"] = json!(location);
     }
-    let answer = call(client, Method::POST, "/primary_ips", Some(&body), &desired.operation("create")).await?;
-    answer.pointer("/primary_ip/id").and_then(Value::as_u64).ok_or_else(|| super::server::missing_id(desired))
+    super::post_create(client, desired, &body).await
 }
 
 pub(super) async fn update_primary(
@@ -115,7 +114,7 @@ pub(super) fn observe_primary(live: &Value) -> Map<String, Value> {
 
 pub(super) async fn create_floating(client: &Client, desired: &Desired) -> Result<u64, ApiError> {
     let mut body = json!({
-        "name": desired.str("name").unwrap_or(&desired.address),
+        "name": desired.name(),
         "type": desired.str("type"),
         "home_location": desired.str("home_location"),
         "labels": desired.labels_json(),
@@ -126,8 +125,7 @@ pub(super) async fn create_floating(client: &Client, desired: &Desired) -> Resul
     if let Some(server) = desired.id("server") {
         body["server"] = json!(server);
     }
-    let answer = call(client, Method::POST, "/floating_ips", Some(&body), &desired.operation("create")).await?;
-    answer.pointer("/floating_ip/id").and_then(Value::as_u64).ok_or_else(|| super::server::missing_id(desired))
+    super::post_create(client, desired, &body).await
 }
 
 pub(super) async fn update_floating(

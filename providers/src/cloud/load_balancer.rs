@@ -3,11 +3,10 @@
 //! (`add_service` / `update_service` / `delete_service`), targets (`add_target` /
 //! `remove_target`), name and labels, protection.
 
-use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use super::wire::{as_ids, id_at, name_of};
-use super::{CloudKind, Desired, action, call, protect_if_changed, put_if_changed};
+use super::{CloudKind, Desired, action, protect_if_changed, put_if_changed};
 use crate::client::{ApiError, Client};
 
 fn ports(protocol: &str) -> (u64, u64) {
@@ -136,7 +135,7 @@ fn live_targets(live: &Value) -> Vec<Value> {
 
 pub(super) async fn create(client: &Client, desired: &Desired) -> Result<u64, ApiError> {
     let mut body = json!({
-        "name": desired.str("name").unwrap_or(&desired.address),
+        "name": desired.name(),
         "load_balancer_type": desired.str("type"),
         "labels": desired.labels_json(),
         "algorithm": { "type": desired.str("algorithm").unwrap_or("round_robin") },
@@ -152,8 +151,7 @@ pub(super) async fn create(client: &Client, desired: &Desired) -> Result<u64, Ap
     if let Some(network) = desired.id("network") {
         body["network"] = json!(network);
     }
-    let answer = call(client, Method::POST, "/load_balancers", Some(&body), &desired.operation("create")).await?;
-    answer.pointer("/load_balancer/id").and_then(Value::as_u64).ok_or_else(|| super::server::missing_id(desired))
+    super::post_create(client, desired, &body).await
 }
 
 pub(super) async fn update(client: &Client, id: u64, live: &Value, desired: &Desired) -> Result<bool, ApiError> {

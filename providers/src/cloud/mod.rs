@@ -87,11 +87,6 @@ impl CloudKind {
             CloudKind::Volume => "volumes",
         }
     }
-
-    /// The key of one object in an answer: `server`.
-    pub fn singular(self) -> &'static str {
-        self.as_str()
-    }
 }
 
 impl fmt::Display for CloudKind {
@@ -121,6 +116,11 @@ pub struct Desired {
 }
 
 impl Desired {
+    /// The object's name, or its address when the definition gives none.
+    pub(crate) fn name(&self) -> &str {
+        self.str("name").unwrap_or(&self.address)
+    }
+
     pub(crate) fn str(&self, name: &str) -> Option<&str> {
         self.attrs.get(name).and_then(Value::as_str)
     }
@@ -280,7 +280,7 @@ async fn find_labelled(client: &Client, desired: &Desired) -> Result<Option<Obse
 async fn read_raw(client: &Client, kind: CloudKind, id: u64, operation: &Operation) -> Result<Option<Value>, ApiError> {
     let path = format!("/{}/{id}", kind.collection());
     match client.request(Method::GET, &path, &[], None, operation).await {
-        Ok(mut answer) => Ok(answer.get_mut(kind.singular()).map(Value::take)),
+        Ok(mut answer) => Ok(answer.get_mut(kind.as_str()).map(Value::take)),
         Err(error) if error.code == "not_found" => Ok(None),
         Err(error) => Err(error),
     }
@@ -329,6 +329,18 @@ pub(crate) async fn call(
     let answer = client.request(method, path, &[], body, operation).await?;
     wait_for(client, &answer, operation).await?;
     Ok(answer)
+}
+
+/// `POST /{collection}` of a new object, waiting for the actions it started; the new object's id
+/// (the answer holds it under the kind's name: `{"server": {"id": ...}}`).
+pub(crate) async fn post_create(client: &Client, desired: &Desired, body: &Value) -> Result<u64, ApiError> {
+    let operation = desired.operation("create");
+    let path = format!("/{}", desired.kind.collection());
+    let answer = call(client, Method::POST, &path, Some(body), &operation).await?;
+    answer
+        .pointer(&format!("/{}/id", desired.kind.as_str()))
+        .and_then(Value::as_u64)
+        .ok_or_else(|| ApiError::local(&operation, "json_error", "the answer holds no id"))
 }
 
 /// `POST /{collection}/{id}/actions/{command}` and waits for it.

@@ -1,11 +1,10 @@
 //! Networks: create with subnets and routes; in place: `change_ip_range` (grow only), subnets and
 //! routes added and deleted one by one, name, labels and route exposure, protection.
 
-use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use super::wire::name_of;
-use super::{CloudKind, Desired, action, call, protect_if_changed, put_if_changed};
+use super::{CloudKind, Desired, action, protect_if_changed, put_if_changed};
 use crate::client::{ApiError, Client};
 
 fn subnet_wire(block: &Map<String, Value>) -> Value {
@@ -26,15 +25,14 @@ fn route_wire(block: &Map<String, Value>) -> Value {
 
 pub(super) async fn create(client: &Client, desired: &Desired) -> Result<u64, ApiError> {
     let body = json!({
-        "name": desired.str("name").unwrap_or(&desired.address),
+        "name": desired.name(),
         "ip_range": desired.str("ip_range"),
         "labels": desired.labels_json(),
         "subnets": desired.blocks("subnet").into_iter().map(subnet_wire).collect::<Vec<_>>(),
         "routes": desired.blocks("route").into_iter().map(route_wire).collect::<Vec<_>>(),
         "expose_routes_to_vswitch": desired.bool("expose_routes_to_vswitch").unwrap_or(false),
     });
-    let answer = call(client, Method::POST, "/networks", Some(&body), &desired.operation("create")).await?;
-    answer.pointer("/network/id").and_then(Value::as_u64).ok_or_else(|| super::server::missing_id(desired))
+    super::post_create(client, desired, &body).await
 }
 
 pub(super) async fn update(client: &Client, id: u64, live: &Value, desired: &Desired) -> Result<bool, ApiError> {

@@ -2,16 +2,15 @@
 //! in place: name and labels (`PUT`), `change_type` and placement group (powered off meanwhile),
 //! network attachment, firewalls, backups and protection.
 
-use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use super::wire::{as_id, id_at, name_of};
-use super::{CloudKind, Desired, action, call, protect_if_changed, put_if_changed};
+use super::{CloudKind, Desired, action, protect_if_changed, put_if_changed};
 use crate::client::{ApiError, Client};
 
 pub(super) async fn create(client: &Client, desired: &Desired) -> Result<u64, ApiError> {
     let mut body = Map::new();
-    body.insert("name".into(), json!(desired.str("name").unwrap_or(&desired.address)));
+    body.insert("name".into(), json!(desired.name()));
     body.insert("server_type".into(), json!(desired.str("server_type")));
     body.insert("image".into(), json!(desired.str("image").unwrap_or("ubuntu-24.04")));
     if let Some(location) = desired.str("location") {
@@ -44,13 +43,7 @@ pub(super) async fn create(client: &Client, desired: &Desired) -> Result<u64, Ap
         }
         body.insert("public_net".into(), Value::Object(net));
     }
-    let answer =
-        call(client, Method::POST, "/servers", Some(&Value::Object(body)), &desired.operation("create")).await?;
-    answer.pointer("/server/id").and_then(Value::as_u64).ok_or_else(|| missing_id(desired))
-}
-
-pub(super) fn missing_id(desired: &Desired) -> ApiError {
-    crate::client::ApiError::local(&desired.operation("create"), "json_error", "the answer holds no id")
+    super::post_create(client, desired, &Value::Object(body)).await
 }
 
 pub(super) async fn update(client: &Client, id: u64, live: &Value, desired: &Desired) -> Result<bool, ApiError> {

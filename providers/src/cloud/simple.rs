@@ -1,15 +1,14 @@
 //! Kinds with only a create, a `PUT` of name and labels, and a delete: placement groups, SSH keys
 //! and certificates (everything else about them is fixed at creation).
 
-use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use super::wire::name_of;
-use super::{CloudKind, Desired, call, put_if_changed};
+use super::{CloudKind, Desired, put_if_changed};
 use crate::client::{ApiError, Client};
 
 pub(super) async fn create(client: &Client, desired: &Desired) -> Result<u64, ApiError> {
-    let name = desired.str("name").unwrap_or(&desired.address);
+    let name = desired.name();
     let body = match desired.kind {
         CloudKind::PlacementGroup => json!({
             "name": name, "type": desired.str("type").unwrap_or("spread"), "labels": desired.labels_json(),
@@ -26,12 +25,7 @@ pub(super) async fn create(client: &Client, desired: &Desired) -> Result<u64, Ap
             "private_key": desired.str("private_key"), "labels": desired.labels_json(),
         }),
     };
-    let path = format!("/{}", desired.kind.collection());
-    let answer = call(client, Method::POST, &path, Some(&body), &desired.operation("create")).await?;
-    answer
-        .pointer(&format!("/{}/id", desired.kind.singular()))
-        .and_then(Value::as_u64)
-        .ok_or_else(|| super::server::missing_id(desired))
+    super::post_create(client, desired, &body).await
 }
 
 pub(super) async fn update(client: &Client, id: u64, live: &Value, desired: &Desired) -> Result<bool, ApiError> {

@@ -1,16 +1,15 @@
 //! Volumes: create (attached to a server, or in a location); in place: `resize` (grow only),
 //! `detach`/`attach`, name and labels, protection. A volume is detached before it is deleted.
 
-use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use super::wire::{id_at, name_of};
-use super::{CloudKind, Desired, action, call, protect_if_changed, put_if_changed};
+use super::{CloudKind, Desired, action, protect_if_changed, put_if_changed};
 use crate::client::{ApiError, Client, Operation};
 
 pub(super) async fn create(client: &Client, desired: &Desired) -> Result<u64, ApiError> {
     let mut body = Map::new();
-    body.insert("name".into(), json!(desired.str("name").unwrap_or(&desired.address)));
+    body.insert("name".into(), json!(desired.name()));
     body.insert("size".into(), desired.attrs.get("size").cloned().unwrap_or(json!(10)));
     body.insert("labels".into(), desired.labels_json());
     if let Some(format) = desired.str("format") {
@@ -25,9 +24,7 @@ pub(super) async fn create(client: &Client, desired: &Desired) -> Result<u64, Ap
             body.insert("location".into(), json!(desired.str("location")));
         }
     }
-    let answer =
-        call(client, Method::POST, "/volumes", Some(&Value::Object(body)), &desired.operation("create")).await?;
-    answer.pointer("/volume/id").and_then(Value::as_u64).ok_or_else(|| super::server::missing_id(desired))
+    super::post_create(client, desired, &Value::Object(body)).await
 }
 
 pub(super) async fn update(client: &Client, id: u64, live: &Value, desired: &Desired) -> Result<bool, ApiError> {
