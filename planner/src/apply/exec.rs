@@ -102,6 +102,8 @@ struct Context {
     changes: BTreeMap<Address, ResourceChange>,
     recorder: Mutex<Recorder>,
     progress: Arc<dyn Progress>,
+    /// What went wrong with each failed change, for the summary.
+    errors: Mutex<BTreeMap<Address, String>>,
 }
 
 /// Applies `plan` (made from `compiled`, or a destroy plan with `None`) to `state`, saving through
@@ -149,6 +151,7 @@ pub async fn apply(
         changes,
         recorder: Mutex::new(recorder),
         progress,
+        errors: Mutex::new(BTreeMap::new()),
     });
     let run = context.clone();
     let outcomes = walk(&graph, parallelism, stop, move |address: Address| {
@@ -165,6 +168,9 @@ pub async fn apply(
                     true
                 }
                 Err(error) => {
+                    if let Ok(mut errors) = context.errors.lock() {
+                        errors.insert(address.clone(), error.clone());
+                    }
                     context.progress.event(Event::Failed { address, verb, error });
                     false
                 }
@@ -172,13 +178,13 @@ pub async fn apply(
         }
     })
     .await;
-    let mut errors: BTreeMap<Address, String> = BTreeMap::new();
+    let mut errors = std::mem::take(&mut *context.errors.lock().unwrap_or_else(|e| e.into_inner()));
     for (address, outcome) in outcomes {
         match outcome {
             Outcome::Done => report.done.push(address),
             Outcome::Failed => {
-                errors.insert(address.clone(), String::new());
-                report.failed.push((address, String::new()));
+                let error = errors.remove(&address).unwrap_or_default();
+                report.failed.push((address, error));
             }
             Outcome::Skipped => report.skipped.push(address),
             Outcome::NotStarted => report.not_started.push(address),
