@@ -75,3 +75,20 @@ fn state_migrate_copies_the_state_with_its_lineage_and_serial() {
     assert_eq!(again.code, 0, "{}", again.transcript());
     assert!(again.stdout.contains("already holds this state"), "{}", again.stdout);
 }
+
+#[test]
+fn every_command_refuses_another_stacks_state() {
+    let cloud = Cloud::start(0);
+    let dir = stack_copy();
+    let applied = cloud.terrace(dir.path(), &["apply", "--phase", "block-storage", "--auto-approve"]);
+    assert_eq!(applied.code, 0, "{}", applied.transcript());
+    let file = dir.path().join("terrace.state.json");
+    let text = std::fs::read_to_string(&file).expect("state");
+    std::fs::write(&file, text.replace("\"stack\": \"fastbots\"", "\"stack\": \"other\"")).expect("write");
+    for args in [&["plan"][..], &["apply", "--auto-approve"], &["destroy", "--auto-approve", "--allow-data-loss"]] {
+        let run = cloud.terrace(dir.path(), args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.transcript());
+        assert!(run.stderr.contains("records stack `other`, not `fastbots`"), "{args:?}: {}", run.stderr);
+    }
+    assert_eq!(cloud.list("servers").len(), 1, "nothing was destroyed");
+}

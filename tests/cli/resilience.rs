@@ -204,7 +204,8 @@ fn a_failure_stops_new_work_and_leaves_a_state_the_next_run_continues_from() {
     let run = apply(&cloud, dir.path(), "block-storage");
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(run.stderr.contains("Apply stopped before it finished"), "{}", run.stderr);
-    assert!(run.stderr.contains("failed:      server.app"), "{}", run.stderr);
+    // The summary says why, not only what.
+    assert!(run.stderr.contains("failed:      server.app: create server `server.app`"), "{}", run.stderr);
     assert!(run.stderr.contains("postgres.main.volume.data (something it depends on failed)"), "{}", run.stderr);
     let state = state_json(dir.path());
     assert!(state["resources"]["postgres.main.volume.data"].is_null(), "never started, never recorded");

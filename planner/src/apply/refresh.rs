@@ -11,7 +11,7 @@ use terrace_providers::cloud::{self, CloudKind, Observed, label_value};
 use terrace_providers::objectstorage::ObjectStorage;
 use terrace_state::State;
 
-use super::resolve::overlay;
+use super::resolve::{id_index, overlay};
 
 /// What a refresh found.
 #[derive(Debug, Clone, Default)]
@@ -67,11 +67,7 @@ pub async fn refresh(
     for kind in kinds {
         live.insert(kind, cloud::list(client, kind, &selector).await?);
     }
-    let ids: BTreeMap<(String, String), String> = state
-        .resources
-        .iter()
-        .filter_map(|(address, r)| Some(((r.kind.clone(), r.id.clone()?), address.clone())))
-        .collect();
+    let ids = id_index(state);
     let recorded_ids: BTreeSet<(String, String)> = ids.keys().cloned().collect();
     let mut matched: BTreeSet<(CloudKind, u64)> = BTreeSet::new();
     let addresses: Vec<String> = state.resources.keys().cloned().collect();

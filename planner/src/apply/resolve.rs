@@ -166,6 +166,12 @@ pub fn record(
     })
 }
 
+/// (kind, Hetzner id) -> address of every recorded object with an id: how ids the API shows are
+/// turned back into the addresses state records.
+pub fn id_index(state: &State) -> BTreeMap<(String, String), String> {
+    state.resources.iter().filter_map(|(address, r)| Some(((r.kind.clone(), r.id.clone()?), address.clone()))).collect()
+}
+
 /// Lays what the API shows over a record: the attributes the record holds (and the computed
 /// ones), ids of referenced objects turned back into their addresses. Returns the attributes that
 /// changed, as `name: before -> after`, for the drift report.

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use terrace::addr::Address;
 use terrace::apply::{self, Progress, Services};
-use terrace::diff::{PlanOptions, plan as diff_plan};
+use terrace::diff::PlanOptions;
 use terrace::model::Compiled;
 use terrace::pipeline::compile_phase;
 use terrace::plan::{Action, Plan};
@@ -20,7 +20,8 @@ use terrace_providers::objectstorage::{ObjectStorage, ObjectStorageConfig};
 use terrace_state::{Backend, State};
 
 use super::args::{ApplyArgs, DestroyArgs, ImportArgs};
-use super::commands::{eprint_diags, load, print, warning_line};
+use super::commands::{eprint_diags, load, print};
+use super::plan::{make_plan, parse_targets, phase_to_plan, read_prior};
 use super::progress::Display;
 use super::settings::{self, backend, catalog, state_error, var_inputs};
 use super::{CliError, ExitCode};
@@ -154,8 +155,8 @@ fn execute(
             file.display()
         );
     }
-    for (address, _) in &report.failed {
-        eprintln!("  failed:      {address}");
+    for (address, error) in &report.failed {
+        eprintln!("  failed:      {address}: {error}");
     }
     for address in &report.skipped {
         eprintln!("  skipped:     {address} (something it depends on failed)");
@@ -186,13 +187,6 @@ pub(crate) fn destroy(args: &DestroyArgs) -> Result<ExitCode, CliError> {
     run(&args.common, None, args.auto_approve, true, &[])
 }
 
-fn parse_targets(targets: &[String]) -> Result<Vec<Address>, CliError> {
-    targets
-        .iter()
-        .map(|t| t.parse().map_err(|e: terrace::addr::AddressError| CliError::usage(format!("--target: {e}"))))
-        .collect()
-}
-
 fn run(
     common: &super::args::ApplyCommon,
     phase: Option<String>,
@@ -211,22 +205,14 @@ fn run(
     let backend: Arc<dyn Backend> = backend(&common.stack.dir.dir, &stack)?;
     let verb = if destroy { "destroy" } else { "apply" };
     let _lock = backend.lock(verb, common.lock.lock_timeout).map_err(state_error)?;
-    let mut prior = backend.read().map_err(state_error)?.unwrap_or_else(|| State::new(Some(stack.name.clone())));
-    let mut notes = if common.refresh { refresh(&runtime, &services, &mut prior, &stack.name)? } else { Vec::new() };
+    let mut prior = read_prior(backend.as_ref(), &stack)?.unwrap_or_else(|| State::new(Some(stack.name.clone())));
+    let notes = if common.refresh { refresh(&runtime, &services, &mut prior, &stack.name)? } else { Vec::new() };
     let options = PlanOptions { allow_data_loss: common.allow_data_loss, targets };
-    let (plan, compiled) = if destroy {
-        let mut plan = diff_plan(None, &prior, &catalog, &options, notes);
-        plan.stack = stack.name.clone();
-        (plan, None)
-    } else {
-        let phase = phase.or_else(|| prior.phase.clone()).or_else(|| stack.phases.first().cloned()).unwrap_or_default();
-        let (compiled, diags) = compile_phase(&stack, &phase, &inputs, &catalog);
-        notes.extend(diags.clone().into_sorted().iter().filter(|d| !d.is_error()).map(warning_line));
-        let Some(compiled) = compiled else {
-            eprint_diags(diags, &loaded.sources);
-            return Ok(ExitCode::Error);
-        };
-        (diff_plan(Some(&compiled), &prior, &catalog, &options, notes), Some(compiled))
+    let phase = (!destroy).then(|| phase_to_plan(phase, &prior, &stack));
+    let Some((plan, compiled)) =
+        make_plan(&loaded, &stack, phase.as_deref(), &prior, &inputs, &catalog, &options, notes)
+    else {
+        return Ok(ExitCode::Error);
     };
     print(&render::text::plan(&plan, Style { color: settings::stdout_color() }));
     if !plan.refusals.is_empty() {
@@ -276,7 +262,7 @@ fn apply_saved(args: &ApplyArgs, file: &std::path::Path) -> Result<ExitCode, Cli
     let planned_lineage = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| v.get("lineage").and_then(|l| l.as_str()).map(str::to_owned));
-    let mut prior = backend.read().map_err(state_error)?.unwrap_or_else(|| {
+    let mut prior = read_prior(backend.as_ref(), &stack)?.unwrap_or_else(|| {
         let mut fresh = State::new(Some(stack.name.clone()));
         fresh.lineage = planned_lineage.unwrap_or(fresh.lineage);
         fresh
@@ -293,19 +279,9 @@ fn apply_saved(args: &ApplyArgs, file: &std::path::Path) -> Result<ExitCode, Cli
     let options =
         PlanOptions { allow_data_loss: saved.options.allow_data_loss, targets: parse_targets(&saved.options.targets)? };
     let notes = if saved.options.refresh { refresh(&runtime, &services, &mut prior, &stack.name)? } else { Vec::new() };
-    let (plan, compiled) = if saved.options.destroy {
-        let mut plan = diff_plan(None, &prior, &catalog, &options, notes);
-        plan.stack = stack.name.clone();
-        (plan, None)
-    } else {
-        let (compiled, diags) = compile_phase(&stack, &saved.options.phase, &inputs, &catalog);
-        let mut notes = notes;
-        notes.extend(diags.clone().into_sorted().iter().filter(|d| !d.is_error()).map(warning_line));
-        let Some(compiled) = compiled else {
-            eprint_diags(diags, &loaded.sources);
-            return Ok(ExitCode::Error);
-        };
-        (diff_plan(Some(&compiled), &prior, &catalog, &options, notes), Some(compiled))
+    let phase = (!saved.options.destroy).then_some(saved.options.phase.as_str());
+    let Some((plan, compiled)) = make_plan(&loaded, &stack, phase, &prior, &inputs, &catalog, &options, notes) else {
+        return Ok(ExitCode::Error);
     };
     // The same definitions and state give the same plan, unless the cloud changed meanwhile.
     let now = serde_json::to_value(&plan).unwrap_or_default();
@@ -346,7 +322,7 @@ pub(crate) fn import(args: &ImportArgs) -> Result<ExitCode, CliError> {
     let runtime = runtime()?;
     let backend = backend(&args.stack.dir.dir, &stack)?;
     let _lock = backend.lock("import", args.lock.lock_timeout).map_err(state_error)?;
-    let mut state = backend.read().map_err(state_error)?.unwrap_or_else(|| State::new(Some(stack.name.clone())));
+    let mut state = read_prior(backend.as_ref(), &stack)?.unwrap_or_else(|| State::new(Some(stack.name.clone())));
     if state.resources.contains_key(&address.to_string()) {
         return Err(CliError {
             message: format!("`{address}` is already recorded"),
@@ -354,12 +330,7 @@ pub(crate) fn import(args: &ImportArgs) -> Result<ExitCode, CliError> {
             code: ExitCode::Error,
         });
     }
-    let phase = args
-        .phase
-        .clone()
-        .or_else(|| state.phase.clone())
-        .or_else(|| stack.phases.first().cloned())
-        .unwrap_or_default();
+    let phase = phase_to_plan(args.phase.clone(), &state, &stack);
     let (compiled, diags) = compile_phase(&stack, &phase, &inputs, &catalog);
     let Some(compiled) = compiled else {
         eprint_diags(diags, &loaded.sources);
@@ -399,8 +370,7 @@ pub(crate) fn import(args: &ImportArgs) -> Result<ExitCode, CliError> {
     readable.attrs.retain(|_, value| apply::resolve::for_state(value, &state).is_ok());
     let mut entry = apply::resolve::record(&readable, &compiled, Some((&args.id, &object.attrs)), &state)
         .map_err(|u| CliError::usage(format!("`{address}` cannot be recorded yet: {}", u.0)))?;
-    let ids = state.resources.iter().filter_map(|(a, r)| Some(((r.kind.clone(), r.id.clone()?), a.clone()))).collect();
-    let differences = apply::resolve::overlay(&mut entry, &object, &ids);
+    let differences = apply::resolve::overlay(&mut entry, &object, &apply::resolve::id_index(&state));
     state.resources.insert(address.to_string(), entry);
     state.increment_serial();
     backend.write(&state).map_err(state_error)?;

@@ -1,11 +1,17 @@
 //! `terrace plan`: the phase against the recorded state, under the state lock.
 
 use terrace::addr::Address;
+use terrace::compile::VarInputs;
 use terrace::diff::{PlanOptions, plan as diff_plan};
+use terrace::lang::Stack;
+use terrace::model::Compiled;
+use terrace::pipeline::Loaded;
 use terrace::pipeline::compile_phase;
+use terrace::plan::Plan;
 use terrace::render::{self, Style};
 use terrace::saved;
-use terrace_state::State;
+use terrace_providers::pricing::Catalog;
+use terrace_state::{Backend, State};
 
 use super::args::{PlanArgs, PlanFormat};
 use super::commands::{eprint_diags, load, print, warning_line};
@@ -15,25 +21,13 @@ use super::{CliError, ExitCode};
 pub(crate) fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
     let catalog = catalog(&args.stack)?;
     let inputs = var_inputs(&args.stack)?;
-    let mut targets = Vec::new();
-    for target in &args.targets {
-        let address: Address =
-            target.parse().map_err(|e: terrace::addr::AddressError| CliError::usage(format!("--target: {e}")))?;
-        targets.push(address);
-    }
+    let targets = parse_targets(&args.targets)?;
     let Some((loaded, stack)) = load(&args.stack) else {
         return Ok(ExitCode::Error);
     };
     let backend = backend(&args.stack.dir.dir, &stack)?;
     let _lock = backend.lock("plan", args.lock.lock_timeout).map_err(state_error)?;
-    let mut prior = backend.read().map_err(state_error)?.unwrap_or_else(|| State::new(Some(stack.name.clone())));
-    if let Some(recorded) = prior.stack.as_ref().filter(|s| **s != stack.name) {
-        return Err(CliError {
-            message: format!("{} records stack `{recorded}`, not `{}`", backend.describe(), stack.name),
-            hint: Some("point the stack's backend at its own state".into()),
-            code: ExitCode::Error,
-        });
-    }
+    let mut prior = read_prior(backend.as_ref(), &stack)?.unwrap_or_else(|| State::new(Some(stack.name.clone())));
     let refreshed = args.refresh && !prior.resources.is_empty();
     let mut notes = Vec::new();
     if refreshed {
@@ -47,27 +41,10 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
         }
     }
     let options = PlanOptions { allow_data_loss: args.allow_data_loss, targets };
-    let mut phase_name = String::new();
-    let plan = if args.destroy {
-        let mut plan = diff_plan(None, &prior, &catalog, &options, notes);
-        plan.stack = stack.name.clone();
-        plan
-    } else {
-        let phase = args
-            .phase
-            .clone()
-            .or_else(|| prior.phase.clone())
-            .or_else(|| stack.phases.first().cloned())
-            .unwrap_or_default();
-        phase_name = phase.clone();
-        let (compiled, diags) = compile_phase(&stack, &phase, &inputs, &catalog);
-        let mut warnings = notes;
-        warnings.extend(diags.clone().into_sorted().iter().filter(|d| !d.is_error()).map(warning_line));
-        let Some(compiled) = compiled else {
-            eprint_diags(diags, &loaded.sources);
-            return Ok(ExitCode::Error);
-        };
-        diff_plan(Some(&compiled), &prior, &catalog, &options, warnings)
+    let phase = (!args.destroy).then(|| phase_to_plan(args.phase.clone(), &prior, &stack));
+    let Some((plan, _)) = make_plan(&loaded, &stack, phase.as_deref(), &prior, &inputs, &catalog, &options, notes)
+    else {
+        return Ok(ExitCode::Error);
     };
     print(&match args.format {
         PlanFormat::Text => render::text::plan(&plan, Style { color: settings::stdout_color() }),
@@ -90,7 +67,7 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
         variables.extend(inputs.cli.clone());
         let digest = saved::definitions_digest(&loaded.sources, &variables);
         let saved_options = saved::SavedOptions {
-            phase: phase_name,
+            phase: phase.unwrap_or_default(),
             destroy: args.destroy,
             refresh: refreshed,
             allow_data_loss: args.allow_data_loss,
@@ -105,4 +82,58 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
         eprintln!("Saved the plan to {}.", path.display());
     }
     Ok(if args.detailed_exitcode && plan.has_changes() { ExitCode::Changes } else { ExitCode::Success })
+}
+
+/// `--target` addresses, parsed.
+pub(super) fn parse_targets(targets: &[String]) -> Result<Vec<Address>, CliError> {
+    targets
+        .iter()
+        .map(|t| t.parse().map_err(|e: terrace::addr::AddressError| CliError::usage(format!("--target: {e}"))))
+        .collect()
+}
+
+/// The stack's recorded state, if any; another stack's state is refused, whatever the command.
+pub(super) fn read_prior(backend: &dyn Backend, stack: &Stack) -> Result<Option<State>, CliError> {
+    let prior = backend.read().map_err(state_error)?;
+    if let Some(recorded) = prior.as_ref().and_then(|p| p.stack.as_ref()).filter(|s| **s != stack.name) {
+        return Err(CliError {
+            message: format!("{} records stack `{recorded}`, not `{}`", backend.describe(), stack.name),
+            hint: Some("point the stack's backend at its own state".into()),
+            code: ExitCode::Error,
+        });
+    }
+    Ok(prior)
+}
+
+/// The phase to plan: the one asked for, else the one recorded, else the stack's first.
+pub(super) fn phase_to_plan(asked: Option<String>, prior: &State, stack: &Stack) -> String {
+    asked.or_else(|| prior.phase.clone()).or_else(|| stack.phases.first().cloned()).unwrap_or_default()
+}
+
+/// Compiles `phase` (`None`: destroy everything recorded) and diffs it against `prior`, the notes
+/// and the phase's warnings shown with the plan. `None` after printing the diagnostics of a phase
+/// that does not compile.
+#[expect(clippy::too_many_arguments, reason = "the inputs of one plan, each read by its command")]
+pub(super) fn make_plan(
+    loaded: &Loaded,
+    stack: &Stack,
+    phase: Option<&str>,
+    prior: &State,
+    inputs: &VarInputs,
+    catalog: &Catalog,
+    options: &PlanOptions,
+    mut notes: Vec<String>,
+) -> Option<(Plan, Option<Compiled>)> {
+    let Some(phase) = phase else {
+        let mut plan = diff_plan(None, prior, catalog, options, notes);
+        plan.stack = stack.name.clone();
+        return Some((plan, None));
+    };
+    let (compiled, diags) = compile_phase(stack, phase, inputs, catalog);
+    notes.extend(diags.clone().into_sorted().iter().filter(|d| !d.is_error()).map(warning_line));
+    let Some(compiled) = compiled else {
+        eprint_diags(diags, &loaded.sources);
+        return None;
+    };
+    Some((diff_plan(Some(&compiled), prior, catalog, options, notes), Some(compiled)))
 }
