@@ -146,9 +146,13 @@ fn two_runners_share_the_state_the_saved_plan_is_applied_and_stale_plans_are_ref
     assert_eq!(stale.code, 1, "{}", stale.transcript());
     assert!(stale.stderr.contains("the state changed since the plan was made"), "{}", stale.stderr);
 
-    // While B applies, A fails at once naming the holder, or waits with --lock-timeout.
-    let mut busy =
-        spawn(&cloud, b.path(), &["apply", "--phase", "read-replicas", "--auto-approve", "--allow-data-loss"]);
+    // While B applies, A fails at once naming the holder, or waits with --lock-timeout. (B waits
+    // too: A's probing plans hold the lock for a moment each.)
+    let mut busy = spawn(
+        &cloud,
+        b.path(),
+        &["apply", "--phase", "read-replicas", "--auto-approve", "--allow-data-loss", "--lock-timeout", "1m"],
+    );
     let started = Instant::now();
     let mut blocked;
     loop {
