@@ -299,6 +299,7 @@ fn compare(
 ) -> ResourceChange {
     let schema = schema::of(resource.kind);
     let ignored = |name: &str| resource.lifecycle.ignore_changes.iter().any(|i| i == name || i == "all");
+    let first_boot = |name: &str| schema.attr(name).is_some_and(|a| a.first_boot);
     let mut after = BTreeMap::new();
     let mut after_unknown = Vec::new();
     let mut sensitive = before.state.sensitive_attributes.clone();
@@ -319,7 +320,7 @@ fn compare(
         let Some(new) = resource.attrs.get(name) else {
             // A first-boot script that is no longer written (a service moved off its host) ran long
             // ago: dropping it changes nothing on the server, and is no reason to replace it.
-            if name == "user_data" {
+            if first_boot(name) {
                 after.insert(name.clone(), old);
                 continue;
             }
@@ -333,7 +334,7 @@ fn compare(
         if ignored(name) {
             // A database server's configuration is its cloud-init, which runs at first boot only:
             // a new rendering is not a reason to replace the server and lose its data.
-            if name == "user_data"
+            if first_boot(name)
                 && resource.composite.is_some()
                 && resolve(new, priors, renewed).is_some_and(|value| !equal(&value, &old))
             {

@@ -78,6 +78,9 @@ pub struct Attr {
     pub update: Update,
     /// Never printed.
     pub sensitive: bool,
+    /// Runs once, at the object's first boot (cloud-init): dropping it from the definition changes
+    /// nothing on the object, so it is kept, not a reason to replace.
+    pub first_boot: bool,
 }
 
 impl Attr {
@@ -132,7 +135,7 @@ impl BlockSchema {
 const PUT: Update = Update::InPlace { actions: &["update (PUT)"], power_off: false };
 
 const fn attr(name: &'static str, ty: Ty) -> Attr {
-    Attr { name, ty, required: false, default: None, update: PUT, sensitive: false }
+    Attr { name, ty, required: false, default: None, update: PUT, sensitive: false, first_boot: false }
 }
 
 const fn required(name: &'static str, ty: Ty) -> Attr {
@@ -152,6 +155,11 @@ const fn by(mut a: Attr, actions: &'static [&'static str]) -> Attr {
 /// Changed in place, with the server powered off meanwhile.
 const fn powered_off(mut a: Attr, actions: &'static [&'static str]) -> Attr {
     a.update = Update::InPlace { actions, power_off: true };
+    a
+}
+
+const fn first_boot(mut a: Attr) -> Attr {
+    a.first_boot = true;
     a
 }
 
@@ -215,7 +223,7 @@ const SERVER: BlockSchema = BlockSchema {
         replacing(with_default(attr("image", Ty::String), Default::Str("ubuntu-24.04"))),
         replacing(required("location", Ty::String)),
         LABELS,
-        replacing(attr("user_data", Ty::Text)),
+        first_boot(replacing(attr("user_data", Ty::Text))),
         replacing(attr("ssh_keys", Ty::Refs(&[Kind::SshKey]))),
         by(attr("network", Ty::Ref(&[Kind::Network])), &["detach_from_network", "attach_to_network"]),
         by(attr("private_ip", Ty::String), &["detach_from_network", "attach_to_network"]),
@@ -563,6 +571,12 @@ pub fn computed_for<'a>(
         .copied()
         .filter(move |name| !attrs.contains_key(*name))
         .filter(move |name| *name != "private_ip" || on_network)
+}
+
+/// The attributes of a kind that run at first boot only (`user_data`): a service keeps them on its
+/// servers once made (`ignore_changes`).
+pub fn first_boot_attrs(kind: Kind) -> Vec<String> {
+    of(kind).attrs.iter().filter(|a| a.first_boot).map(|a| a.name.to_owned()).collect()
 }
 
 /// The attribute names a reference may read on an object of this kind: configured and computed ones.

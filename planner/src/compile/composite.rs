@@ -257,14 +257,7 @@ impl State<'_> {
                     ])),
                 );
             }
-            let (memory_mb, cpus) = ty
-                .as_str()
-                .and_then(|t| self.catalog.server_type(t))
-                .map(|spec| {
-                    let mb = (spec.memory_gb * rust_decimal::Decimal::from(1024)).trunc();
-                    (u64::try_from(mb.mantissa()).unwrap_or(2048), spec.cores)
-                })
-                .unwrap_or((2048, 2));
+            let (memory_mb, cpus) = self.server_size(ty.as_str().unwrap_or_default());
             let clients: Vec<String> =
                 network_range.iter().filter(|_| in_network).filter_map(|r| r.as_str().map(str::to_owned)).collect();
             let mut peers: Vec<(Value, bool)> = Vec::new();
@@ -394,6 +387,18 @@ impl State<'_> {
         Some(Built { resources, exports, summary })
     }
 
+    /// A server type's memory in MB and its vCPUs, which size a service's settings; a type the
+    /// catalog lacks (the validator reports it) is taken as 2 GB and 2 vCPUs.
+    fn server_size(&self, server_type: &str) -> (u64, u32) {
+        self.catalog
+            .server_type(server_type)
+            .map(|spec| {
+                let mb = (spec.memory_gb * rust_decimal::Decimal::from(1024)).trunc();
+                (u64::try_from(mb.mantissa()).unwrap_or(2048), spec.cores)
+            })
+            .unwrap_or((2048, 2))
+    }
+
     /// A service `on` a server configures that server: when the host block gives no `user_data`
     /// of its own, the service's cloud-init becomes the host's (kept once made, like a service
     /// server's); when it does, the host's wins and a warning says the service is not configured.
@@ -419,14 +424,7 @@ impl State<'_> {
             return None;
         }
         let server_type = host_attrs.get("server_type").and_then(Value::as_str).unwrap_or_default();
-        let (memory_mb, cpus) = self
-            .catalog
-            .server_type(server_type)
-            .map(|spec| {
-                let mb = (spec.memory_gb * rust_decimal::Decimal::from(1024)).trunc();
-                (u64::try_from(mb.mantissa()).unwrap_or(2048), spec.cores)
-            })
-            .unwrap_or((2048, 2));
+        let (memory_mb, cpus) = self.server_size(server_type);
         // The application runs on the same server: clients come from the host itself, and from
         // its private network when it is on one.
         let mut clients = vec!["127.0.0.1/32".to_owned()];
@@ -462,7 +460,7 @@ impl State<'_> {
         }
         let resource = &mut self.resources[slot];
         resource.attrs.insert("user_data".into(), user_data);
-        resource.lifecycle.ignore_changes.push("user_data".into());
+        resource.lifecycle.ignore_changes.extend(crate::schema::first_boot_attrs(Kind::Server));
         (shape.role == "postgres").then_some(restore)
     }
 
@@ -546,7 +544,7 @@ impl State<'_> {
             // replacing a database server for a new rendering would lose its data (the plan notes
             // the change instead; see docs/services.md).
             lifecycle: Lifecycle {
-                ignore_changes: if kind == Kind::Server { vec!["user_data".to_owned()] } else { Vec::new() },
+                ignore_changes: crate::schema::first_boot_attrs(kind),
                 ..instance.lifecycle.clone()
             },
             origin,
