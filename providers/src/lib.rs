@@ -4,5 +4,6 @@
 pub mod client;
 pub mod cloud;
 pub mod emulator;
+pub mod host;
 pub mod objectstorage;
 pub mod pricing;
