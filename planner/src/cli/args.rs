@@ -137,6 +137,10 @@ pub(crate) struct EmulatorArgs {
     /// Accept only this bearer token (default: any).
     #[arg(long, env = "TERRACE_EMULATOR_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Hand out the public IPv4s of servers, Primary IPs, Floating IPs and Load Balancers from this range,
+    /// e.g. 198.18.0.0/16 (default: Hetzner's blocks per network zone).
+    #[arg(long = "public-ipv4-range", value_name = "CIDR")]
+    pub public_ipv4_range: Option<ipnet::Ipv4Net>,
 }
 
 #[derive(Debug, Args)]

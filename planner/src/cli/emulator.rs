@@ -21,6 +21,7 @@ pub(crate) fn emulator(args: &EmulatorArgs) -> Result<ExitCode, CliError> {
         seed: args.seed,
         hourly_budget: args.hourly_budget,
         token: args.token.clone(),
+        public_ipv4_range: args.public_ipv4_range,
         ..EmulatorConfig::default()
     };
     run_until_interrupted(args.listen, config, |url| {

@@ -1,6 +1,7 @@
 //! The HTTP face of the emulator: one axum fallback handler that authenticates, counts the request against
-//! the rate limit, injects faults, routes `/v1/...` to the store and renders the answer. It is the only
-//! module that knows HTTP types, apart from `s3.rs`, to which it hands Object Storage's `/s3/...`.
+//! the rate limit, injects faults, routes `/v1/...` to the store and renders the answer, and serves the
+//! emulator's own inspection endpoints under `/_emulator/`. It is the only module that knows HTTP types,
+//! apart from `s3.rs`, to which it hands Object Storage's `/s3/...`.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -196,6 +197,13 @@ pub(crate) async fn handle(
         let rate = inner.limiter.peek(now);
         return error_response(&ApiError::new(Code::Unauthorized, "unable to authenticate"), rate);
     }
+    // The emulator's own inspection endpoints, outside `/v1`: what a hypervisor knows and the API never
+    // answers, for test harnesses that play the machines. Authorized like the API, but not counted
+    // against the budget nor given faults, so that watching the project does not change it.
+    if let Some(rest) = uri.path().strip_prefix("/_emulator/") {
+        let rate = inner.limiter.peek(now);
+        return inspect(&inner.store, &method, rest, rate);
+    }
     let rate = match inner.limiter.take(now) {
         Ok(rate) => rate,
         Err(rate) => {
@@ -260,6 +268,30 @@ pub(crate) async fn handle(
     inner.store.fail_next_action = false;
     match result {
         Ok((status, value)) => respond(status, value.as_ref(), rate),
+        Err(e) => error_response(&e, rate),
+    }
+}
+
+/// `GET /_emulator/servers/{id}/user_data`: the server's `user_data` as given, as text; `404` when the
+/// server does not exist or was given none.
+fn inspect(store: &Store, method: &Method, path: &str, rate: RateState) -> Response {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let answer = match segments.as_slice() {
+        ["servers", id, "user_data"] if method == Method::GET => parse_id(id).and_then(|id| {
+            store
+                .server_user_data(id)?
+                .map(str::to_owned)
+                .ok_or_else(|| ApiError::new(Code::NotFound, format!("server with ID '{id}' was given no user_data")))
+        }),
+        _ => Err(ApiError::new(Code::NotFound, "not found")),
+    };
+    match answer {
+        Ok(text) => {
+            let mut resp = respond(StatusCode::OK, None, rate);
+            *resp.body_mut() = Body::from(text);
+            resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            resp
+        }
         Err(e) => error_response(&e, rate),
     }
 }

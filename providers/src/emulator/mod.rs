@@ -56,6 +56,11 @@ pub struct EmulatorConfig {
     /// How many of the latest requests [`Emulator::requests`] keeps (older ones are dropped, so memory
     /// stays flat under load); 0 records none.
     pub record_limit: usize,
+    /// Where the public IPv4s of servers, Primary IPs, Floating IPs and Load Balancers come from, in every
+    /// location; `None` uses blocks Hetzner announces per network zone (49.12.0.0/16 in eu-central, ...).
+    /// A test lab that routes these addresses itself gives a range that is never routed on the internet
+    /// (198.18.0.0/15, RFC 2544).
+    pub public_ipv4_range: Option<ipnet::Ipv4Net>,
 }
 
 impl Default for EmulatorConfig {
@@ -69,6 +74,7 @@ impl Default for EmulatorConfig {
             start_time_ms: None,
             manual_clock: false,
             record_limit: 10_000,
+            public_ipv4_range: None,
         }
     }
 }
@@ -111,7 +117,7 @@ impl Emulator {
         let delay_ms = i64::try_from(config.action_delay.as_millis()).unwrap_or(i64::MAX / 4);
         let shared = Arc::new(http::Shared {
             inner: Mutex::new(http::Inner {
-                store: store::Store::new(data, config.seed, delay_ms),
+                store: store::Store::new(data, config.seed, delay_ms).with_public_ipv4_range(config.public_ipv4_range),
                 limiter: ratelimit::RateLimiter::new(config.hourly_budget, now),
                 fault_rng: faults::SeededRng::new(config.seed),
                 requests: VecDeque::new(),

@@ -112,6 +112,8 @@ pub(crate) struct PlacementGroupRef {
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct Rebuild {
     pub(crate) image: IdOrName,
+    /// Replaces the server's `user_data`; without it the previous one is used again.
+    pub(crate) user_data: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

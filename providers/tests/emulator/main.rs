@@ -6,6 +6,7 @@
 
 mod conformance;
 mod faults;
+mod inspection;
 mod lifecycle;
 mod listing;
 mod rules;

@@ -59,6 +59,7 @@ impl Store {
                 (None, None) => return Err(ApiError::invalid_field("location", "give a location or an assignee_id")),
             };
         let zone = self.data.zone_of(&location).to_owned();
+        self.check_public_ipv4_left(usize::from(!ipv6))?;
         let ip = if ipv6 { self.public_ipv6_net(&zone) } else { self.public_ipv4(&zone) };
         let common = self.common(req.name, req.labels, now)?;
         let id = common.id;
@@ -162,6 +163,7 @@ impl Store {
             self.check_floating_assign(&home, s)?;
         }
         let zone = self.data.zone_of(&home).to_owned();
+        self.check_public_ipv4_left(usize::from(!ipv6))?;
         let ip = if ipv6 { self.public_ipv6_net(&zone) } else { self.public_ipv4(&zone) };
         let id_preview = self.next_id + 1;
         let name = req.name.clone().unwrap_or_else(|| id_preview.to_string());

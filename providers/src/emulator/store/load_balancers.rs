@@ -211,6 +211,7 @@ impl Store {
             lb.targets.push(target);
         }
         self.check_lb_limits(&lb)?;
+        self.check_public_ipv4_left(1)?;
         lb.ipv4 = self.public_ipv4(&zone);
         lb.ipv6 = self.public_ipv6_net(&zone).replace("::/64", "::1");
         self.load_balancers.insert(id, lb);

@@ -213,6 +213,9 @@ pub(crate) struct Server {
     pub(crate) backup_window: Option<String>,
     pub(crate) primary_disk_size: u32,
     pub(crate) ssh_keys: Vec<u64>,
+    /// The cloud-init `user_data` given at create (or at the latest rebuild that gave one). The API never
+    /// answers it; the emulator's inspection endpoint does, for hypervisor-like test harnesses.
+    pub(crate) user_data: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -358,6 +361,10 @@ pub(crate) struct Store {
     next_id: u64,
     next_action_id: u64,
     next_public: u32,
+    /// Where public IPv4s come from when set (`--public-ipv4-range`), instead of Hetzner's blocks per zone.
+    public_ipv4_range: Option<Ipv4Net>,
+    /// The offset in `public_ipv4_range` the next search for a free address starts at.
+    next_in_range: u32,
     /// Decides generated secrets (root passwords); apart from the fault generator so that injected faults
     /// do not change them.
     rng: SeededRng,
@@ -389,6 +396,8 @@ impl Store {
             next_id: base,
             next_action_id: base * 10,
             next_public: 0,
+            public_ipv4_range: None,
+            next_in_range: 0,
             rng: SeededRng::new(seed ^ 0x5EED),
             fail_next_action: false,
             actions: BTreeMap::new(),
@@ -481,8 +490,31 @@ impl Store {
             .collect()
     }
 
-    /// The next public IPv4 of a network zone, from address blocks Hetzner announces there.
+    /// Hands out public IPv4s from `range` (in every zone) instead of Hetzner's blocks: the first free
+    /// address after the last one handed out, skipping the network and broadcast addresses.
+    pub(crate) fn with_public_ipv4_range(mut self, range: Option<Ipv4Net>) -> Store {
+        self.public_ipv4_range = range;
+        self
+    }
+
+    /// The next public IPv4 of a network zone, from address blocks Hetzner announces there, or from the
+    /// configured range. Callers check [`Store::check_public_ipv4_left`] first, so a range never hands
+    /// out an address in use.
     fn public_ipv4(&mut self, zone: &str) -> String {
+        if let Some(range) = self.public_ipv4_range {
+            let used = self.public_ipv4s_in_use();
+            let (first, count) = range_hosts(range);
+            for step in 0..count {
+                let offset = (self.next_in_range + step) % count;
+                let ip = Ipv4Addr::from(first + offset);
+                if !used.contains(&ip) {
+                    self.next_in_range = offset + 1;
+                    return ip.to_string();
+                }
+            }
+            // Unreachable after check_public_ipv4_left; repeat an address rather than panic.
+            return Ipv4Addr::from(first).to_string();
+        }
         self.next_public += 1;
         let (a, b) = match zone {
             "us-east" => (5, 161),
@@ -492,6 +524,29 @@ impl Store {
         };
         let n = self.next_public;
         format!("{a}.{b}.{}.{}", (n / 250) % 256, n % 250 + 2)
+    }
+
+    /// The public IPv4s held by Primary IPs, Floating IPs and Load Balancers.
+    fn public_ipv4s_in_use(&self) -> std::collections::BTreeSet<Ipv4Addr> {
+        let primary = self.primary_ips.values().filter(|ip| !ip.ipv6).map(|ip| ip.ip.as_str());
+        let floating = self.floating_ips.values().filter(|ip| !ip.ipv6).map(|ip| ip.ip.as_str());
+        let balancers = self.load_balancers.values().map(|lb| lb.ipv4.as_str());
+        primary.chain(floating).chain(balancers).filter_map(|ip| ip.parse().ok()).collect()
+    }
+
+    /// `resource_unavailable` when a configured range has no free address for `wanted` more IPv4s.
+    pub(crate) fn check_public_ipv4_left(&self, wanted: usize) -> Result<(), ApiError> {
+        let Some(range) = self.public_ipv4_range else { return Ok(()) };
+        let (_, count) = range_hosts(range);
+        let used = self.public_ipv4s_in_use().iter().filter(|ip| range.contains(*ip)).count();
+        let free = usize::try_from(count).unwrap_or(usize::MAX).saturating_sub(used);
+        if free < wanted {
+            return Err(ApiError::specific(
+                "resource_unavailable",
+                format!("no public IPv4 address is left in {range}"),
+            ));
+        }
+        Ok(())
     }
 
     /// The next public IPv6 /64 of a network zone.
@@ -528,6 +583,18 @@ impl Store {
             return Ok(Some(dc.location.clone()));
         }
         Ok(None)
+    }
+}
+
+/// The first address a range hands out and how many it has: every address but the network and
+/// broadcast addresses (all of a /31 or /32).
+fn range_hosts(range: Ipv4Net) -> (u32, u32) {
+    let network = u32::from(range.network());
+    let size = 1u64 << (32 - u32::from(range.prefix_len()));
+    if size <= 2 {
+        (network, u32::try_from(size).unwrap_or(1))
+    } else {
+        (network + 1, u32::try_from(size - 2).unwrap_or(u32::MAX))
     }
 }
 

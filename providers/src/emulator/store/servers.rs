@@ -144,6 +144,8 @@ impl Store {
                 "a server without public IPs must be attached to a network",
             ));
         }
+        let new_ipv4s = usize::from(public.enable_ipv4 && public.ipv4.is_none());
+        self.check_public_ipv4_left(new_ipv4s)?;
         let common = self.common(req.name.clone(), req.labels.clone(), now)?;
         let id = common.id;
         let ipv4 = if has_v4 { Some(self.server_primary_ip(public.ipv4, false, id, &location, now)) } else { None };
@@ -168,6 +170,7 @@ impl Store {
             placement_group: req.placement_group,
             backup_window: None,
             ssh_keys: ssh_keys.clone(),
+            user_data: req.user_data.clone(),
         };
         for &n in &req.networks {
             let ip = self.free_ip(n, &zone, None)?;
@@ -230,6 +233,12 @@ impl Store {
                     .ok_or_else(|| ApiError::invalid_field("ssh_keys", "SSH key not found"))
             })
             .collect()
+    }
+
+    /// The `user_data` a server was created (or last rebuilt) with, for the emulator's inspection
+    /// endpoint; `None` when it was given none.
+    pub(crate) fn server_user_data(&self, id: u64) -> Result<Option<&str>, ApiError> {
+        Ok(get(&self.servers, Kind::Server, id)?.user_data.as_deref())
     }
 
     pub(crate) fn update_server(&mut self, id: u64, update: &Update) -> Result<(), ApiError> {
@@ -436,6 +445,9 @@ impl Store {
             }
             "rebuild" => {
                 let req: Rebuild = decode(body)?;
+                if req.user_data.as_ref().is_some_and(|u| u.len() > MAX_USER_DATA) {
+                    return Err(ApiError::invalid_field("user_data", "user_data must be at most 32 KiB"));
+                }
                 let server = self.server_for_action(id, now)?;
                 if server.protect_rebuild {
                     return Err(ApiError::protected("Server", id));
@@ -453,6 +465,9 @@ impl Store {
                 let server = get_mut(&mut self.servers, Kind::Server, id)?;
                 let back = server.status;
                 server.image = image;
+                if let Some(user_data) = req.user_data {
+                    server.user_data = Some(user_data);
+                }
                 server.status = ServerStatus::Rebuilding;
                 server.transition = Some(Transition { action, to: ServerStatus::Running, back });
                 let root_password = no_keys.then(|| self.root_password());
