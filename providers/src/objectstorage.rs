@@ -330,7 +330,13 @@ impl ObjectStorage {
     async fn send(&self, target: &Target<'_>, method: Method, sign: impl Fn() -> Url) -> Result<String, StorageError> {
         let mut attempt = 0u32;
         loop {
-            let error = match self.inner.http.request(method.clone(), sign()).send().await {
+            let mut request = self.inner.http.request(method.clone(), sign());
+            if method == Method::PUT {
+                // A PUT without a body still says so: S3 (and moto) answer 411 Length Required to one
+                // that sends no Content-Length at all.
+                request = request.header(reqwest::header::CONTENT_LENGTH, "0").body(Vec::new());
+            }
+            let error = match request.send().await {
                 Ok(response) => {
                     let status = response.status();
                     let body = response.text().await.unwrap_or_default();
