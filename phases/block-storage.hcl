@@ -20,10 +20,12 @@ bucket "backups" {
 
 # PostgreSQL 16 with pgvector stays on the app server, as the seed's Docker container does, with
 # its data on a 20 GB block storage volume attached to that server, backed up daily at 02:00 UTC to
-# Object Storage and kept 30 days.
+# Object Storage and kept 30 days. It listens on the server's loopback and on its docker0 bridge
+# (172.17.0.1), where the app's containers reach it (Hetzner's docker-ce image: `docker_clients`
+# defaults to true), and never on the public address: no firewall is needed to keep it private.
 postgres "main" {
   on         = server.app
-  version    = 16
+  version    = var.postgres_version
   extensions = ["vector"]
   storage_gb = 20
   database   = "business_logic_app"
@@ -40,8 +42,9 @@ output "APP_IPV4" {
   value = server.app.ipv4_address
 }
 
+# The address the app's containers reach the database at (the docker0 bridge).
 output "DB_HOST" {
-  value = postgres.main.primary_private_ip
+  value = postgres.main.host
 }
 
 # The connection string for the app's .env (`terrace output --format env --show-sensitive`): it

@@ -51,7 +51,7 @@ firewall "web" {
 # The seed's "Small (2 vCPU, 4 GB RAM)" managed database: PostgreSQL 16 with pgvector on a cpx22
 # of its own, data on a 40 GB volume, PgBouncer in transaction mode on port 6432.
 postgres "main" {
-  version     = 16
+  version     = var.postgres_version
   extensions  = ["vector"]
   server_type = "cpx22"
   location    = var.location

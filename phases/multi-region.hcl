@@ -38,7 +38,8 @@ load_balancer "web_us" {
   algorithm = "round_robin"
 
   target {
-    server = server.app_us
+    server         = server.app_us
+    use_private_ip = true
   }
 
   service {
@@ -56,10 +57,12 @@ load_balancer "web_us" {
 
 # Writes stay with the shard primaries in the EU; each shard gets a read replica in Ashburn that
 # replicates over the public network with TLS, its firewall open to the peers' addresses only.
-# cpx31 (4 vCPU, 8 GB) matches the EU primaries' cpx32.
+# cpx31 (4 vCPU, 8 GB) matches the EU primaries' cpx32. The app servers of both regions are its
+# clients: the EU ones over the private network, the US ones over the public internet with TLS
+# (`hostssl`), admitted by their own addresses in pg_hba.conf, PgBouncer and the firewall.
 postgres "shard" {
   count               = 3
-  version             = 16
+  version             = var.postgres_version
   extensions          = ["vector"]
   server_type         = "cpx32"
   location            = var.location
@@ -70,6 +73,7 @@ postgres "shard" {
   pgbouncer           = true
   shard_key           = "organization_id"
   network             = network.private
+  clients             = [server.app, server.app_us]
   database            = "business_logic_app"
   user                = "business_logic_user"
 
@@ -92,6 +96,23 @@ redis "cache_us" {
 
 output "SHARD_READ_HOSTS_US" {
   value = postgres.shard[*].replica_ipv4s
+}
+
+# Where the US app servers write: each shard's primary, over the public internet with TLS
+# (sslmode=require), in the order of SHARD_MAP; the URLs carry the shards' passwords.
+output "SHARD_WRITE_HOSTS_US" {
+  value = postgres.shard[*].primary_ipv4
+}
+
+output "SHARD_DATABASE_URLS_US" {
+  value     = postgres.shard[*].public_database_url
+  sensitive = true
+}
+
+# The US app servers' Redis, in their own region.
+output "REDIS_US_URL" {
+  value     = redis.cache_us.url
+  sensitive = true
 }
 
 output "LB_US_IPV4" {

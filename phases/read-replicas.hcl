@@ -23,8 +23,11 @@ load_balancer "web" {
   network   = network.private
   algorithm = "round_robin"
 
+  # The load balancer is on the private network: it reaches the app servers there, which the
+  # web firewall (22, 80 and 443 only) does not filter. Hetzner's default is their public IPs.
   target {
-    server = server.app
+    server         = server.app
+    use_private_ip = true
   }
 
   service {
@@ -43,7 +46,7 @@ load_balancer "web" {
 # One streaming read replica in the same location (the seed: "replica will be in same data
 # center"), and from this phase on continuous WAL archiving with 7 days of point-in-time recovery.
 postgres "main" {
-  version     = 16
+  version     = var.postgres_version
   extensions  = ["vector"]
   server_type = "cpx22"
   location    = var.location

@@ -19,7 +19,7 @@ server "app" {
 # Each shard gets a larger type (4 vCPU, 8 GB) and 80 GB of storage.
 postgres "shard" {
   count       = 3
-  version     = 16
+  version     = var.postgres_version
   extensions  = ["vector"]
   server_type = "cpx32"
   location    = var.location
@@ -45,4 +45,11 @@ output "SHARD_HOSTS" {
 
 output "SHARD_MAP" {
   value = postgres.shard[0].shard_map
+}
+
+# Each shard's connection string for the app's .env, in the order of SHARD_MAP (through PgBouncer,
+# with the shard's generated password: shown only with --show-sensitive).
+output "SHARD_DATABASE_URLS" {
+  value     = postgres.shard[*].database_url
+  sensitive = true
 }

@@ -17,3 +17,8 @@ variable "image" {
   description = "The app servers run the seed's Docker Compose stack"
   default     = "docker-ce"
 }
+
+variable "postgres_version" {
+  description = "PostgreSQL's major version, from the PostgreSQL project's apt repository"
+  default     = 16
+}

@@ -61,7 +61,7 @@ pub fn compare(stack: &str, phases: &[Compiled], catalog: &Catalog) -> Compariso
             users: compiled.phase.users.clone(),
             description: compiled.phase.description.clone(),
             // Hetzner objects: secrets are terrace's own.
-            resources: resources.iter().filter(|r| r.kind != crate::kind::Kind::Secret).count(),
+            resources: resources.iter().filter(|r| !r.kind.is_terrace_own()).count(),
             services: compiled.composites.len(),
             monthly_net: total,
             monthly_gross: catalog.gross(total),

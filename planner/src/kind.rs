@@ -16,6 +16,12 @@ pub enum Kind {
     Certificate,
     Firewall,
     FloatingIp,
+    /// What terrace configures on a service's server over SSH (files, packages, reloads); no
+    /// Hetzner object. Made by the `postgres` and `redis` composites, never written in a phase.
+    Host,
+    /// An SSH key pair generated at apply and kept in state (Terraform's `tls_private_key`): a
+    /// server's host key, or terrace's login key of a service; no Hetzner object.
+    Keypair,
     LoadBalancer,
     Network,
     PlacementGroup,
@@ -31,11 +37,13 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Bucket,
         Kind::Certificate,
         Kind::Firewall,
         Kind::FloatingIp,
+        Kind::Host,
+        Kind::Keypair,
         Kind::LoadBalancer,
         Kind::Network,
         Kind::PlacementGroup,
@@ -54,6 +62,8 @@ impl Kind {
             Kind::Certificate => "certificate",
             Kind::Firewall => "firewall",
             Kind::FloatingIp => "floating_ip",
+            Kind::Host => "host",
+            Kind::Keypair => "keypair",
             Kind::LoadBalancer => "load_balancer",
             Kind::Network => "network",
             Kind::PlacementGroup => "placement_group",
@@ -70,6 +80,17 @@ impl Kind {
     /// Composites expand into primitives and have no Hetzner object of their own.
     pub fn is_composite(self) -> bool {
         matches!(self, Kind::Postgres | Kind::Redis)
+    }
+
+    /// terrace's own kinds, made at apply and kept in state: no Hetzner object, no price, and not
+    /// counted among the cloud resources of a phase.
+    pub fn is_terrace_own(self) -> bool {
+        matches!(self, Kind::Secret | Kind::Keypair | Kind::Host)
+    }
+
+    /// Kinds that only the composites make: a phase file cannot declare them.
+    pub fn is_internal(self) -> bool {
+        matches!(self, Kind::Host)
     }
 
     /// Kinds whose loss destroys data: deleting or replacing them is data loss.

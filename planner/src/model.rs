@@ -93,6 +93,66 @@ pub struct Composite {
     pub exports: BTreeMap<String, Value>,
     /// How the composite maps onto Hetzner primitives, in a sentence: shown in plans.
     pub summary: String,
+    /// How each of its servers takes connections, for the reachability check.
+    #[serde(skip)]
+    pub endpoints: Vec<Endpoint>,
+    /// The servers written in `clients`: consumers that must reach the service, on its network or
+    /// over the public internet. Without `clients`, the servers on its network are its consumers.
+    #[serde(skip)]
+    pub clients: Vec<Address>,
+    /// The private network the service is on.
+    #[serde(skip)]
+    pub network: Option<Address>,
+}
+
+/// One server of a service as its consumers meet it: the ports it serves, the addresses it listens
+/// on, and whom its own rules admit (pg_hba.conf and PgBouncer's, which the renderers write from
+/// the same settings).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    pub server: Address,
+    /// `primary`, `replica[0]`.
+    pub role: String,
+    /// The ports and what serves each: (5432, "PostgreSQL"), (6432, "PgBouncer"), (6379, "Redis").
+    pub ports: Vec<(u16, &'static str)>,
+    pub listen: Listen,
+    /// Whom the service's own access rules let in; `None` for a service without such rules
+    /// (Redis asks every client for its password and nothing else).
+    pub admits: Option<Vec<Admission>>,
+    /// For a replica: its primary's server, and whether it replicates over the public internet.
+    pub replicates_from: Option<(Address, bool)>,
+}
+
+/// The addresses a service listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    /// Every address of the server (`*`, `0.0.0.0`): its private and its public interface.
+    Everywhere,
+    /// Only the loopback address, and the docker0 bridge when its containers are clients.
+    Local { docker: bool },
+}
+
+/// One line of a service's access rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admission {
+    pub source: Source,
+    /// Admitted only over TLS (`hostssl`).
+    pub tls_only: bool,
+    /// A replication line (the `replication` pseudo-database), not the application's.
+    pub replication: bool,
+}
+
+/// Where a connection comes from, as the access rules name it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// The server itself (127.0.0.1, the Unix socket).
+    Local,
+    /// The server's Docker containers (172.16.0.0/12).
+    Docker,
+    /// An address range written as such (a network's range).
+    Cidr(String),
+    /// The public IPv4 of this server, as a /32.
+    PublicIp(Address),
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -91,6 +91,48 @@ pub struct ResourceChange {
     pub previous_address: Option<Address>,
     pub cost_before: Option<Cost>,
     pub cost_after: Option<Cost>,
+    /// For a `host`: the files that change on the server, and what converging them costs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostChange>,
+}
+
+/// What changes on a service's server, over SSH: each file with a unified diff (secrets masked,
+/// values known only after apply marked), the packages to install, the steps that make the
+/// service use the new files, and what they cost it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostChange {
+    /// The server is new: its first boot (cloud-init) writes the files; apply waits for it and
+    /// checks them.
+    pub first_boot: bool,
+    pub files: Vec<FileChange>,
+    /// Packages the new configuration needs that terrace did not install there before.
+    pub packages: Vec<String>,
+    /// What apply does after writing the files, in order.
+    pub steps: Vec<String>,
+    pub disruption: crate::services::converge::Disruption,
+    /// Files edited on the server since terrace wrote them (found by the refresh); apply puts
+    /// terrace's version back.
+    pub drift: Vec<String>,
+    /// An earlier apply stopped while converging this host: its steps run again.
+    pub resumes: bool,
+}
+
+/// One file of a host.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileChange {
+    pub path: String,
+    /// `create`, `update` or `delete`.
+    pub action: Action,
+    /// The unified diff of the content, `None` when the content stays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// `[before, after]` when the mode or owner changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<[String; 2]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<[String; 2]>,
+    /// A secret in the file changes, which the masked diff cannot show.
+    pub secret_changed: bool,
 }
 
 /// Monthly cost of one resource kind, before and after.
@@ -182,6 +224,10 @@ pub struct Plan {
     /// Why this plan may not be applied (data loss without --allow-data-loss, prevent_destroy, a
     /// volume that would shrink). Empty for an applicable plan.
     pub refusals: Vec<String>,
+    /// Made with `--hosts=false`: the hosts were left out, so applying it completes the phase
+    /// without them.
+    #[serde(skip)]
+    pub hosts_skipped: bool,
 }
 
 impl Plan {
@@ -255,6 +301,7 @@ pub(crate) fn assemble(
         budget: None,
         warnings,
         refusals: Vec::new(),
+        hosts_skipped: false,
     }
 }
 
@@ -318,8 +365,8 @@ pub fn summarize(changes: &[ResourceChange], catalog: &Catalog) -> CostSummary {
     let mut after = Decimal::ZERO;
     let mut unknown = Vec::new();
     let mut by_kind: BTreeMap<&'static str, KindCost> = BTreeMap::new();
-    // Secrets are terrace's own: no object in Hetzner, nothing to price or count.
-    for change in changes.iter().filter(|c| c.kind != Kind::Secret) {
+    // Secrets, key pairs and hosts are terrace's own: no object in Hetzner, nothing to price or count.
+    for change in changes.iter().filter(|c| !c.kind.is_terrace_own()) {
         let entry = by_kind.entry(change.kind.as_str()).or_insert(KindCost {
             kind: change.kind,
             count_before: 0,

@@ -24,6 +24,13 @@ pub struct SavedOptions {
     pub refresh: bool,
     pub allow_data_loss: bool,
     pub targets: Vec<String>,
+    /// `--hosts`: whether the hosts were planned (absent in plans saved before hosts existed).
+    #[serde(default = "yes")]
+    pub hosts: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

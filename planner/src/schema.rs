@@ -483,6 +483,45 @@ const SECRET: BlockSchema = BlockSchema {
     computed: &["value"],
 };
 
+/// An SSH key pair made by terrace at apply and kept in state (the private key as a secret): a
+/// server's host key, handed to it at first boot and pinned, or terrace's login key of a service.
+const KEYPAIR: BlockSchema = BlockSchema {
+    attrs: &[replacing(with_default(attr("algorithm", Ty::Enum(&["ed25519"])), Default::Str("ed25519")))],
+    blocks: &[],
+    computed: &["private_key", "public_key"],
+};
+
+/// One file terrace keeps on a host: its whole content, mode and owner.
+const HOST_FILE: BlockSchema = BlockSchema {
+    attrs: &[
+        local(required("path", Ty::String)),
+        local(required("content", Ty::Text)),
+        local(required("mode", Ty::String)),
+        local(required("owner", Ty::String)),
+    ],
+    blocks: &[],
+    computed: &["sha256"],
+};
+
+/// What terrace keeps on a service's server over SSH: made by the composites. A change of the
+/// files is converged in place (written, then reloaded or restarted as the file needs); the diff
+/// and the executor treat it apart from the API's attributes (`services::converge`).
+const HOST: BlockSchema = BlockSchema {
+    attrs: &[
+        // Another server is another host: its configuration comes with its first boot.
+        replacing(required("server", Ty::Ref(&[Kind::Server]))),
+        local(attr("address", Ty::String)),
+        local(attr("host_key", Ty::String)),
+        local(secret(attr("login_key", Ty::Text))),
+        local(required("service", Ty::Enum(&["postgres", "redis"]))),
+        local(attr("role", Ty::String)),
+        local(attr("version", Ty::Int)),
+        local(attr("packages", Ty::ListOfString)),
+    ],
+    blocks: &[nested("file", &HOST_FILE, true, Update::Local)],
+    computed: &["digest"],
+};
+
 /// A composite's settings reach Hetzner through the primitives it expands to; the diff works on
 /// those, so the composite's own attributes are `Local`.
 const POSTGRES: BlockSchema = BlockSchema {
@@ -503,10 +542,12 @@ const POSTGRES: BlockSchema = BlockSchema {
         local(attr("database", Ty::String)),
         local(attr("user", Ty::String)),
         local(attr("clients", Ty::Refs(&[Kind::Server]))),
+        local(attr("docker_clients", Ty::Bool)),
         local(attr("labels", Ty::Labels)),
     ],
     blocks: &[nested("backup", &BACKUP, false, Update::Local)],
     computed: &[
+        "host",
         "primary_private_ip",
         "primary_ipv4",
         "replica_private_ips",
@@ -516,6 +557,7 @@ const POSTGRES: BlockSchema = BlockSchema {
         "password",
         "replication_password",
         "database_url",
+        "public_database_url",
         "shard_map",
         "restore_procedure",
     ],
@@ -532,10 +574,11 @@ const REDIS: BlockSchema = BlockSchema {
         local(attr("on", Ty::Ref(&[Kind::Server]))),
         local(with_default(attr("image", Ty::String), Default::Str("ubuntu-24.04"))),
         local(attr("clients", Ty::Refs(&[Kind::Server]))),
+        local(attr("docker_clients", Ty::Bool)),
         local(attr("labels", Ty::Labels)),
     ],
     blocks: &[],
-    computed: &["private_ip", "replica_private_ips", "port", "password", "url"],
+    computed: &["host", "private_ip", "replica_private_ips", "port", "password", "url"],
 };
 
 /// The schema of a kind's block as written in a phase file.
@@ -545,6 +588,8 @@ pub fn of(kind: Kind) -> &'static BlockSchema {
         Kind::Certificate => &CERTIFICATE,
         Kind::Firewall => &FIREWALL,
         Kind::FloatingIp => &FLOATING_IP,
+        Kind::Host => &HOST,
+        Kind::Keypair => &KEYPAIR,
         Kind::LoadBalancer => &LOAD_BALANCER,
         Kind::Network => &NETWORK,
         Kind::PlacementGroup => &PLACEMENT_GROUP,
@@ -589,7 +634,10 @@ pub fn readable(kind: Kind) -> impl Iterator<Item = &'static str> {
 /// Attributes terrace derives from another attribute of the same object, readable in references but
 /// never sent or shown: (kind, name, source). A server's `ipv4_cidr` is its `ipv4_address` as a /32,
 /// as firewall rules want it.
-const DERIVED: &[(Kind, &str, &str)] = &[(Kind::Server, "ipv4_cidr", "ipv4_address")];
+/// A key pair's `private_key_escaped` is its private key escaped for a double-quoted YAML string
+/// (cloud-init's `ssh_keys`), so that it fits on the one line of a template's placeholder.
+const DERIVED: &[(Kind, &str, &str)] =
+    &[(Kind::Server, "ipv4_cidr", "ipv4_address"), (Kind::Keypair, "private_key_escaped", "private_key")];
 
 /// Reads attribute `name` of an object of `kind` through `read`, deriving it when it is derived.
 /// Every reader of recorded values goes through here, so a derivation is written once.
@@ -598,9 +646,32 @@ pub fn read_attribute(kind: Kind, name: &str, read: impl Fn(&str) -> Option<Valu
         Some((_, "ipv4_cidr", source)) => {
             read(source).and_then(|ip| ip.as_str().map(|ip| Value::String(format!("{ip}/32"))))
         }
+        Some((_, "private_key_escaped", source)) => match read(source)? {
+            Value::Sensitive(inner) => {
+                inner.as_str().map(|key| Value::Sensitive(Box::new(Value::String(yaml_escape(key)))))
+            }
+            Value::String(key) => Some(Value::Sensitive(Box::new(Value::String(yaml_escape(&key))))),
+            _ => None,
+        },
         Some(_) => None,
         None => read(name),
     }
+}
+
+/// A text as the inside of a double-quoted YAML (or JSON) string: `\` and `"` escaped, line breaks
+/// as `\n`, other control characters as `\uXXXX`.
+fn yaml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The closest known name, for "did you mean" hints.

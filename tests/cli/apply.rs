@@ -202,7 +202,9 @@ fn a_saved_plan_is_applied_exactly_once_and_stale_plans_are_refused() {
     assert_eq!(made.code, 0, "{}", made.transcript());
     let applied = cloud.terrace(dir.path(), &["apply", plan_arg]);
     assert_eq!(applied.code, 0, "{}", applied.transcript());
-    assert!(applied.stderr.contains("Apply complete! Resources: 5 added"), "{}", applied.stderr);
+    // The server, its volume, the bucket, the database's two secrets and its two key pairs (its
+    // host key and terrace's login key).
+    assert!(applied.stderr.contains("Apply complete! Resources: 7 added"), "{}", applied.stderr);
     // Once applied, the state moved on: the same plan is stale.
     let again = cloud.terrace(dir.path(), &["apply", plan_arg]);
     assert_eq!(again.code, 1, "{}", again.transcript());
@@ -299,7 +301,7 @@ fn refresh_reads_one_page_per_kind_not_one_request_per_object() {
         .expect("resources")
         .values()
         .filter_map(|r| r["kind"].as_str())
-        .filter(|k| *k != "bucket" && *k != "secret")
+        .filter(|k| *k != "bucket" && *k != "secret" && *k != "keypair" && *k != "host")
         .collect();
     let objects = state["resources"].as_object().map(|r| r.len()).unwrap_or(0);
     let before = cloud.requests().len();
@@ -319,7 +321,8 @@ fn a_targeted_apply_makes_only_its_targets_and_leaves_the_phase_unrecorded() {
     let run =
         cloud.terrace(dir.path(), &["apply", "--phase", "block-storage", "--target", "server.app", "--auto-approve"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
-    // The server, and what it depends on: the bucket and the secrets its database configuration reads.
+    // The server, and what it depends on: the bucket, and the secrets and key pairs its database
+    // configuration reads.
     assert_eq!(
         cloud.census(),
         [("buckets".to_owned(), 1), ("primary_ips".to_owned(), 2), ("servers".to_owned(), 1)].into()
@@ -329,7 +332,14 @@ fn a_targeted_apply_makes_only_its_targets_and_leaves_the_phase_unrecorded() {
     let recorded: Vec<&String> = state["resources"].as_object().expect("resources").keys().collect();
     assert_eq!(
         recorded,
-        ["bucket.backups", "postgres.main.secret.password", "postgres.main.secret.replication", "server.app"]
+        [
+            "bucket.backups",
+            "postgres.main.keypair.login",
+            "postgres.main.keypair.shared",
+            "postgres.main.secret.password",
+            "postgres.main.secret.replication",
+            "server.app"
+        ]
     );
     apply(&cloud, dir.path(), "block-storage");
     assert_cloud_matches_state(&cloud, dir.path());

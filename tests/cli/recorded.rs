@@ -74,9 +74,24 @@ fn record(compiled: &Compiled, state: &mut State) {
             Kind::Bucket => {
                 let location = resource.str_attr("location").unwrap_or("fsn1");
                 made.insert("endpoint".into(), Value::str(format!("https://{location}.your-objectstorage.com")));
+                made.insert("access_key".into(), Value::Sensitive(Box::new(Value::str(format!("RECORDEDACCESS{n}")))));
+                made.insert(
+                    "secret_key".into(),
+                    Value::Sensitive(Box::new(Value::str(format!("recorded-secret-key-{n}")))),
+                );
             }
             Kind::Secret => {
                 made.insert("value".into(), Value::Sensitive(Box::new(Value::str(format!("recorded-secret-{n}")))));
+            }
+            Kind::Keypair => {
+                // Not a usable key: plans only ever compare and mask it.
+                made.insert(
+                    "private_key".into(),
+                    Value::Sensitive(Box::new(Value::str(format!(
+                        "-----BEGIN OPENSSH PRIVATE KEY-----\nrecorded-private-key-{n}\n-----END OPENSSH PRIVATE KEY-----\n"
+                    )))),
+                );
+                made.insert("public_key".into(), Value::str(format!("ssh-ed25519 AAAArecorded{n} terrace {address}")));
             }
             Kind::SshKey => {
                 made.insert(
@@ -99,6 +114,23 @@ fn record(compiled: &Compiled, state: &mut State) {
                 sensitive.push(name.clone());
             }
             attributes.insert(name.clone(), value_to_json(value));
+        }
+        if resource.kind == Kind::Host {
+            // What the first boot wrote, as the executor records it: each file with its digest.
+            if let Some(serde_json::Value::Array(files)) = attributes.get_mut("file") {
+                for file in files.iter_mut() {
+                    let digest = file["content"].as_str().map(|c| {
+                        use sha2::Digest as _;
+                        sha2::Sha256::digest(c.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>()
+                    });
+                    file["sha256"] = digest.map_or(serde_json::Value::Null, serde_json::Value::String);
+                }
+            }
+            for name in ["file", "login_key"] {
+                if !sensitive.iter().any(|s| s == name) {
+                    sensitive.push(name.to_owned());
+                }
+            }
         }
         computed.insert(address.clone(), made);
         let resource_id = if resource.kind == Kind::Bucket {

@@ -28,6 +28,13 @@ fn sample(reference: &Reference) -> Option<Value> {
         "ip_address" => format!("198.51.100.{seed}"),
         "access_key" => "SAMPLEACCESSKEY0000".to_owned(),
         "secret_key" => "SampleSecretKey000000000000000000000000".to_owned(),
+        // A key pair's private key as it goes into a double-quoted YAML string, and its public key.
+        "private_key_escaped" => {
+            format!(
+                "-----BEGIN OPENSSH PRIVATE KEY-----\\nSampleHostKey{seed:04}\\n-----END OPENSSH PRIVATE KEY-----\\n"
+            )
+        }
+        "public_key" => format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISampleKey{seed:04} terrace"),
         _ => return None,
     };
     Some(Value::String(text))

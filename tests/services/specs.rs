@@ -14,6 +14,9 @@ pub(crate) fn primary() -> PostgresSpec {
         role: PgRole::Primary { replica_slots: vec!["replica_0".into()] },
         listen: vec!["*".into()],
         client_cidrs: vec!["10.0.0.0/16".into()],
+        // An app server in another region, which reaches the database over the public internet.
+        tls_clients: vec!["198.51.100.9/32".into()],
+        docker: false,
         replication_peers: vec![
             Peer { cidr: "10.0.0.0/16".into(), tls: false },
             Peer { cidr: "203.0.113.7/32".into(), tls: true },
@@ -63,6 +66,7 @@ pub(crate) fn redis_primary() -> RedisSpec {
         bind: vec!["10.0.1.3".into(), "127.0.0.1".into()],
         replica_of: None,
         persistence: true,
+        docker: false,
     }
 }
 

@@ -30,6 +30,8 @@ pub struct Services {
     pub client: Client,
     /// Object Storage, for buckets; `None` without S3 credentials.
     pub storage: Option<ObjectStorage>,
+    /// How long to wait for servers over SSH.
+    pub hosts: super::HostTimeouts,
 }
 
 /// What the executor tells whoever shows progress.
@@ -67,8 +69,8 @@ impl Report {
 }
 
 /// The state and where it is saved, shared by the operations in flight.
-struct Recorder {
-    state: State,
+pub(super) struct Recorder {
+    pub(super) state: State,
     backend: Arc<dyn Backend>,
     /// Where the state goes when the backend cannot take it (a remote backend down mid-apply).
     fallback: Option<PathBuf>,
@@ -80,7 +82,7 @@ impl Recorder {
     /// Applies `change` to the state and saves it whole (serial + 1). When the backend refuses
     /// or cannot be reached, the state is kept in the fallback file, so that nothing that was done
     /// is forgotten, and the operation fails (the walk stops).
-    fn save(&mut self, change: impl FnOnce(&mut State)) -> Result<(), String> {
+    pub(super) fn save(&mut self, change: impl FnOnce(&mut State)) -> Result<(), String> {
         change(&mut self.state);
         self.state.increment_serial();
         let Err(error) = self.backend.write(&self.state) else { return Ok(()) };
@@ -95,12 +97,12 @@ impl Recorder {
     }
 }
 
-struct Context {
-    services: Services,
+pub(super) struct Context {
+    pub(super) services: Services,
     stack: String,
     compiled: Option<Arc<Compiled>>,
     changes: BTreeMap<Address, ResourceChange>,
-    recorder: Mutex<Recorder>,
+    pub(super) recorder: Mutex<Recorder>,
     progress: Arc<dyn Progress>,
     /// What went wrong with each failed change, for the summary.
     errors: Mutex<BTreeMap<Address, String>>,
@@ -200,7 +202,10 @@ pub async fn apply(
     }
     // A plan limited by `--target` applies part of the phase: the phase is not recorded as applied.
     let whole = compiled.as_ref().is_none_or(|c| {
-        c.resources.iter().all(|(address, _)| plan.resource_changes.iter().any(|change| &change.address == address))
+        c.resources
+            .iter()
+            .filter(|(_, resource)| !(plan.hosts_skipped && resource.kind == Kind::Host))
+            .all(|(address, _)| plan.resource_changes.iter().any(|change| &change.address == address))
     });
     if report.succeeded() && whole {
         let outputs = finish(compiled.as_deref(), &recorder.state);
@@ -264,6 +269,9 @@ fn order(changes: &BTreeMap<Address, ResourceChange>, compiled: Option<&Compiled
 /// One change, start to end. Returns the object's id, for the progress line.
 async fn carry_out(context: &Context, change: &ResourceChange) -> Result<Option<String>, String> {
     let address = &change.address;
+    if change.kind == Kind::Host {
+        return carry_out_host(context, change).await;
+    }
     match change.action {
         Action::Create => create(context, address).await,
         Action::Update | Action::NoOp => update(context, address).await,
@@ -289,17 +297,33 @@ async fn carry_out(context: &Context, change: &ResourceChange) -> Result<Option<
     }
 }
 
-fn poisoned<T>(_: T) -> String {
+/// A host's change: over SSH, not through the API.
+async fn carry_out_host(context: &Context, change: &ResourceChange) -> Result<Option<String>, String> {
+    let address = &change.address;
+    if change.action == Action::Delete {
+        return super::host::remove(context, address, change).await.map(|()| None);
+    }
+    let compiled = context.compiled.as_ref().ok_or("a destroy plan configures no host")?;
+    let resource = compiled.resource(address).ok_or_else(|| format!("`{address}` is not in the phase"))?;
+    let first_boot = matches!(change.action, Action::Create | Action::Replace);
+    super::host::converge(context, compiled, resource, change, first_boot).await
+}
+
+pub(super) fn poisoned<T>(_: T) -> String {
     "the state recorder is poisoned by an earlier panic".to_owned()
 }
 
-fn unresolved(address: &Address) -> impl Fn(Unresolved) -> String + '_ {
+pub(super) fn unresolved(address: &Address) -> impl Fn(Unresolved) -> String + '_ {
     move |u| format!("`{address}` cannot be sent yet: {}", u.0)
 }
 
 async fn create(context: &Context, address: &Address) -> Result<Option<String>, String> {
     let compiled = context.compiled.as_ref().ok_or("a destroy plan creates nothing")?;
     let resource = compiled.resource(address).ok_or_else(|| format!("`{address}` is not in the phase"))?;
+    if resource.kind == Kind::Keypair {
+        super::host::generate(context, compiled, resource)?;
+        return Ok(None);
+    }
     if resource.kind == Kind::Secret {
         let length = resource.attr("length").and_then(crate::value::Value::as_u64).unwrap_or(32);
         let value = generate_secret(length as usize, resource.bool_attr("special"))?;
@@ -404,7 +428,7 @@ async fn delete(context: &Context, address: &Address) -> Result<(), String> {
 
 async fn delete_object(context: &Context, address: &Address, kind: &str, id: Option<&str>) -> Result<(), String> {
     let Some(id) = id else { return Ok(()) };
-    if kind == "secret" {
+    if kind == "secret" || kind == "keypair" {
         // Only in state: forgetting it is deleting it.
         return Ok(());
     }

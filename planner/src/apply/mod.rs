@@ -3,8 +3,10 @@
 //! planner's values and the provider's objects.
 
 pub mod exec;
+mod host;
 pub mod refresh;
 pub mod resolve;
 
 pub use exec::{Event, Progress, Report, Services, apply};
+pub use host::{HostTimeouts, refresh_hosts};
 pub use refresh::{Refreshed, refresh};

@@ -153,6 +153,7 @@ pub fn record(
     // Generated or handed-on secrets the API computed for terrace.
     match resource.kind {
         Kind::Secret => sensitive.push("value".to_owned()),
+        Kind::Keypair => sensitive.push("private_key".to_owned()),
         Kind::Bucket => sensitive.extend(["access_key".to_owned(), "secret_key".to_owned()]),
         _ => {}
     }

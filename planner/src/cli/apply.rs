@@ -41,7 +41,22 @@ pub(crate) fn services() -> Result<Services, CliError> {
         Some(config) => Some(ObjectStorage::new(config).map_err(|e| CliError::usage(e.to_string()))?),
         None => None,
     };
-    Ok(Services { client, storage })
+    Ok(Services { client, storage, hosts: host_timeouts()? })
+}
+
+/// How long to wait for servers over SSH: `TERRACE_HOST_BOOT_TIMEOUT` for a new server's first
+/// boot, `TERRACE_HOST_TIMEOUT` for a running one to answer (durations such as `90s`, `20m`).
+fn host_timeouts() -> Result<apply::HostTimeouts, CliError> {
+    let mut timeouts = apply::HostTimeouts::default();
+    for (name, slot) in
+        [("TERRACE_HOST_BOOT_TIMEOUT", &mut timeouts.boot), ("TERRACE_HOST_TIMEOUT", &mut timeouts.connect)]
+    {
+        if let Ok(text) = std::env::var(name) {
+            *slot = humantime::parse_duration(&text)
+                .map_err(|e| CliError::usage(format!("{name}={text:?} is not a duration: {e}")))?;
+        }
+    }
+    Ok(timeouts)
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
@@ -57,6 +72,7 @@ pub(crate) fn refresh(
     services: &Services,
     state: &mut State,
     stack: &str,
+    hosts: bool,
 ) -> Result<Vec<String>, CliError> {
     if state.resources.is_empty() {
         return Ok(Vec::new());
@@ -69,7 +85,11 @@ pub(crate) fn refresh(
                 code: ExitCode::Error,
             }
         })?;
-    Ok(found.notes())
+    let mut notes = found.notes();
+    if hosts {
+        notes.extend(runtime.block_on(apply::refresh_hosts(state, services.hosts)));
+    }
+    Ok(notes)
 }
 
 /// Runs the executor and prints the summary; the exit code says whether everything was done.
@@ -206,8 +226,9 @@ fn run(
     let verb = if destroy { "destroy" } else { "apply" };
     let _lock = backend.lock(verb, common.lock.lock_timeout).map_err(state_error)?;
     let mut prior = read_prior(backend.as_ref(), &stack)?.unwrap_or_else(|| State::new(Some(stack.name.clone())));
-    let notes = if common.refresh { refresh(&runtime, &services, &mut prior, &stack.name)? } else { Vec::new() };
-    let options = PlanOptions { allow_data_loss: common.allow_data_loss, targets };
+    let notes =
+        if common.refresh { refresh(&runtime, &services, &mut prior, &stack.name, common.hosts)? } else { Vec::new() };
+    let options = PlanOptions { allow_data_loss: common.allow_data_loss, targets, skip_hosts: !common.hosts };
     let phase = (!destroy).then(|| phase_to_plan(phase, &prior, &stack));
     let Some((plan, compiled)) =
         make_plan(&loaded, &stack, phase.as_deref(), &prior, &inputs, &catalog, &options, notes)
@@ -276,9 +297,16 @@ fn apply_saved(args: &ApplyArgs, file: &std::path::Path) -> Result<ExitCode, Cli
         code: ExitCode::Error,
     };
     let saved = saved::check(&text, &prior, &digest).map_err(|stale| refused(stale.to_string()))?;
-    let options =
-        PlanOptions { allow_data_loss: saved.options.allow_data_loss, targets: parse_targets(&saved.options.targets)? };
-    let notes = if saved.options.refresh { refresh(&runtime, &services, &mut prior, &stack.name)? } else { Vec::new() };
+    let options = PlanOptions {
+        allow_data_loss: saved.options.allow_data_loss,
+        targets: parse_targets(&saved.options.targets)?,
+        skip_hosts: !saved.options.hosts,
+    };
+    let notes = if saved.options.refresh {
+        refresh(&runtime, &services, &mut prior, &stack.name, saved.options.hosts)?
+    } else {
+        Vec::new()
+    };
     let phase = (!saved.options.destroy).then_some(saved.options.phase.as_str());
     let Some((plan, compiled)) = make_plan(&loaded, &stack, phase, &prior, &inputs, &catalog, &options, notes) else {
         return Ok(ExitCode::Error);

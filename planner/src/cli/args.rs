@@ -56,6 +56,10 @@ pub(crate) struct ApplyCommon {
     /// Read the objects from the API before planning (--refresh=false plans against state as recorded).
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub refresh: bool,
+    /// Configure the services' servers over SSH (--hosts=false plans and applies only the cloud
+    /// objects, and leaves what runs on the servers as it is).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, env = "TERRACE_HOSTS")]
+    pub hosts: bool,
     #[command(flatten)]
     pub lock: LockArgs,
 }
@@ -189,6 +193,10 @@ pub(crate) struct PlanArgs {
     /// Read the objects from the API before planning, when HCLOUD_TOKEN is set (--refresh=false skips it).
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub refresh: bool,
+    /// Configure the services' servers over SSH (--hosts=false plans and applies only the cloud
+    /// objects, and leaves what runs on the servers as it is).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, env = "TERRACE_HOSTS")]
+    pub hosts: bool,
     /// Exit 3 when the plan raises the monthly cost by more than this: EUR (25) or percent (10%).
     #[arg(long, value_name = "EUR|PERCENT%", value_parser = |s: &str| s.parse::<terrace::gate::MaxIncrease>())]
     pub max_cost_increase: Option<terrace::gate::MaxIncrease>,

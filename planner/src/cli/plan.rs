@@ -33,14 +33,14 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
     if refreshed {
         if std::env::var_os("HCLOUD_TOKEN").is_some_and(|t| !t.is_empty()) {
             let services = super::apply::services()?;
-            notes = super::apply::refresh(&super::apply::runtime()?, &services, &mut prior, &stack.name)?;
+            notes = super::apply::refresh(&super::apply::runtime()?, &services, &mut prior, &stack.name, args.hosts)?;
         } else {
             eprintln!(
                 "note: the state was not refreshed from the API: HCLOUD_TOKEN is not set (--refresh=false says so)"
             );
         }
     }
-    let options = PlanOptions { allow_data_loss: args.allow_data_loss, targets };
+    let options = PlanOptions { allow_data_loss: args.allow_data_loss, targets, skip_hosts: !args.hosts };
     let phase = (!args.destroy).then(|| phase_to_plan(args.phase.clone(), &prior, &stack));
     let Some((plan, _)) = make_plan(&loaded, &stack, phase.as_deref(), &prior, &inputs, &catalog, &options, notes)
     else {
@@ -72,6 +72,7 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
             refresh: refreshed,
             allow_data_loss: args.allow_data_loss,
             targets: args.targets.clone(),
+            hosts: args.hosts,
         };
         // The refresh above changed only the copy in memory, never its serial.
         std::fs::write(path, saved::save(&plan, &prior, digest, saved_options)).map_err(|e| CliError {

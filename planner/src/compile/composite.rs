@@ -11,7 +11,7 @@ use super::block::Instance;
 use crate::addr::Address;
 use crate::diag::Diagnostic;
 use crate::kind::Kind;
-use crate::model::{Composite, Lifecycle, Origin, Resource};
+use crate::model::{Admission, Composite, Endpoint, Lifecycle, Listen, Origin, Resource, Source};
 use crate::value::{Reference, Value};
 
 /// What differs between the service kinds.
@@ -40,20 +40,34 @@ impl State<'_> {
             _ => Shape { ports: vec![(6379, "Redis")], volume_gb: None, role: "redis" },
         };
         let on = attrs.get("on").and_then(Value::as_ref).map(|r| r.address.clone());
+        let host = on.clone();
         let built = match on {
             Some(host) => self.on_host(&instance, &shape, host),
             None => self.own_servers(&instance, &shape),
         }?;
-        let Built { resources, exports, summary } = built;
+        let Built { resources, exports, summary, endpoints, mut deps } = built;
         let members: Vec<Address> = resources.iter().map(|r| r.address.clone()).collect();
         for resource in resources {
-            // A secret depends on nothing (the host of a service `on` a server reads it).
-            let deps = if resource.kind == Kind::Secret { BTreeSet::new() } else { instance.deps.clone() };
-            self.deps.insert(resource.address.clone(), deps);
+            // Generated secrets and keys depend on nothing (the host of a service `on` a server
+            // reads them).
+            let mut own = match resource.kind {
+                Kind::Secret | Kind::Keypair => BTreeSet::new(),
+                _ => instance.deps.clone(),
+            };
+            own.extend(deps.remove(&resource.address).unwrap_or_default());
+            self.deps.insert(resource.address.clone(), own);
             self.resources.push(resource);
         }
         let mut readable = instance.attrs.clone();
         readable.extend(exports.clone());
+        let clients = written_clients(&instance.attrs);
+        // A service `on` a server is on that server's network.
+        let network = match instance.attrs.get("network").and_then(Value::as_ref) {
+            Some(network) => Some(network.address.clone()),
+            None => host.as_ref().and_then(|host| {
+                self.instance_attrs(host).get("network").and_then(Value::as_ref).map(|r| r.address.clone())
+            }),
+        };
         self.composites.push(Composite {
             address: instance.address.clone(),
             kind,
@@ -61,6 +75,9 @@ impl State<'_> {
             members,
             exports,
             summary,
+            endpoints,
+            clients,
+            network,
         });
         Some(readable)
     }
@@ -96,14 +113,19 @@ impl State<'_> {
     /// `on = server.X`: the service runs on that server; a database gets its volume attached there.
     fn on_host(&mut self, instance: &Instance, shape: &Shape, host: Address) -> Option<Built> {
         let mut ok = true;
-        for attr in ["server_type", "location", "replica_location", "replica_server_type"] {
+        for attr in ["server_type", "location", "replica_location", "replica_server_type", "clients"] {
             if instance.attrs.contains_key(attr) {
                 self.diags.push(
                     Diagnostic::error(format!("`{}` runs `on` {host}, so it cannot set `{attr}`", instance.address))
                         .at(instance.origin.attr(attr))
-                        .hint(format!(
-                            "drop `{attr}`: the service uses {host}'s; or drop `on` to give it servers of its own"
-                        )),
+                        .hint(if attr == "clients" {
+                            format!(
+                                "drop `clients`: a service on {host} serves {host} itself, its containers and its private \
+                                 network; or drop `on` to give it servers of its own, which clients anywhere reach"
+                            )
+                        } else {
+                            format!("drop `{attr}`: the service uses {host}'s; or drop `on` to give it servers of its own")
+                        }),
                 );
                 ok = false;
             }
@@ -125,37 +147,93 @@ impl State<'_> {
         let host_attrs = self.instance_attrs(&host);
         let location = host_attrs.get("location").cloned().unwrap_or(Value::Unknown);
         let on_network = host_attrs.get("network").is_some_and(|n| !matches!(n, Value::Null));
-        let ip_attr = if on_network { "private_ip" } else { "ipv4_address" };
+        // The host's containers are clients when it runs Docker: by default on Hetzner's Docker
+        // CE image, as the seed's app server does.
+        let docker = instance
+            .attrs
+            .get("docker_clients")
+            .and_then(Value::as_bool)
+            .unwrap_or_else(|| host_attrs.get("image").and_then(Value::as_str) == Some("docker-ce"));
         let mut resources = Vec::new();
+        let mut deps: BTreeMap<Address, BTreeSet<Address>> = BTreeMap::new();
         // `volume.data`, not `volume.primary`: a database on a shared host is a different object
         // from a service's own primary volume, so moving to servers of its own creates new storage
         // (and the plan marks the old volume's loss) rather than moving a live data directory.
+        let mut volume = None;
         if let Some(size) = shape.volume_gb {
-            resources.push(self.member(
-                instance,
-                Kind::Volume,
-                "data",
-                None,
-                volume_attrs(size, &host, location.clone()),
-            ));
+            let member = self.member(instance, Kind::Volume, "data", None, volume_attrs(size, &host, location.clone()));
+            volume = Some(member.address.clone());
+            resources.push(member);
         }
         let secrets = self.secrets(instance, shape, &mut resources);
-        let restore = self.configure_host(instance, shape, &host, &host_attrs, &secrets);
+        // The service listens on the host's own addresses only: loopback, the docker0 bridge for
+        // its containers, and every address when the host is on a private network (its Hetzner
+        // firewall must then close the port to the internet; the reachability check says so).
+        let range = host_attrs
+            .get("network")
+            .and_then(Value::as_ref)
+            .and_then(|n| self.instance_attrs(&n.address).get("ip_range").and_then(Value::as_str).map(str::to_owned));
+        let mut clients = vec!["127.0.0.1/32".to_owned()];
+        let (mut listen, mut client_host) = if on_network {
+            clients.extend(range.clone());
+            (vec![everywhere(shape).to_owned()], attr_ref(&host, "private_ip"))
+        } else {
+            (vec!["127.0.0.1".to_owned()], Value::str("127.0.0.1"))
+        };
+        if docker {
+            clients.push(crate::services::DOCKER_NETWORKS.to_owned());
+            if !on_network {
+                listen.push(crate::services::DOCKER_BRIDGE.to_owned());
+                client_host = Value::str(crate::services::DOCKER_BRIDGE);
+            }
+        }
+        let restore = self.configure_host(
+            instance,
+            shape,
+            &host,
+            &host_attrs,
+            &secrets,
+            listen.clone(),
+            clients,
+            docker,
+            &mut resources,
+        );
+        if let Some(volume) = volume {
+            // The host's configuration mounts the volume: it is kept while the volume is there,
+            // and on a delete, stopped before the volume goes.
+            deps.entry(instance.address.child(Kind::Host, SHARED, None)).or_default().insert(volume);
+        }
         let mut exports = common_exports(shape);
         if let Some(restore) = restore {
             exports.insert("restore_procedure".into(), restore);
         }
-        exports.insert("primary_private_ip".into(), attr_ref(&host, ip_attr));
-        exports.insert("private_ip".into(), attr_ref(&host, ip_attr));
+        exports.insert("host".into(), client_host.clone());
+        exports.insert("primary_private_ip".into(), client_host.clone());
+        exports.insert("private_ip".into(), client_host.clone());
         exports.insert("primary_ipv4".into(), attr_ref(&host, "ipv4_address"));
         exports.insert("replica_private_ips".into(), Value::List(Vec::new()));
-        connection_exports(instance, shape, &secrets, attr_ref(&host, ip_attr), &mut exports);
+        connection_exports(instance, shape, &secrets, client_host, &mut exports);
         let summary = format!(
             "{}: on the existing {host}{}",
             describe_service(instance),
             shape.volume_gb.map_or(String::new(), |gb| format!(", data on a {gb} GB volume attached to it")),
         );
-        Some(Built { resources, exports, summary })
+        let endpoints = vec![Endpoint {
+            server: host.clone(),
+            role: "primary".into(),
+            ports: shape.ports.clone(),
+            listen: if on_network { Listen::Everywhere } else { Listen::Local { docker } },
+            admits: (shape.role == "postgres").then(|| {
+                let mut admits = vec![admit(Source::Local, false, false)];
+                if docker {
+                    admits.push(admit(Source::Docker, false, false));
+                }
+                admits.extend(range.map(|range| admit(Source::Cidr(range), false, false)));
+                admits
+            }),
+            replicates_from: None,
+        }];
+        Some(Built { resources, exports, summary, endpoints, deps })
     }
 
     fn own_servers(&mut self, instance: &Instance, shape: &Shape) -> Option<Built> {
@@ -195,7 +273,15 @@ impl State<'_> {
         let replica_joins = joins(&replica_zone);
 
         let mut resources = Vec::new();
+        let mut deps: BTreeMap<Address, BTreeSet<Address>> = BTreeMap::new();
+        let mut endpoints = Vec::new();
         let secrets = self.secrets(instance, shape, &mut resources);
+        let login = self.keypair(instance, "login", None, &mut resources);
+        // The servers written in `clients`, each with the private network it is on (where it has
+        // a subnet in its zone): a client on a member's network reaches it there; any other
+        // reaches it over the public internet, admitted by its public IPv4 and only with TLS.
+        let clients: Vec<(Address, Option<Address>)> =
+            written_clients(attrs).into_iter().map(|c| (c.clone(), self.joined_network(&c))).collect();
         let spread = (replicas > 0 && replica_location == location)
             .then(|| instance.address.child(Kind::PlacementGroup, "spread", None));
         let network_range = network.as_ref().and_then(|n| self.instance_attrs(n).get("ip_range").cloned());
@@ -258,8 +344,13 @@ impl State<'_> {
                 );
             }
             let (memory_mb, cpus) = self.server_size(ty.as_str().unwrap_or_default());
-            let clients: Vec<String> =
+            let client_cidrs: Vec<String> =
                 network_range.iter().filter(|_| in_network).filter_map(|r| r.as_str().map(str::to_owned)).collect();
+            let public_clients: Vec<&Address> = clients
+                .iter()
+                .filter(|(_, joined)| !(in_network && joined.is_some() && *joined == network))
+                .map(|(client, _)| client)
+                .collect();
             let mut peers: Vec<(Value, bool)> = Vec::new();
             if primary {
                 if replica_joins && let Some(range) = &network_range {
@@ -276,6 +367,30 @@ impl State<'_> {
                     (attr_ref(&primary_address, "ipv4_address"), true)
                 }
             });
+            let address = instance.address.child(Kind::Server, role, index);
+            let access = self.host_access(instance, role, index, &login, &mut resources);
+            let mut admits: Vec<Admission> =
+                client_cidrs.iter().map(|range| admit(Source::Cidr(range.clone()), false, false)).collect();
+            admits.extend(public_clients.iter().map(|c| admit(Source::PublicIp((*c).clone()), true, false)));
+            if primary {
+                if replica_joins && let Some(Value::String(range)) = &network_range {
+                    admits.push(admit(Source::Cidr(range.clone()), false, true));
+                }
+                for (i, ip) in replica_ips.iter().enumerate() {
+                    if ip.is_some() {
+                        let replica = instance.address.child(Kind::Server, "replica", Some(i as u32));
+                        admits.push(admit(Source::PublicIp(replica), true, true));
+                    }
+                }
+            }
+            endpoints.push(Endpoint {
+                server: address.clone(),
+                role: index.map_or_else(|| role.to_owned(), |i| format!("{role}[{i}]")),
+                ports: shape.ports.clone(),
+                listen: Listen::Everywhere,
+                admits: (shape.role == "postgres").then_some(admits),
+                replicates_from: (!primary).then(|| (primary_address.clone(), !(in_network && primary_joins))),
+            });
             let spec = super::configure::Server {
                 attrs,
                 memory_mb,
@@ -283,29 +398,53 @@ impl State<'_> {
                 primary,
                 index,
                 replicas,
-                client_cidrs: clients,
+                // The Hetzner firewall, pg_hba.conf and PgBouncer's decide who may connect.
+                listen: vec![everywhere(shape).to_owned()],
+                client_cidrs,
+                // Redis has no TLS here: a client outside its network cannot be admitted safely,
+                // which the reachability check reports.
+                tls_clients: if shape.role == "postgres" {
+                    public_clients.iter().map(|c| attr_ref(c, "ipv4_address")).collect()
+                } else {
+                    Vec::new()
+                },
+                docker: false,
+                access: Some(access),
                 peers,
                 primary_host,
                 password: secrets.password.clone(),
                 replication_password: secrets.replication.clone().unwrap_or_else(|| secrets.password.clone()),
                 backup: backup.clone(),
             };
-            let (user_data, problems) = if shape.role == "postgres" {
-                let (user_data, problems, restore) = super::configure::postgres(&spec);
-                if primary {
-                    restore_procedure = Some(restore);
-                }
-                (user_data, problems)
+            let configured = if shape.role == "postgres" {
+                super::configure::postgres(&spec)
             } else {
                 super::configure::redis(&spec)
             };
-            for problem in problems {
+            if primary && shape.role == "postgres" {
+                restore_procedure = Some(configured.restore.clone());
+            }
+            for problem in &configured.problems {
                 self.diags.push(
                     Diagnostic::error(format!("`{}`: {problem}", instance.address)).at(instance.origin.block.clone()),
                 );
             }
-            server.insert("user_data".into(), user_data);
-            let address = instance.address.child(Kind::Server, role, index);
+            let host = self.host_member(instance, shape, role, index, &address, &login, &configured);
+            // A replica's host is converged after its primary's, which admits it and keeps its slot.
+            if !primary {
+                deps.entry(host.address.clone()).or_default().insert(instance.address.child(
+                    Kind::Host,
+                    "primary",
+                    None,
+                ));
+            }
+            resources.push(host);
+            // A replica clones its primary at first boot: it is made once the primary's host
+            // is converged (its slot made, its pg_hba.conf admitting the replica).
+            if !primary && shape.role == "postgres" {
+                deps.entry(address.clone()).or_default().insert(instance.address.child(Kind::Host, "primary", None));
+            }
+            server.insert("user_data".into(), configured.user_data);
             servers.push((address.clone(), in_network));
             resources.push(self.member(instance, Kind::Server, role, index, server));
             if let Some(size) = shape.volume_gb {
@@ -328,6 +467,13 @@ impl State<'_> {
         if servers.iter().any(|(_, joined)| !joined) {
             for (address, _) in &servers {
                 sources.push(attr_ref(address, "ipv4_cidr"));
+            }
+        }
+        // Clients that reach some member over the public internet, by their public addresses.
+        for (client, joined) in &clients {
+            let public_to_some = servers.iter().any(|(_, member_joined)| !(*member_joined && *joined == network));
+            if public_to_some && shape.role == "postgres" {
+                sources.push(attr_ref(client, "ipv4_cidr"));
             }
         }
         if !sources.is_empty() {
@@ -384,7 +530,23 @@ impl State<'_> {
         if let Some(gb) = shape.volume_gb {
             summary.push_str(&format!(", {gb} GB volume{}", if replicas > 0 { " each" } else { "" }));
         }
-        Some(Built { resources, exports, summary })
+        exports.insert("host".into(), ip_of(&servers[0]));
+        if shape.role == "postgres" {
+            exports.insert("public_database_url".into(), public_database_url(instance, shape, &secrets, &servers[0].0));
+        }
+        Some(Built { resources, exports, summary, endpoints, deps })
+    }
+
+    /// The private network a server is on, where that network has a subnet in its zone.
+    fn joined_network(&self, server: &Address) -> Option<Address> {
+        let attrs = self.instance_attrs(server);
+        let network = attrs.get("network").and_then(Value::as_ref)?.address.clone();
+        let zone = attrs
+            .get("location")
+            .and_then(Value::as_str)
+            .and_then(|l| self.catalog.location(l))
+            .map(|l| l.network_zone)?;
+        self.network_zones(&network).contains(&zone).then_some(network)
     }
 
     /// A server type's memory in MB and its vCPUs, which size a service's settings; a type the
@@ -401,8 +563,10 @@ impl State<'_> {
 
     /// A service `on` a server configures that server: when the host block gives no `user_data`
     /// of its own, the service's cloud-init becomes the host's (kept once made, like a service
-    /// server's); when it does, the host's wins and a warning says the service is not configured.
-    /// Returns the restore procedure of a database.
+    /// server's) and terrace keeps its files there (`host.primary`); when it does, the host's wins
+    /// and a warning says the service is not configured. Returns the restore procedure of a
+    /// database.
+    #[expect(clippy::too_many_arguments, reason = "the parts of the host's configuration the caller worked out")]
     fn configure_host(
         &mut self,
         instance: &Instance,
@@ -410,6 +574,10 @@ impl State<'_> {
         host: &Address,
         host_attrs: &BTreeMap<String, Value>,
         secrets: &Secrets,
+        listen: Vec<String>,
+        clients: Vec<String>,
+        docker: bool,
+        resources: &mut Vec<Resource>,
     ) -> Option<Value> {
         let slot = self.resources.iter().position(|r| &r.address == host)?;
         if self.resources[slot].attr("user_data").is_some() {
@@ -425,14 +593,11 @@ impl State<'_> {
         }
         let server_type = host_attrs.get("server_type").and_then(Value::as_str).unwrap_or_default();
         let (memory_mb, cpus) = self.server_size(server_type);
-        // The application runs on the same server: clients come from the host itself, and from
-        // its private network when it is on one.
-        let mut clients = vec!["127.0.0.1/32".to_owned()];
-        if let Some(network) = host_attrs.get("network").and_then(Value::as_ref)
-            && let Some(range) = self.instance_attrs(&network.address).get("ip_range").and_then(Value::as_str)
-        {
-            clients.push(range.to_owned());
-        }
+        let login = self.keypair(instance, "login", None, resources);
+        // `shared`, not `primary`: the service on a shared host is another host (and another host
+        // key) than its own primary server would be, so a move to servers of its own stops it here
+        // and starts it there rather than mistaking one for the other.
+        let access = self.host_access(instance, SHARED, None, &login, resources);
         let spec = super::configure::Server {
             attrs: &instance.attrs,
             memory_mb,
@@ -440,28 +605,102 @@ impl State<'_> {
             primary: true,
             index: None,
             replicas: 0,
+            listen,
             client_cidrs: clients,
+            tls_clients: Vec::new(),
+            docker,
+            access: Some(access),
             peers: Vec::new(),
             primary_host: None,
             password: secrets.password.clone(),
             replication_password: secrets.replication.clone().unwrap_or_else(|| secrets.password.clone()),
             backup: self.backup_target(instance),
         };
-        let (user_data, problems, restore) = if shape.role == "postgres" {
-            super::configure::postgres(&spec)
-        } else {
-            let (user_data, problems) = super::configure::redis(&spec);
-            (user_data, problems, Value::Null)
-        };
-        for problem in problems {
+        let configured =
+            if shape.role == "postgres" { super::configure::postgres(&spec) } else { super::configure::redis(&spec) };
+        for problem in &configured.problems {
             self.diags.push(
                 Diagnostic::error(format!("`{}`: {problem}", instance.address)).at(instance.origin.block.clone()),
             );
         }
+        resources.push(self.host_member(instance, shape, SHARED, None, host, &login, &configured));
         let resource = &mut self.resources[slot];
-        resource.attrs.insert("user_data".into(), user_data);
+        resource.attrs.insert("user_data".into(), configured.user_data);
         resource.lifecycle.ignore_changes.extend(crate::schema::first_boot_attrs(Kind::Server));
-        (shape.role == "postgres").then_some(restore)
+        (shape.role == "postgres").then_some(configured.restore)
+    }
+
+    /// A generated SSH key pair, a member of the service (`keypair.login`, `keypair.replica[0]`).
+    fn keypair(&self, instance: &Instance, name: &str, index: Option<u32>, resources: &mut Vec<Resource>) -> Address {
+        let attrs = BTreeMap::from([("algorithm".to_owned(), Value::str("ed25519"))]);
+        let mut member = self.member(instance, Kind::Keypair, name, index, attrs);
+        // A key pair has no name in Hetzner: the member helper's name is not an attribute of it.
+        member.attrs.remove("name");
+        let address = member.address.clone();
+        resources.push(member);
+        address
+    }
+
+    /// The host key of one of the service's servers (a key pair of its own), with the login key:
+    /// what its first boot is handed, so that terrace can pin the key from the first connection.
+    fn host_access(
+        &self,
+        instance: &Instance,
+        role: &str,
+        index: Option<u32>,
+        login: &Address,
+        resources: &mut Vec<Resource>,
+    ) -> super::configure::Access {
+        let host_key = self.keypair(instance, role, index, resources);
+        super::configure::Access {
+            host_private_escaped: Value::Sensitive(Box::new(attr_ref(&host_key, "private_key_escaped"))),
+            host_public: attr_ref(&host_key, "public_key"),
+            login_public: attr_ref(login, "public_key"),
+        }
+    }
+
+    /// What terrace keeps on one of the service's servers over SSH: the files and packages of its
+    /// configuration, and how to reach it (the server's public address, its pinned host key and
+    /// the login key).
+    #[expect(clippy::too_many_arguments, reason = "one host's identity and configuration")]
+    fn host_member(
+        &self,
+        instance: &Instance,
+        shape: &Shape,
+        role: &str,
+        index: Option<u32>,
+        server: &Address,
+        login: &Address,
+        configured: &super::configure::Configured,
+    ) -> Resource {
+        let host_key = instance.address.child(Kind::Keypair, role, index);
+        let mut attrs = BTreeMap::from([
+            ("server".to_owned(), obj_ref(server)),
+            ("address".to_owned(), attr_ref(server, "ipv4_address")),
+            ("host_key".to_owned(), attr_ref(&host_key, "public_key")),
+            ("login_key".to_owned(), Value::Sensitive(Box::new(attr_ref(login, "private_key")))),
+            ("service".to_owned(), Value::str(shape.role)),
+            // The service's role on the server: a service on a shared host is its primary.
+            (
+                "role".to_owned(),
+                Value::String(match index {
+                    Some(i) => format!("{role}[{i}]"),
+                    None if role == SHARED => "primary".to_owned(),
+                    None => role.to_owned(),
+                }),
+            ),
+            (
+                "packages".to_owned(),
+                Value::List(configured.packages.iter().map(|p| Value::String(p.clone())).collect()),
+            ),
+            ("file".to_owned(), Value::List(configured.files.clone())),
+        ]);
+        if shape.role == "postgres" {
+            attrs.insert("version".into(), instance.attrs.get("version").cloned().unwrap_or(Value::Number(16.0)));
+        }
+        let mut member = self.member(instance, Kind::Host, role, index, attrs);
+        member.attrs.remove("name");
+        member
     }
 
     /// Where a database's backups go: the bucket its `backup` block names, with the credentials
@@ -606,8 +845,10 @@ fn connection_exports(
             Value::String(format!(":{port}/{database}")),
         ])
     } else {
+        // Redis 6's ACL user `default` (which `requirepass` sets the password of): every client
+        // reads `default:password`, while an empty user name fails with some (redis-cli 7.0).
         Value::Template(vec![
-            Value::String("redis://:".into()),
+            Value::String("redis://default:".into()),
             secrets.password.clone(),
             Value::String("@".into()),
             host,
@@ -618,10 +859,59 @@ fn connection_exports(
     exports.insert(key.into(), url);
 }
 
+/// For a database with servers of its own: the URL of its primary's public address, for clients
+/// outside its private network (its `clients` in another region), which must use TLS.
+fn public_database_url(instance: &Instance, shape: &Shape, secrets: &Secrets, primary: &Address) -> Value {
+    let port = shape.ports.iter().find(|(_, what)| *what == "PgBouncer").unwrap_or(&shape.ports[0]).0;
+    let text =
+        |name: &str, default: &str| instance.attrs.get(name).and_then(Value::as_str).unwrap_or(default).to_owned();
+    let (user, database) = (text("user", "app"), text("database", "app"));
+    Value::Template(vec![
+        Value::String(format!("postgres://{user}:")),
+        secrets.password.clone(),
+        Value::String("@".into()),
+        attr_ref(primary, "ipv4_address"),
+        Value::String(format!(":{port}/{database}?sslmode=require")),
+    ])
+}
+
+/// The name of the host (and its key pair) of a service `on` another block's server.
+const SHARED: &str = "shared";
+
 struct Built {
     resources: Vec<Resource>,
     exports: BTreeMap<String, Value>,
     summary: String,
+    endpoints: Vec<Endpoint>,
+    /// Dependencies of members beyond the composite's own.
+    deps: BTreeMap<Address, BTreeSet<Address>>,
+}
+
+/// The servers written in `clients`, each instance of a counted block on its own.
+fn written_clients(attrs: &BTreeMap<String, Value>) -> Vec<Address> {
+    fn collect(value: &Value, out: &mut Vec<Address>) {
+        match value {
+            Value::Ref(reference) if reference.attribute.is_none() => out.push(reference.address.clone()),
+            Value::List(items) => items.iter().for_each(|item| collect(item, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(clients) = attrs.get("clients") {
+        collect(clients, &mut out);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The address a service listens on for every interface.
+fn everywhere(shape: &Shape) -> &'static str {
+    if shape.role == "postgres" { "*" } else { "0.0.0.0" }
+}
+
+fn admit(source: Source, tls_only: bool, replication: bool) -> Admission {
+    Admission { source, tls_only, replication }
 }
 
 /// What every service exports: its port(s) (the secrets and URLs come from `connection_exports`).

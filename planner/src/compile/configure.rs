@@ -65,8 +65,16 @@ pub(super) struct Server<'a> {
     pub primary: bool,
     pub index: Option<u32>,
     pub replicas: u32,
+    /// The addresses the service listens on.
+    pub listen: Vec<String>,
     /// The networks clients connect from (the private network's range).
     pub client_cidrs: Vec<String>,
+    /// Clients over the public internet: their public IPv4s, admitted only with TLS.
+    pub tls_clients: Vec<Value>,
+    /// The server runs Docker and its containers are clients.
+    pub docker: bool,
+    /// The host key and login key handed in at first boot.
+    pub access: Option<Access>,
     /// Replication peers: (an address range, over TLS).
     pub peers: Vec<(Value, bool)>,
     /// For a replica: the primary's address, and whether it is reached over the public network.
@@ -74,6 +82,63 @@ pub(super) struct Server<'a> {
     pub password: Value,
     pub replication_password: Value,
     pub backup: Option<Backup>,
+}
+
+/// References to the key pairs a server is reached with: its host key (the private key escaped for
+/// YAML, and the public key) and terrace's login key.
+#[derive(Clone)]
+pub(super) struct Access {
+    pub host_private_escaped: Value,
+    pub host_public: Value,
+    pub login_public: Value,
+}
+
+/// A server's configuration: its first-boot document, the files and packages terrace keeps on it
+/// afterwards (the same rendering), and what is wrong with the settings.
+pub(super) struct Configured {
+    pub user_data: Value,
+    pub files: Vec<Value>,
+    pub packages: Vec<String>,
+    pub problems: Vec<String>,
+    /// The restore procedure of a database (`Null` for Redis).
+    pub restore: Value,
+}
+
+/// The first-boot document and the host's files from one rendering, placeholders filled with the
+/// references they stand for.
+fn configured(
+    mut rendered: services::Rendered,
+    access: Option<&Access>,
+    slots: &mut Slots,
+    problems: Vec<String>,
+    restore: Value,
+) -> Configured {
+    if let Some(access) = access {
+        rendered.ssh = Some(services::SshAccess {
+            host_private_key_escaped: slots.text(&access.host_private_escaped),
+            host_public_key: slots.text(&access.host_public),
+            authorized_key: slots.text(&access.login_public),
+        });
+    }
+    let files = rendered
+        .files
+        .iter()
+        .map(|file| {
+            Value::Map(BTreeMap::from([
+                ("path".to_owned(), Value::String(file.path.clone())),
+                ("content".to_owned(), slots.template(&file.content)),
+                ("mode".to_owned(), Value::String(file.permissions.clone())),
+                ("owner".to_owned(), Value::String(file.owner.clone())),
+            ]))
+        })
+        .collect();
+    Configured {
+        user_data: slots.template(&services::cloud_config(&rendered)),
+        files,
+        packages: rendered.packages.clone(),
+        problems,
+        restore,
+    }
 }
 
 /// The bucket backups go to, as the composite resolved it.
@@ -94,9 +159,8 @@ fn text_attr(attrs: &BTreeMap<String, Value>, name: &str, default: &str) -> Stri
     attrs.get(name).and_then(Value::as_str).unwrap_or(default).to_owned()
 }
 
-/// The user_data of a PostgreSQL server, what is wrong with the settings (for diagnostics), and
-/// its restore procedure.
-pub(super) fn postgres(server: &Server<'_>) -> (Value, Vec<String>, Value) {
+/// The configuration of a PostgreSQL server.
+pub(super) fn postgres(server: &Server<'_>) -> Configured {
     let mut slots = Slots::default();
     let attrs = server.attrs;
     let role = if server.primary {
@@ -142,9 +206,10 @@ pub(super) fn postgres(server: &Server<'_>) -> (Value, Vec<String>, Value) {
         cpus: server.cpus,
         volume_gb: attrs.get("storage_gb").and_then(Value::as_u64).unwrap_or(10),
         role,
-        // The Hetzner firewall and pg_hba.conf decide who may connect.
-        listen: vec!["*".into()],
+        listen: server.listen.clone(),
         client_cidrs: server.client_cidrs.clone(),
+        tls_clients: server.tls_clients.iter().map(|ip| format!("{}/32", slots.text(ip))).collect(),
+        docker: server.docker,
         replication_peers: peers,
         database: text_attr(attrs, "database", "app"),
         user: text_attr(attrs, "user", "app"),
@@ -160,26 +225,25 @@ pub(super) fn postgres(server: &Server<'_>) -> (Value, Vec<String>, Value) {
         backup,
     };
     let problems = services::postgres_problems(&spec);
-    let rendered = services::cloud_config(&services::postgres(&spec));
     let restore = slots.template(&services::restore_procedure(&spec));
-    (slots.template(&rendered), problems, restore)
+    configured(services::postgres(&spec), server.access.as_ref(), &mut slots, problems, restore)
 }
 
-/// The user_data of a Redis server.
-pub(super) fn redis(server: &Server<'_>) -> (Value, Vec<String>) {
+/// The configuration of a Redis server.
+pub(super) fn redis(server: &Server<'_>) -> Configured {
     let mut slots = Slots::default();
     let attrs = server.attrs;
     let spec = RedisSpec {
         version: attrs.get("version").and_then(Value::as_u64).unwrap_or(7) as u32,
         memory_mb: attrs.get("memory_mb").and_then(Value::as_u64).unwrap_or(256),
         password: slots.text(&server.password),
-        bind: vec!["0.0.0.0".into()],
+        bind: server.listen.clone(),
         replica_of: server.primary_host.as_ref().filter(|_| !server.primary).map(|(host, _)| (slots.text(host), 6379)),
         persistence: true,
+        docker: server.docker,
     };
     let problems = services::redis_problems(&spec);
-    let rendered = services::cloud_config(&services::redis(&spec));
-    (slots.template(&rendered), problems)
+    configured(services::redis(&spec), server.access.as_ref(), &mut slots, problems, Value::Null)
 }
 
 #[cfg(test)]

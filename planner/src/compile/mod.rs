@@ -112,7 +112,9 @@ pub fn compile(stack: &Stack, phase: &str, inputs: &VarInputs, catalog: &Catalog
                     // The compiler keeps a block's attribute values for reading only where
                     // something reads them: a composite reads its network's and host's.
                     let composite = matches!(from, Node::Object(k, _) if k.is_composite());
-                    if *reads || composite {
+                    // Networks are kept always: a composite reads the range of its host's network
+                    // and of its clients' networks, which it does not name itself.
+                    if *reads || composite || *kind == Kind::Network {
                         state.kept.insert((*kind, name.clone()));
                     }
                     Node::Object(*kind, name.clone())

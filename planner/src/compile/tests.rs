@@ -223,6 +223,13 @@ fn postgres_expands_to_servers_volumes_firewall_and_placement_group() {
         main,
         [
             "postgres.main.firewall.postgres",
+            "postgres.main.host.primary",
+            "postgres.main.host.replica[0]",
+            "postgres.main.host.replica[1]",
+            "postgres.main.keypair.login",
+            "postgres.main.keypair.primary",
+            "postgres.main.keypair.replica[0]",
+            "postgres.main.keypair.replica[1]",
             "postgres.main.placement_group.spread",
             "postgres.main.secret.password",
             "postgres.main.secret.replication",
@@ -265,12 +272,60 @@ fn postgres_expands_to_servers_volumes_firewall_and_placement_group() {
 }
 
 #[test]
+fn every_service_server_gets_a_host_that_terrace_reaches_with_pinned_keys() {
+    let compiled = compile(&format!("{STACK}{SERVICES}"), "one");
+    let host = compiled.resource(&addr("postgres.main.host.replica[1]")).expect("the replica's host");
+    assert_eq!(host.kind, Kind::Host);
+    assert_eq!(host.ref_attr("server"), Some(&addr("postgres.main.server.replica[1]")));
+    assert_eq!(host.attr("address").map(ToString::to_string), Some("(known after apply)".into()));
+    let refs = |name: &str| -> Vec<String> {
+        host.attr(name).map(|v| v.references().iter().map(|r| r.to_string()).collect()).unwrap_or_default()
+    };
+    assert_eq!(refs("address"), ["postgres.main.server.replica[1].ipv4_address"]);
+    assert_eq!(refs("host_key"), ["postgres.main.keypair.replica[1].public_key"]);
+    assert_eq!(refs("login_key"), ["postgres.main.keypair.login.private_key"]);
+    assert!(host.attr("login_key").is_some_and(Value::holds_sensitive), "the login key is a secret");
+    // Every file the server's cloud-init writes is kept on the host afterwards.
+    let paths: Vec<&str> = host.blocks("file").iter().filter_map(|f| f.get("path")?.as_str()).collect();
+    for path in
+        ["/etc/terrace/postgres/postgresql.conf", "/etc/terrace/postgres/pg_hba.conf", "/etc/pgbouncer/pgbouncer.ini"]
+    {
+        assert!(paths.contains(&path), "{path} in {paths:?}");
+    }
+    // A replica's host is converged after its primary's, which admits it and keeps its slot.
+    let deps: Vec<String> = compiled.resources.dependencies(&host.address).iter().map(ToString::to_string).collect();
+    assert!(deps.contains(&"postgres.main.host.primary".to_owned()), "{deps:?}");
+    assert!(deps.contains(&"postgres.main.server.replica[1]".to_owned()), "{deps:?}");
+    // The server's first boot is handed its host key and terrace's login key.
+    let server = compiled.resource(&addr("postgres.main.server.replica[1]")).expect("server");
+    let user_data = server.attr("user_data").expect("user_data");
+    let user_data_refs: Vec<String> = user_data.references().iter().map(|r| r.to_string()).collect();
+    assert!(user_data_refs.contains(&"postgres.main.keypair.replica[1].private_key_escaped".to_owned()));
+    assert!(user_data_refs.contains(&"postgres.main.keypair.login.public_key".to_owned()));
+    let Value::Template(parts) = user_data else { panic!("a template: {user_data:?}") };
+    let text: String = parts.iter().filter_map(Value::as_str).collect();
+    assert!(text.contains("ssh_genkeytypes: [ed25519]"), "only the given host key: no other is made");
+    // The private key goes in escaped on one line: a double-quoted YAML string around its placeholder.
+    assert!(text.contains("  ed25519_private: \""), "{text}");
+}
+
+#[test]
 fn a_service_on_an_existing_server_gets_only_its_volume() {
     let compiled = compile(&format!("{STACK}{SERVICES}"), "one");
     assert_eq!(
         members(&compiled, "postgres.local"),
-        ["postgres.local.volume.data", "postgres.local.secret.password", "postgres.local.secret.replication"]
+        [
+            "postgres.local.volume.data",
+            "postgres.local.secret.password",
+            "postgres.local.secret.replication",
+            "postgres.local.keypair.login",
+            "postgres.local.keypair.shared",
+            "postgres.local.host.shared",
+        ]
     );
+    // The host's configuration is stopped before its volume goes (deletes run dependents first).
+    let deps = compiled.resources.dependencies(&addr("postgres.local.host.shared"));
+    assert!(deps.contains(&&addr("postgres.local.volume.data")) && deps.contains(&&addr("server.app")), "{deps:?}");
     assert_eq!(attr(&compiled, "postgres.local.volume.data", "location"), &Value::str("hel1"));
     assert_eq!(attr(&compiled, "postgres.local.volume.data", "size"), &Value::Number(20.0));
     assert_eq!(compiled.resources.dependencies(&addr("postgres.local.volume.data")), [&addr("server.app")]);
@@ -296,7 +351,17 @@ fn redis_expands_to_a_server_and_a_firewall() {
     let compiled = compile(&format!("{STACK}{SERVICES}"), "one");
     let mut cache = members(&compiled, "redis.cache");
     cache.sort();
-    assert_eq!(cache, ["redis.cache.firewall.redis", "redis.cache.secret.password", "redis.cache.server.primary"]);
+    assert_eq!(
+        cache,
+        [
+            "redis.cache.firewall.redis",
+            "redis.cache.host.primary",
+            "redis.cache.keypair.login",
+            "redis.cache.keypair.primary",
+            "redis.cache.secret.password",
+            "redis.cache.server.primary"
+        ]
+    );
     // The password is generated at apply; the URL holds it and the host, so both are secret.
     let url = compiled.composites.iter().find(|c| c.address == addr("redis.cache")).map(|c| &c.exports["url"]);
     assert!(url.is_some_and(|u| matches!(u, Value::Template(_)) && u.holds_sensitive()), "{url:?}");

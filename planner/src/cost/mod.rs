@@ -166,9 +166,14 @@ impl<'a> Pricer<'a> {
             }
             Kind::Bucket if self.first_bucket.as_ref() == Some(resource.address) => self.object_storage(),
             Kind::Bucket => Cost::free("covered by the project's Object Storage fee (see the first bucket)"),
-            Kind::Network | Kind::Firewall | Kind::PlacementGroup | Kind::SshKey | Kind::Certificate | Kind::Secret => {
-                Cost::free("no charge")
-            }
+            Kind::Network
+            | Kind::Firewall
+            | Kind::PlacementGroup
+            | Kind::SshKey
+            | Kind::Certificate
+            | Kind::Secret
+            | Kind::Keypair
+            | Kind::Host => Cost::free("no charge"),
             Kind::Postgres | Kind::Redis => Cost::free("a composite costs what its primitives cost"),
         }
     }

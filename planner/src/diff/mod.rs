@@ -17,6 +17,10 @@ use crate::plan::{self, Action, Plan, ResourceChange};
 use crate::schema::{self, Update};
 use crate::value::{Reference, Value};
 
+mod host;
+
+pub(crate) use host::service_of;
+
 /// What a plan may do, from the command line.
 #[derive(Debug, Clone, Default)]
 pub struct PlanOptions {
@@ -24,6 +28,9 @@ pub struct PlanOptions {
     pub allow_data_loss: bool,
     /// `--target`: only these addresses (and what they depend on) are planned.
     pub targets: Vec<Address>,
+    /// `--hosts=false`: the hosts (what terrace configures on servers over SSH) are left out of the
+    /// plan, desired and recorded alike.
+    pub skip_hosts: bool,
 }
 
 /// A recorded resource, parsed: its address and its attributes as values.
@@ -83,8 +90,6 @@ pub fn plan(
     };
 
     let mut changes = Vec::new();
-    // Changes the plan leaves alone on purpose, for the people reading it.
-    let mut notes: Vec<String> = Vec::new();
     // Resources whose computed attributes will change (created or replaced): values read from them
     // are known only after apply.
     let mut renewed: BTreeSet<Address> = BTreeSet::new();
@@ -92,14 +97,23 @@ pub fn plan(
         let Some(resource) = desired_graph.get(address) else {
             continue;
         };
-        if !in_scope(address) {
+        if !in_scope(address) || options.skip_hosts && resource.kind == Kind::Host {
             continue;
         }
         let before = priors.get(address);
         let mut change = match before {
             None => create(resource),
-            Some(before) => compare(resource, before, &priors, &renewed, &mut refusals, &mut notes),
+            Some(before) if resource.kind == Kind::Host && !host::server_renewed(resource, &renewed) => {
+                host::compare(resource, before, &priors, &renewed)
+            }
+            Some(before) => compare(resource, before, &priors, &renewed, &mut refusals),
         };
+        if resource.kind == Kind::Host {
+            if matches!(change.action, Action::Create | Action::Replace) {
+                change.host = Some(host::created(resource));
+            }
+            host::strip(&mut change);
+        }
         if matches!(change.action, Action::Create | Action::Replace) {
             renewed.insert(address.clone());
         }
@@ -140,6 +154,9 @@ pub fn plan(
         let Some(before) = priors.get(&address) else {
             continue;
         };
+        if options.skip_hosts && address.kind() == Kind::Host {
+            continue;
+        }
         let Some(resource) = priced(before) else {
             refusals.push(format!("the state records `{address}` with an unknown kind `{}`", before.state.kind));
             continue;
@@ -161,16 +178,30 @@ pub fn plan(
             previous_address: None,
             cost_before: Some(before_pricer.cost_of(&resource)),
             cost_after: None,
+            host: None,
         };
+        if resource.kind == Kind::Host {
+            let server = before.attrs.get("server").and_then(Value::as_ref).map(|r| r.address.clone());
+            let stays = server.is_some_and(|server| desired_graph.contains(&server) && !renewed.contains(&server));
+            change.host = Some(host::deleted(before, stays));
+            host::strip(&mut change);
+        }
         guard(&mut change, None, options, &mut refusals);
         changes.push(change);
     }
 
     let mut warnings = warnings;
-    warnings.extend(notes);
+    if options.skip_hosts && desired.is_some_and(|c| c.resources.iter().any(|(_, r)| r.kind == Kind::Host)) {
+        warnings.push(
+            "--hosts=false: the configuration on the services' servers (the `host` members) is left out of this plan; \
+             the servers keep what they run now"
+                .into(),
+        );
+    }
     let mut built = plan::assemble(desired, changes, catalog, warnings);
     built.prior_phase = prior.phase.clone();
     built.refusals = refusals;
+    built.hosts_skipped = options.skip_hosts;
     built.budget = crate::gate::budget(&built);
     // Outputs against the recorded ones: values read from unchanged resources are known now.
     for output in &mut built.outputs {
@@ -285,6 +316,7 @@ fn create(resource: &Resource) -> ResourceChange {
         previous_address: None,
         cost_before: None,
         cost_after: None,
+        host: None,
     }
 }
 
@@ -295,7 +327,6 @@ fn compare(
     priors: &BTreeMap<Address, Prior<'_>>,
     renewed: &BTreeSet<Address>,
     refusals: &mut Vec<String>,
-    notes: &mut Vec<String>,
 ) -> ResourceChange {
     let schema = schema::of(resource.kind);
     let ignored = |name: &str| resource.lifecycle.ignore_changes.iter().any(|i| i == name || i == "all");
@@ -332,19 +363,8 @@ fn compare(
             continue;
         };
         if ignored(name) {
-            // A database server's configuration is its cloud-init, which runs at first boot only:
-            // a new rendering is not a reason to replace the server and lose its data.
-            if first_boot(name)
-                && resource.composite.is_some()
-                && resolve(new, priors, renewed).is_some_and(|value| !equal(&value, &old))
-            {
-                notes.push(format!(
-                    "`{}`: its rendered configuration changed; cloud-init runs only at first boot, so the \
-                     server keeps its configuration and data. Apply the new settings on the server \
-                     (see docs/services.md), or rebuild it deliberately by removing it from the phase first",
-                    resource.address
-                ));
-            }
+            // A service server's cloud-init runs at first boot only: a new rendering is no reason
+            // to replace the server and lose its data. Its `host` converges the files in place.
             after.insert(name.clone(), old);
             continue;
         }
@@ -456,6 +476,7 @@ fn compare(
         previous_address: None,
         cost_before: None,
         cost_after: None,
+        host: None,
     }
 }
 

@@ -445,6 +445,14 @@ impl Reader<'_> {
                 defs.outputs.push(output);
             }
             _ => match ident.parse::<Kind>() {
+                Ok(kind) if kind.is_internal() => {
+                    self.diags.push(
+                        Diagnostic::error(format!("`{ident}` blocks cannot be written in a phase"))
+                            .at(self.span(block.ident.span()))
+                            .label("made by terrace")
+                            .hint("the `postgres` and `redis` services make a `host` for each of their servers"),
+                    );
+                }
                 Ok(kind) => {
                     let Some(name) = self.single_label(&block, ident) else {
                         return;

@@ -43,6 +43,15 @@ pub fn plan(plan: &Plan) -> String {
     if !off.is_empty() {
         let _ = writeln!(out, "> [!NOTE]\n> **Powered off during the change:** {}.\n", off.join(", "));
     }
+    let interrupted: Vec<String> =
+        super::host::interrupted(plan).into_iter().map(|(address, how)| format!("`{address}`: {how}")).collect();
+    if !interrupted.is_empty() {
+        let _ = writeln!(
+            out,
+            "> [!IMPORTANT]\n> **Services interrupted on running servers:** {}.\n",
+            interrupted.join("; ")
+        );
+    }
     for warning in &plan.warnings {
         let _ = writeln!(out, "> [!WARNING]\n> {warning}\n");
     }
@@ -114,7 +123,9 @@ pub fn plan(plan: &Plan) -> String {
             if !change.reasons.is_empty() && change.action != crate::plan::Action::Delete {
                 action.push_str(&format!(" ({})", change.reasons.join("; ")));
             }
-            if change.action == crate::plan::Action::Update && !change.api_actions.is_empty() {
+            if let Some(host) = change.host.as_ref().filter(|_| change.action == crate::plan::Action::Update) {
+                action.push_str(&format!(": over SSH, {}", host.disruption.describe()));
+            } else if change.action == crate::plan::Action::Update && !change.api_actions.is_empty() {
                 action.push_str(&format!(": {}", change.api_actions.join(", ")));
             }
             if change.data_loss {
@@ -132,6 +143,7 @@ pub fn plan(plan: &Plan) -> String {
         }
         let _ = writeln!(out, "</details>\n");
     }
+    super::host::markdown(&mut out, plan);
     let _ = writeln!(out, "<sub>Prices: {}. terrace {}.</sub>", plan.pricing.label, plan.terrace_version);
     out
 }

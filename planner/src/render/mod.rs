@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod diagnostics;
 pub mod graph;
+mod host;
 pub mod markdown;
 pub mod reference;
 pub mod text;

@@ -16,7 +16,15 @@ pub fn markdown() -> String {
          Every block also takes `count`, `depends_on` and a `lifecycle` block (see the end).\n",
     );
     for kind in Kind::ALL {
-        let what = if kind.is_composite() { "composite" } else { "primitive" };
+        let what = if kind.is_composite() {
+            "composite"
+        } else if kind.is_internal() {
+            "made by the `postgres` and `redis` services for each of their servers; not written in a phase"
+        } else if kind.is_terrace_own() {
+            "terrace's own, kept in state"
+        } else {
+            "primitive"
+        };
         let _ = write!(out, "\n## `{kind}` ({what})\n\n");
         section(&mut out, schema::of(kind), 0);
         let computed = schema::of(kind).computed;

@@ -53,6 +53,9 @@ pub fn plan(plan: &Plan, style: Style) -> String {
         counts.replace,
         counts.delete
     );
+    for (address, how) in super::host::interrupted(plan) {
+        let _ = writeln!(out, "{} {address}: {how}", style.yellow("Interrupts a service:"));
+    }
     write_outputs(&mut out, plan);
     write_cost(&mut out, plan);
     if !plan.refusals.is_empty() {
@@ -119,9 +122,23 @@ fn write_change(out: &mut String, change: &ResourceChange, style: Style) {
     if change.data_loss {
         title.push_str("  DATA LOSS");
     }
+    if let Some(mark) = super::host::interruption(change) {
+        title.push_str("  ");
+        title.push_str(&mark);
+    }
     let _ = writeln!(out, "  {}", style.bold(&title));
     for reason in &change.reasons {
         let _ = writeln!(out, "  # ({reason})");
+    }
+    if let Some(host) = &change.host {
+        // A host changes over SSH, not through the API: its files and steps say what happens.
+        if change.action == Action::Update {
+            let _ = writeln!(out, "  # (over SSH: {})", host.disruption.describe());
+        }
+        let _ = writeln!(out, "  {} {} {{", paint(style, symbol), change.address);
+        super::host::text(out, host, style);
+        let _ = writeln!(out, "    }}");
+        return;
     }
     if change.action == Action::Update {
         let off = if change.power_off { ", powers the server off" } else { "" };

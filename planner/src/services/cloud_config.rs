@@ -8,8 +8,9 @@
 
 use super::{File, Rendered};
 
-/// The `#cloud-config` document: apt sources, packages, files (those owned by a user a package
-/// creates are written after the packages, `defer: true`) and the first-boot commands.
+/// The `#cloud-config` document: apt sources, packages, the SSH host key and login key, files
+/// (those owned by a user a package creates are written after the packages, `defer: true`) and
+/// the first-boot commands.
 pub fn cloud_config(rendered: &Rendered) -> String {
     let mut out = String::from("#cloud-config\n");
     if !rendered.apt_sources.is_empty() {
@@ -27,8 +28,22 @@ pub fn cloud_config(rendered: &Rendered) -> String {
             out.push_str(&format!("  - {}\n", quoted(package)));
         }
     }
-    if !rendered.files.is_empty() {
+    if let Some(ssh) = &rendered.ssh {
+        // The host key terrace generated, so that terrace can pin it from the first connection
+        // on: the image's keys are deleted, and of the key types cloud-init would make, only
+        // ed25519 is asked for, which the given key already is.
+        out.push_str("ssh_deletekeys: true\nssh_genkeytypes: [ed25519]\nssh_keys:\n");
+        out.push_str(&format!("  ed25519_private: \"{}\"\n", ssh.host_private_key_escaped));
+        out.push_str(&format!("  ed25519_public: {}\n", quoted(&ssh.host_public_key)));
+    }
+    if !rendered.files.is_empty() || rendered.ssh.is_some() {
         out.push_str("write_files:\n");
+        if let Some(ssh) = &rendered.ssh {
+            // terrace's login key is added to root's, beside the keys Hetzner puts there.
+            out.push_str("  - path: \"/root/.ssh/authorized_keys\"\n");
+            out.push_str("    owner: \"root:root\"\n    permissions: \"0600\"\n    append: true\n");
+            out.push_str(&format!("    content: {}\n", quoted(&format!("{}\n", ssh.authorized_key.trim_end()))));
+        }
         for file in &rendered.files {
             write_file(&mut out, file);
         }

@@ -10,6 +10,7 @@
 
 mod backup;
 mod cloud_config;
+pub mod converge;
 mod postgres;
 mod redis;
 mod shell;
@@ -18,6 +19,7 @@ use std::fmt;
 
 pub use backup::restore_procedure;
 pub use cloud_config::cloud_config;
+pub(crate) use postgres::PGBOUNCER_INI;
 pub use postgres::{postgres, postgres_problems};
 pub use redis::{redis, redis_problems};
 
@@ -41,6 +43,12 @@ pub struct PostgresSpec {
     pub listen: Vec<String>,
     /// The networks the application user may connect from.
     pub client_cidrs: Vec<String>,
+    /// Addresses (CIDRs) the application user may connect from over the public internet: only
+    /// over TLS (`hostssl`), to PostgreSQL and to PgBouncer.
+    pub tls_clients: Vec<String>,
+    /// The server runs Docker and its containers are clients (172.17.0.1, the docker0 bridge, is
+    /// among the listen addresses): PostgreSQL and PgBouncer start after Docker has made it.
+    pub docker: bool,
     /// The networks replicas connect from; a peer with `tls` may connect only over TLS.
     pub replication_peers: Vec<Peer>,
     /// The application's database and the user that owns it.
@@ -146,6 +154,26 @@ pub struct RedisSpec {
     pub replica_of: Option<(String, u16)>,
     /// Append-only file and RDB snapshots; without it a restart starts empty.
     pub persistence: bool,
+    /// The server runs Docker and its containers are clients: Redis starts after Docker has made
+    /// the docker0 bridge it listens on.
+    pub docker: bool,
+}
+
+/// The addresses a server's Docker containers reach their host at (the docker0 bridge), and the
+/// range Docker gives its networks (its default address pools lie in 172.17.0.0-172.31.255.255).
+pub const DOCKER_BRIDGE: &str = "172.17.0.1";
+pub const DOCKER_NETWORKS: &str = "172.16.0.0/12";
+
+/// How terrace reaches a service's server over SSH, handed in at first boot: the server's host key
+/// (which terrace generated and pins) and terrace's login key, authorized for root.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SshAccess {
+    /// The host's ed25519 private key, in OpenSSH format, escaped for a double-quoted YAML string
+    /// (`\n` for each line break), so a placeholder for it fits on one line.
+    pub host_private_key_escaped: String,
+    pub host_public_key: String,
+    /// The public key terrace logs in with, one OpenSSH line.
+    pub authorized_key: String,
 }
 
 /// A file that cloud-init writes.
@@ -186,6 +214,8 @@ pub struct Rendered {
     pub files: Vec<File>,
     /// Commands run once, as root, at the end of the first boot, in this order.
     pub runcmd: Vec<String>,
+    /// The SSH host key and login key, when terrace reaches the server after its first boot.
+    pub ssh: Option<SshAccess>,
 }
 
 impl Rendered {
@@ -207,6 +237,8 @@ impl fmt::Debug for PostgresSpec {
             .field("role", &self.role)
             .field("listen", &self.listen)
             .field("client_cidrs", &self.client_cidrs)
+            .field("tls_clients", &self.tls_clients)
+            .field("docker", &self.docker)
             .field("replication_peers", &self.replication_peers)
             .field("database", &self.database)
             .field("user", &self.user)
@@ -245,6 +277,17 @@ impl fmt::Debug for RedisSpec {
             .field("bind", &self.bind)
             .field("replica_of", &self.replica_of)
             .field("persistence", &self.persistence)
+            .field("docker", &self.docker)
+            .finish()
+    }
+}
+
+impl fmt::Debug for SshAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SshAccess")
+            .field("host_private_key_escaped", &"(sensitive)")
+            .field("host_public_key", &self.host_public_key)
+            .field("authorized_key", &self.authorized_key)
             .finish()
     }
 }

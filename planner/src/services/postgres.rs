@@ -15,11 +15,12 @@ pub(crate) const VOLUME_SCRIPT: &str = "/usr/local/sbin/terrace-volume";
 pub(crate) const CLUSTER_SCRIPT: &str = "/usr/local/sbin/terrace-postgres";
 pub(crate) const PGBOUNCER_INI: &str = "/etc/pgbouncer/pgbouncer.ini";
 pub(crate) const PGBOUNCER_USERLIST: &str = "/etc/pgbouncer/userlist.txt";
+pub(crate) const PGBOUNCER_HBA: &str = "/etc/pgbouncer/pg_hba.conf";
 /// The snakeoil certificate the `ssl-cert` package makes at install: TLS peers use
 /// `sslmode=require`, which encrypts without checking the certificate's issuer, and the password
 /// exchange (SCRAM) never sends the password itself.
-const TLS_CERT: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
-const TLS_KEY: &str = "/etc/ssl/private/ssl-cert-snakeoil.key";
+pub(crate) const TLS_CERT: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+pub(crate) const TLS_KEY: &str = "/etc/ssl/private/ssl-cert-snakeoil.key";
 /// The PGDG repository's signing key, as shipped by Debian's postgresql-common
 /// (`/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc`), fingerprint
 /// B97B0AFCAA1A47F044F244A07FCC7D46ACCC4CF8.
@@ -136,8 +137,9 @@ pub fn postgres(spec: &PostgresSpec) -> Rendered {
             format!(
                 "# terrace: the clusters live on the data volume; without it mounted they must not start.\n\
                  [Unit]\n\
-                 RequiresMountsFor={}\n",
-                spec.mount_point
+                 RequiresMountsFor={}\n{}",
+                spec.mount_point,
+                if spec.docker { AFTER_DOCKER } else { "" }
             ),
         ),
         root_file(&format!("{CONF_DIR}/postgresql.conf"), "0644", postgresql_conf(spec)),
@@ -161,6 +163,14 @@ pub fn postgres(spec: &PostgresSpec) -> Rendered {
     if let Some(bouncer) = &spec.pgbouncer {
         packages.push("pgbouncer".into());
         files.push(postgres_file(PGBOUNCER_INI, "0640", pgbouncer_ini(spec, bouncer)));
+        files.push(postgres_file(PGBOUNCER_HBA, "0640", pgbouncer_hba(spec)));
+        if spec.docker {
+            files.push(root_file(
+                "/etc/systemd/system/pgbouncer.service.d/terrace.conf",
+                "0644",
+                format!("# terrace: PgBouncer listens on the docker0 bridge as well.\n[Unit]\n{AFTER_DOCKER}"),
+            ));
+        }
         files.push(postgres_file(
             PGBOUNCER_USERLIST,
             "0640",
@@ -184,6 +194,7 @@ pub fn postgres(spec: &PostgresSpec) -> Rendered {
         }],
         files,
         runcmd,
+        ssh: None,
     }
 }
 
@@ -328,12 +339,7 @@ fn pg_hba(spec: &PostgresSpec) -> String {
         lines.push("# PgBouncer, on this server, over the Unix socket.".into());
         lines.push(hba_line("local", &spec.database, &spec.user, "", "scram-sha-256"));
     }
-    if !spec.client_cidrs.is_empty() {
-        lines.push("# The application, from the private network.".into());
-        for cidr in &spec.client_cidrs {
-            lines.push(hba_line("host", &spec.database, &spec.user, cidr, "scram-sha-256"));
-        }
-    }
+    client_lines(spec, &mut lines);
     if !spec.replication_peers.is_empty() {
         lines.push("# Replicas: over the private network, or only over TLS from the public internet.".into());
         for peer in &spec.replication_peers {
@@ -344,6 +350,23 @@ fn pg_hba(spec: &PostgresSpec) -> String {
     let mut text = lines.join("\n");
     text.push('\n');
     text
+}
+
+/// The application's lines, the same in pg_hba.conf and PgBouncer's: from its networks, and only
+/// over TLS from the public addresses of clients outside them.
+fn client_lines(spec: &PostgresSpec, lines: &mut Vec<String>) {
+    if !spec.client_cidrs.is_empty() {
+        lines.push("# The application, from its networks.".into());
+        for cidr in &spec.client_cidrs {
+            lines.push(hba_line("host", &spec.database, &spec.user, cidr, "scram-sha-256"));
+        }
+    }
+    if !spec.tls_clients.is_empty() {
+        lines.push("# Clients outside the private network, over the public internet: only with TLS.".into());
+        for cidr in &spec.tls_clients {
+            lines.push(hba_line("hostssl", &spec.database, &spec.user, cidr, "scram-sha-256"));
+        }
+    }
 }
 
 fn hba_line(kind: &str, database: &str, user: &str, address: &str, method: &str) -> String {
@@ -395,6 +418,15 @@ fn setup_sql(spec: &PostgresSpec) -> String {
             ));
         }
     }
+    // A replica that is gone would keep its slot, and the primary its WAL, until the disk fills:
+    // terrace's slots that no replica has any more are dropped (an active one is left for the
+    // next run, once its replica has stopped).
+    let keep: Vec<String> = replica_slots.iter().map(|slot| sql_literal(slot)).collect();
+    text.push_str(&format!(
+        "\n-- Slots of replicas that are no longer part of the service.\n\
+         SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'replica\\_%' AND NOT active{};\n",
+        if keep.is_empty() { String::new() } else { format!(" AND slot_name NOT IN ({})", keep.join(", ")) }
+    ));
     if !spec.extensions.is_empty() {
         text.push_str(&format!("\n\\connect {}\n", spec.database));
         for extension in &spec.extensions {
@@ -509,6 +541,18 @@ if [[ ! -s $data_directory/PG_VERSION ]]; then
   rmdir "$data_directory" 2> /dev/null || true
   mv "$partial" "$data_directory"
 fi
+# Debian's pg_createcluster adopts a data directory only with its configuration files in it, which a
+# clone does not have (the primary's live in /etc/postgresql). Minimal ones: pg_createcluster sets
+# the paths on their lines, and terrace's conf.d, included last, has the settings.
+for file in pg_hba.conf pg_ident.conf; do
+  [[ -e $data_directory/$file || -f /etc/postgresql/$version/{CLUSTER}/postgresql.conf ]] ||
+    install -o postgres -g postgres -m 0600 /dev/null "$data_directory/$file"
+done
+if [[ ! -e $data_directory/postgresql.conf && ! -f /etc/postgresql/$version/{CLUSTER}/postgresql.conf ]]; then
+  printf "data_directory = ''\nhba_file = ''\nident_file = ''\ninclude_dir = 'conf.d'\n" > "$data_directory/postgresql.conf"
+  chown postgres:postgres "$data_directory/postgresql.conf"
+  chmod 0600 "$data_directory/postgresql.conf"
+fi
 "#,
             slot = sh(slot),
             conninfo = sh(&conninfo),
@@ -552,8 +596,14 @@ fn pgbouncer_ini(spec: &PostgresSpec, bouncer: &PgBouncerSpec) -> String {
          listen_addr = {listen}\n\
          listen_port = {port}\n\
          unix_socket_dir = {SOCKET_DIR}\n\
-         auth_type = scram-sha-256\n\
+         ; Who may connect, and how: the same rules as pg_hba.conf for the application.\n\
+         auth_type = hba\n\
+         auth_hba_file = {PGBOUNCER_HBA}\n\
          auth_file = {PGBOUNCER_USERLIST}\n\
+         ; TLS for every client that asks, and required of clients over the public internet (hostssl).\n\
+         client_tls_sslmode = allow\n\
+         client_tls_cert_file = {TLS_CERT}\n\
+         client_tls_key_file = {TLS_KEY}\n\
          pool_mode = {mode}\n\
          default_pool_size = {pool}\n\
          max_client_conn = {max_client}\n\
@@ -571,3 +621,20 @@ fn pgbouncer_ini(spec: &PostgresSpec, bouncer: &PgBouncerSpec) -> String {
         max_db = MAX_CONNECTIONS - 20,
     )
 }
+
+/// PgBouncer's own pg_hba.conf (`auth_type = hba`): the application over the Unix socket and from
+/// its networks, and with TLS only from the public addresses of clients outside them.
+fn pgbouncer_hba(spec: &PostgresSpec) -> String {
+    let mut lines = vec![
+        "# terrace: who may connect to PgBouncer, and how; the first matching line decides, and".to_owned(),
+        "# whatever no line matches is refused.".to_owned(),
+        hba_line("local", &spec.database, &spec.user, "", "scram-sha-256"),
+    ];
+    client_lines(spec, &mut lines);
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text
+}
+
+/// A unit that listens on the docker0 bridge starts after Docker, which makes it.
+const AFTER_DOCKER: &str = "Wants=docker.service\nAfter=docker.service\n";

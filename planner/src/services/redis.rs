@@ -106,13 +106,29 @@ pub fn redis(spec: &RedisSpec) -> Rendered {
                  vm.overcommit_memory = 1\n"
                     .into(),
             ),
-        ],
-        runcmd: vec![
+        ]
+        .into_iter()
+        .chain(spec.docker.then(|| {
+            root_file(
+                "/etc/systemd/system/redis-server.service.d/terrace.conf",
+                "0644",
+                "# terrace: Redis listens on the docker0 bridge as well.\n[Unit]\nWants=docker.service\nAfter=docker.service\n"
+                    .into(),
+            )
+        }))
+        .collect(),
+        runcmd: spec
+            .docker
+            .then(|| "systemctl daemon-reload".to_owned())
+            .into_iter()
+            .chain([
             "sysctl --load=/etc/sysctl.d/60-terrace-redis.conf".into(),
             format!("grep -qxF '{include}' /etc/redis/redis.conf || echo '{include}' >> /etc/redis/redis.conf"),
             "systemctl enable redis-server.service".into(),
             "systemctl restart redis-server.service".into(),
-        ],
+        ])
+        .collect(),
+        ssh: None,
     }
 }
 

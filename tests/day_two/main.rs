@@ -1,0 +1,10 @@
+//! Day-two tests: terrace against real hosts. Each test runs in a lab of its own (tests/lab,
+//! docs/lab.md), where every server the emulator creates is a little host of real processes.
+
+#[path = "../lab/mod.rs"]
+mod lab;
+
+mod faults;
+mod lab_smoke;
+mod path;
+mod support;
