@@ -63,6 +63,11 @@ impl<K: Ord + Clone, V> Dag<K, V> {
         self.index.get(key).map(|&node| &self.graph[node])
     }
 
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        let node = *self.index.get(key)?;
+        Some(&mut self.graph[node])
+    }
+
     /// Nodes in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.index.iter().map(|(key, &node)| (key, &self.graph[node]))

@@ -820,6 +820,164 @@ redis "cache" {
 }
 "#,
     ),
+    // Reachability: one case per layer that blocks a consumer, and a service open to the internet.
+    (
+        "reach_without_a_network_or_a_public_ipv4",
+        &["`server.worker` cannot reach `postgres.db`", "`server.worker` has no public IPv4", "network/zone"],
+        r#"
+network "eu" {
+  ip_range = "10.0.0.0/16"
+  subnet {
+    network_zone = "eu-central"
+    ip_range     = "10.0.1.0/24"
+  }
+}
+
+server "worker" {
+  server_type = "cpx21"
+  location    = "ash"
+  public_net {
+    ipv4_enabled = false
+  }
+}
+
+postgres "db" {
+  server_type = "cpx22"
+  location    = "fsn1"
+  storage_gb  = 20
+  network     = network.eu
+  clients     = [server.worker]
+}
+"#,
+    ),
+    (
+        "load_balancer_target_public_by_default_behind_a_firewall",
+        &[
+            "`load_balancer.web` cannot reach its target `server.app` on port 4000 (health check)",
+            "the firewall `firewall.web` does not open 4000 to the load balancer's public address",
+        ],
+        r#"
+network "eu" {
+  ip_range = "10.0.0.0/16"
+  subnet {
+    network_zone = "eu-central"
+    ip_range     = "10.0.1.0/24"
+  }
+}
+
+server "app" {
+  server_type = "cpx22"
+  location    = "fsn1"
+  network     = network.eu
+  firewalls   = [firewall.web]
+}
+
+firewall "web" {
+  rule {
+    direction  = "in"
+    protocol   = "tcp"
+    port       = "80"
+    source_ips = ["0.0.0.0/0", "::/0"]
+  }
+}
+
+load_balancer "web" {
+  type     = "lb11"
+  location = "fsn1"
+  network  = network.eu
+  target {
+    server = server.app
+  }
+  service {
+    protocol         = "http"
+    listen_port      = 80
+    destination_port = 80
+    health_check {
+      protocol = "http"
+      port     = 4000
+      path     = "/health"
+    }
+  }
+}
+"#,
+    ),
+    (
+        "service_on_a_server_with_clients",
+        &[
+            "`redis.cache` runs `on` server.app, so it cannot set `clients`",
+            "a service on server.app serves server.app itself",
+        ],
+        r#"
+server "app" {
+  server_type = "cpx22"
+  location    = "fsn1"
+}
+
+server "worker" {
+  server_type = "cpx22"
+  location    = "fsn1"
+}
+
+redis "cache" {
+  on        = server.app
+  memory_mb = 256
+  clients   = [server.worker]
+}
+"#,
+    ),
+    (
+        "reach_redis_over_the_public_internet",
+        &[
+            "`server.worker` cannot reach `redis.cache` (server.primary, port 6379 Redis)",
+            "terrace serves Redis without TLS",
+        ],
+        r#"
+network "eu" {
+  ip_range = "10.0.0.0/16"
+  subnet {
+    network_zone = "eu-central"
+    ip_range     = "10.0.1.0/24"
+  }
+}
+
+server "worker" {
+  server_type = "cpx21"
+  location    = "ash"
+}
+
+redis "cache" {
+  memory_mb   = 256
+  server_type = "cpx12"
+  location    = "fsn1"
+  network     = network.eu
+  clients     = [server.worker]
+}
+"#,
+    ),
+    (
+        "service_reachable_from_the_internet",
+        &["`postgres.main` (server.db, port 5432 PostgreSQL) is reachable from the internet", "applies to `server.db`"],
+        r#"
+network "eu" {
+  ip_range = "10.0.0.0/16"
+  subnet {
+    network_zone = "eu-central"
+    ip_range     = "10.0.1.0/24"
+  }
+}
+
+server "db" {
+  server_type = "cpx22"
+  location    = "fsn1"
+  network     = network.eu
+}
+
+postgres "main" {
+  on         = server.db
+  storage_gb = 20
+}
+"#,
+    ),
     (
         "ignore_changes_names_an_unknown_attribute",
         &["`ignore_changes` names `user_dta`"],

@@ -1,8 +1,10 @@
 //! Static Hetzner rules, checked on the compiled graph before any network call: server types,
 //! locations and prices in the catalog, sizes and limits, labels and names, networks, subnets and
-//! zones, load balancer limits, primary IPs. Every violation is reported, with a hint.
+//! zones, load balancer limits, primary IPs; and that every consumer of a service reaches it.
+//! Every violation is reported, with a hint.
 
 mod network;
+mod reach;
 mod rules;
 
 use terrace_providers::pricing::Catalog;
@@ -25,5 +27,6 @@ pub fn validate(compiled: &Compiled, catalog: &Catalog) -> Diagnostics {
     net.private_reads();
     net.load_balancers();
     net.primary_ips();
+    reach::ReachChecker { compiled, catalog, diags: &mut diags }.reach();
     diags
 }

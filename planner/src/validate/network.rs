@@ -329,8 +329,8 @@ impl<'a> NetworkChecker<'a> {
                     );
                 }
                 target_count += servers.len().max(1);
-                // Hetzner's default: private IPs when the load balancer is on a network.
-                let use_private = target.get("use_private_ip").and_then(Value::as_bool).unwrap_or(lb_network.is_some());
+                // Hetzner's default is the target's public IP, even for a load balancer on a network.
+                let use_private = target.get("use_private_ip").and_then(Value::as_bool).unwrap_or(false);
                 if use_private && !servers.is_empty() {
                     for server in &servers {
                         let server_network = self.compiled.resource(server).and_then(|s| s.ref_attr("network"));
