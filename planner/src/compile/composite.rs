@@ -430,6 +430,10 @@ impl State<'_> {
                 );
             }
             let host = self.host_member(instance, shape, role, index, &address, &login, &configured);
+            // A volume grown through the API before its filesystem is grown on the host.
+            if shape.volume_gb.is_some() {
+                deps.entry(host.address.clone()).or_default().insert(instance.address.child(Kind::Volume, role, index));
+            }
             // A replica's host is converged after its primary's, which admits it and keeps its slot.
             if !primary {
                 deps.entry(host.address.clone()).or_default().insert(instance.address.child(

@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::backup::PGBACKREST_CONF;
-use super::postgres::{CLUSTER, CONF_DIR, PGBOUNCER_HBA, PGBOUNCER_INI, PGBOUNCER_USERLIST, PORT, SOCKET_DIR};
+use super::postgres::{
+    CLUSTER, CONF_DIR, PGBOUNCER_HBA, PGBOUNCER_INI, PGBOUNCER_USERLIST, PORT, SOCKET_DIR, VOLUME_CONF,
+};
 use super::redis::REDIS_CONF;
 use super::shell::sh;
 
@@ -39,6 +41,10 @@ pub enum Step {
     /// Kernel settings loaded from a changed file.
     Sysctl {
         path: String,
+    },
+    /// The data volume was grown: its filesystem grows to match, online.
+    GrowFilesystem {
+        mount_point: String,
     },
     /// PostgreSQL re-reads its configuration: pg_hba.conf and reloadable settings.
     PostgresReload,
@@ -166,6 +172,17 @@ pub fn converge(
     }
     match service {
         HostService::Postgres { primary, .. } => {
+            let size = |files: &BTreeMap<String, String>| {
+                files
+                    .get(VOLUME_CONF)
+                    .map(|text| settings(text, ConfSyntax::Postgres))
+                    .and_then(|s| Some((s.get("size_gb")?.parse::<u64>().ok()?, s.get("mount_point")?.clone())))
+            };
+            if let (Some((before, _)), Some((after, mount_point))) = (size(old), size(new))
+                && after > before
+            {
+                steps.push(Step::GrowFilesystem { mount_point });
+            }
             let conf = format!("{CONF_DIR}/postgresql.conf");
             let hba = format!("{CONF_DIR}/pg_hba.conf");
             let settings = changed_settings(old.get(&conf), new.get(&conf), ConfSyntax::Postgres);
@@ -407,6 +424,9 @@ impl Step {
             Step::DisableUnits { units } => format!("stop and disable {}", units.join(", ")),
             Step::DaemonReload => "systemctl daemon-reload".into(),
             Step::Sysctl { path } => format!("load {path}"),
+            Step::GrowFilesystem { mount_point } => {
+                format!("grow the filesystem at {mount_point} to the volume's size")
+            }
             Step::PostgresReload => format!("reload {pg}"),
             Step::PostgresRestart { settings } => format!("restart {pg} ({} changed)", settings.join(", ")),
             Step::PostgresSetup => format!("run {CONF_DIR}/setup.sql (roles, database, slots, extensions)"),
@@ -453,6 +473,15 @@ impl Step {
             Step::DisableUnits { units } => plain(format!("systemctl disable --now {}", words(units))),
             Step::DaemonReload => plain("systemctl daemon-reload".into()),
             Step::Sysctl { path } => plain(format!("sysctl --load={}", sh(path))),
+            // The kernel is told to read the device's size again (Hetzner's volumes are SCSI
+            // disks), then ext4 grows while mounted.
+            Step::GrowFilesystem { mount_point } => plain(format!(
+                "device=$(findmnt --noheadings --output SOURCE --target {mount}) && \
+                 disk=$(basename \"$(readlink -f \"$device\")\") && \
+                 {{ echo 1 > \"/sys/class/block/$disk/device/rescan\" 2> /dev/null || true; }} && \
+                 resize2fs \"$device\"",
+                mount = sh(mount_point)
+            )),
             // A reload that leaves a setting waiting for a restart the plan did not promise is a
             // failure, not a silent half-change.
             Step::PostgresReload => plain(format!(
@@ -626,6 +655,22 @@ mod tests {
         assert_eq!(disruption(&steps), Disruption::Restart { service: "database".into(), seconds: 10 });
         let json = serde_json::to_value(&steps).expect("steps serialize");
         assert_eq!(serde_json::from_value::<Vec<Step>>(json).expect("and read back"), steps);
+    }
+
+    #[test]
+    fn a_grown_volume_grows_its_filesystem_and_a_shrunk_one_is_left_alone() {
+        let conf =
+            |gb: u32| files(&[(VOLUME_CONF, &format!("size_gb = {gb}\nmount_point = /var/lib/terrace/pgdata\n"))]);
+        let steps = converge(&PG, &conf(40), &conf(60), &[]);
+        assert_eq!(steps, vec![Step::GrowFilesystem { mount_point: "/var/lib/terrace/pgdata".into() }]);
+        assert_eq!(disruption(&steps), Disruption::None, "ext4 grows online");
+        let command = steps[0].command(&PG, &conf(40), &conf(60));
+        assert!(
+            command.shell.contains("resize2fs") && command.shell.contains("/var/lib/terrace/pgdata"),
+            "{}",
+            command.shell
+        );
+        assert_eq!(converge(&PG, &conf(60), &conf(40), &[]), vec![]);
     }
 
     #[test]

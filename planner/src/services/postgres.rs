@@ -12,6 +12,8 @@ pub(crate) const PORT: u16 = 5432;
 /// The cluster's name, and pgBackRest's stanza.
 pub(crate) const CLUSTER: &str = "main";
 pub(crate) const VOLUME_SCRIPT: &str = "/usr/local/sbin/terrace-volume";
+/// The data volume's size as the definitions have it: a change grows the filesystem in place.
+pub(crate) const VOLUME_CONF: &str = "/etc/terrace/postgres/volume.conf";
 pub(crate) const CLUSTER_SCRIPT: &str = "/usr/local/sbin/terrace-postgres";
 pub(crate) const PGBOUNCER_INI: &str = "/etc/pgbouncer/pgbouncer.ini";
 pub(crate) const PGBOUNCER_USERLIST: &str = "/etc/pgbouncer/userlist.txt";
@@ -145,6 +147,7 @@ pub fn postgres(spec: &PostgresSpec) -> Rendered {
         root_file(&format!("{CONF_DIR}/postgresql.conf"), "0644", postgresql_conf(spec)),
         root_file(&format!("{CONF_DIR}/pg_hba.conf"), "0644", pg_hba(spec)),
         root_file(VOLUME_SCRIPT, "0755", volume_script(&spec.mount_point)),
+        root_file(VOLUME_CONF, "0644", volume_conf(spec)),
         root_file(CLUSTER_SCRIPT, "0755", cluster_script(spec)),
     ];
     match &spec.role {
@@ -434,6 +437,16 @@ fn setup_sql(spec: &PostgresSpec) -> String {
         }
     }
     text
+}
+
+fn volume_conf(spec: &PostgresSpec) -> String {
+    format!(
+        "# terrace: the data volume, as the definitions size it. Hetzner grows a volume in place; terrace\n\
+         # then grows its filesystem (online) to match.\n\
+         size_gb = {}\n\
+         mount_point = {}\n",
+        spec.volume_gb, spec.mount_point
+    )
 }
 
 fn volume_script(mount_point: &str) -> String {
