@@ -63,6 +63,24 @@ impl Value {
         }
     }
 
+    /// The text of a string, secret or not.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Value::String(text) => Some(text),
+            Value::Sensitive(inner) => inner.text(),
+            _ => None,
+        }
+    }
+
+    /// The texts of a list of strings, secret or not; what is not a text is skipped.
+    pub fn texts(&self) -> Vec<String> {
+        match self {
+            Value::List(items) => items.iter().filter_map(|item| item.text().map(str::to_owned)).collect(),
+            Value::Sensitive(inner) => inner.texts(),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn as_bool(&self) -> Option<bool> {
         match self {
             Value::Bool(value) => Some(*value),

@@ -52,7 +52,10 @@ fn desired(context: &Context, resource: &Resource) -> Result<Desired, String> {
     let state = &recorder.state;
     let text = |name: &str| -> Result<String, String> {
         let value = resource.attrs.get(name).cloned().unwrap_or(Value::Null);
-        plain_text(&resolve::for_state(&value, state).map_err(unresolved(address))?)
+        resolve::for_state(&value, state)
+            .map_err(unresolved(address))?
+            .text()
+            .map(str::to_owned)
             .ok_or_else(|| format!("`{address}`: `{name}` is not a text"))
     };
     let target = Target { name: address.to_string(), address: text("address")?, port: 22, host_key: text("host_key")? };
@@ -61,28 +64,16 @@ fn desired(context: &Context, resource: &Resource) -> Result<Desired, String> {
     for file in resource.blocks("file") {
         let field = |name: &str| -> Result<String, String> {
             let value = file.get(name).cloned().unwrap_or(Value::Null);
-            plain_text(&resolve::for_state(&value, state).map_err(unresolved(address))?)
+            resolve::for_state(&value, state)
+                .map_err(unresolved(address))?
+                .text()
+                .map(str::to_owned)
                 .ok_or_else(|| format!("`{address}`: a file's {name} is not a text"))
         };
         files.insert(field("path")?, (field("content")?, field("mode")?, field("owner")?));
     }
-    let packages = resource
-        .attr("packages")
-        .and_then(Value::as_list)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|p| p.as_str().map(str::to_owned))
-        .collect();
+    let packages = resource.attr("packages").map(Value::texts).unwrap_or_default();
     Ok(Desired { target, login, service: crate::diff::service_of(&resource.attrs), files, packages })
-}
-
-/// A resolved text, secret or not.
-fn plain_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(text) => Some(text.clone()),
-        Value::Sensitive(inner) => plain_text(inner),
-        _ => None,
-    }
 }
 
 fn describe(error: ssh::HostError) -> String {

@@ -971,13 +971,7 @@ fn describe_service(instance: &Instance) -> String {
     match instance.address.kind() {
         Kind::Postgres => {
             let mut text = format!("PostgreSQL {}", attrs.get("version").map(ToString::to_string).unwrap_or_default());
-            let extensions: Vec<String> = attrs
-                .get("extensions")
-                .and_then(Value::as_list)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|e| e.as_str().map(str::to_owned))
-                .collect();
+            let extensions = attrs.get("extensions").map(Value::texts).unwrap_or_default();
             if !extensions.is_empty() {
                 text.push_str(&format!(" ({})", extensions.join(", ")));
             }

@@ -195,13 +195,7 @@ pub(super) fn postgres(server: &Server<'_>) -> Configured {
     });
     let spec = PostgresSpec {
         version: attrs.get("version").and_then(Value::as_u64).unwrap_or(16) as u32,
-        extensions: attrs
-            .get("extensions")
-            .and_then(Value::as_list)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|e| e.as_str().map(str::to_owned))
-            .collect(),
+        extensions: attrs.get("extensions").map(Value::texts).unwrap_or_default(),
         memory_mb: server.memory_mb,
         cpus: server.cpus,
         volume_gb: attrs.get("storage_gb").and_then(Value::as_u64).unwrap_or(10),

@@ -38,7 +38,7 @@ fn desired(
         .filter_map(|file| {
             let path = file.get("path")?.as_str()?.to_owned();
             let content = file.get("content").cloned().unwrap_or(Value::Null);
-            let raw = resolve(&content, priors, renewed).and_then(|v| text_of(&v));
+            let raw = resolve(&content, priors, renewed).and_then(|v| v.text().map(str::to_owned));
             let side = Side {
                 raw,
                 shown: shown(&content, priors, renewed),
@@ -63,7 +63,7 @@ fn recorded(before: &Prior<'_>, secrets: &[String]) -> BTreeMap<String, Side> {
         .filter_map(|file| {
             let file = file.as_map()?;
             let path = file.get("path")?.as_str()?.to_owned();
-            let raw = file.get("content").and_then(text_of);
+            let raw = file.get("content").and_then(Value::text).map(str::to_owned);
             let shown = raw.as_deref().map(|raw| mask(raw, secrets)).unwrap_or_default();
             Some((path, Side { raw, shown, mode: text(file.get("mode")), owner: text(file.get("owner")) }))
         })
@@ -71,15 +71,7 @@ fn recorded(before: &Prior<'_>, secrets: &[String]) -> BTreeMap<String, Side> {
 }
 
 fn text(value: Option<&Value>) -> String {
-    value.and_then(text_of).unwrap_or_default()
-}
-
-fn text_of(value: &Value) -> Option<String> {
-    match value {
-        Value::String(text) => Some(text.clone()),
-        Value::Sensitive(inner) => text_of(inner),
-        _ => None,
-    }
+    value.and_then(Value::text).unwrap_or_default().to_owned()
 }
 
 /// A file's content as the plan shows it: secrets masked and values known only after apply
@@ -138,21 +130,17 @@ fn mask(text: &str, secrets: &[String]) -> String {
 
 /// What service a host runs, from its resource's attributes.
 pub(crate) fn service_of(attrs: &BTreeMap<String, Value>) -> HostService {
-    match attrs.get("service").and_then(text_of).as_deref() {
+    match attrs.get("service").and_then(Value::text) {
         Some("redis") => HostService::Redis,
         _ => HostService::Postgres {
             version: attrs.get("version").and_then(Value::as_u64).unwrap_or(16) as u32,
-            primary: attrs.get("role").and_then(text_of).is_none_or(|role| role == "primary"),
+            primary: attrs.get("role").and_then(Value::text).is_none_or(|role| role == "primary"),
         },
     }
 }
 
 fn strings(value: Option<&Value>) -> Vec<String> {
-    match value {
-        Some(Value::List(items)) => items.iter().filter_map(text_of).collect(),
-        Some(Value::Sensitive(inner)) => strings(Some(inner)),
-        _ => Vec::new(),
-    }
+    value.map(Value::texts).unwrap_or_default()
 }
 
 /// A host that is not recorded yet: its server's first boot writes the files.
