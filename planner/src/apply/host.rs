@@ -95,7 +95,17 @@ pub(super) async fn converge(
     let session = Session::connect_until(&want.target, &want.login, deadline).await.map_err(describe)?;
     let result = converge_on(context, compiled, resource, planned, first_boot, &want, &session).await;
     session.close().await;
-    result.map(|()| server_id(context, resource))
+    // What a server said about a failure (a command's output, cloud-init's log) may quote a
+    // password: every recorded secret is masked before it is shown.
+    result.map(|()| server_id(context, resource)).map_err(|error| masked(context, &error))
+}
+
+/// `text` with every secret the state records masked.
+fn masked(context: &Context, text: &str) -> String {
+    match context.recorder.lock() {
+        Ok(recorder) => crate::diff::mask(text, &crate::diff::secrets_of(recorder.state.resources.values())),
+        Err(_) => "(the error is not shown: the state recorder is poisoned)".into(),
+    }
 }
 
 async fn converge_on(
@@ -365,7 +375,7 @@ pub(super) async fn remove(context: &Context, address: &Address, planned: &Resou
         let words: Vec<String> = units.iter().map(|u| format!("'{u}'")).collect();
         let result = session.check(&format!("systemctl disable --now {}", words.join(" ")), None).await;
         session.close().await;
-        result.map_err(describe)?;
+        result.map_err(|error| masked(context, &describe(error)))?;
     }
     let mut recorder = context.recorder.lock().map_err(poisoned)?;
     recorder.save(|state| {

@@ -96,21 +96,23 @@ fn shown(content: &Value, priors: &BTreeMap<Address, Prior<'_>>, renewed: &BTree
 }
 
 /// Every secret recorded in state (generated passwords, keys, a bucket's credentials), longest
-/// first, to mask them in file contents read back as plain text.
-pub(super) fn recorded_secrets(priors: &BTreeMap<Address, Prior<'_>>) -> Vec<String> {
-    fn collect(value: &Value, inside: bool, out: &mut Vec<String>) {
+/// first, to mask them wherever text read back from a server shows them: file contents, the
+/// output of a failed command. Hosts' own records are left out (their files hold the same ones).
+pub(crate) fn secrets_of<'r>(records: impl Iterator<Item = &'r terrace_state::ResourceState>) -> Vec<String> {
+    fn collect(value: &serde_json::Value, out: &mut Vec<String>) {
         match value {
-            Value::Sensitive(inner) => collect(inner, true, out),
-            Value::String(text) if inside && text.len() >= 8 => out.push(text.clone()),
-            Value::List(items) => items.iter().for_each(|i| collect(i, inside, out)),
-            Value::Map(map) => map.values().for_each(|v| collect(v, inside, out)),
+            serde_json::Value::String(text) if text.len() >= 8 => out.push(text.clone()),
+            serde_json::Value::Array(items) => items.iter().for_each(|i| collect(i, out)),
+            serde_json::Value::Object(map) => map.values().for_each(|v| collect(v, out)),
             _ => {}
         }
     }
     let mut out = Vec::new();
-    for prior in priors.values().filter(|p| p.address.kind() != crate::kind::Kind::Host) {
-        for value in prior.attrs.values() {
-            collect(value, false, &mut out);
+    for record in records.filter(|r| r.kind != "host") {
+        for name in &record.sensitive_attributes {
+            if let Some(value) = record.attributes.get(name) {
+                collect(value, &mut out);
+            }
         }
     }
     out.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
@@ -118,7 +120,8 @@ pub(super) fn recorded_secrets(priors: &BTreeMap<Address, Prior<'_>>) -> Vec<Str
     out
 }
 
-fn mask(text: &str, secrets: &[String]) -> String {
+/// `text` with every one of `secrets` in it shown as `(sensitive)`.
+pub(crate) fn mask(text: &str, secrets: &[String]) -> String {
     let mut out = text.to_owned();
     for secret in secrets {
         if out.contains(secret.as_str()) {
@@ -203,10 +206,10 @@ pub(super) fn compare(
     before: &Prior<'_>,
     priors: &BTreeMap<Address, Prior<'_>>,
     renewed: &BTreeSet<Address>,
+    secrets: &[String],
 ) -> ResourceChange {
-    let secrets = recorded_secrets(priors);
     let new = desired(resource, priors, renewed);
-    let old = recorded(before, &secrets);
+    let old = recorded(before, secrets);
     let mut files = Vec::new();
     let paths: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
     for path in paths {
@@ -315,4 +318,40 @@ pub(super) fn strip(change: &mut ResourceChange) {
 /// server's first boot.
 pub(super) fn server_renewed(resource: &Resource, renewed: &BTreeSet<Address>) -> bool {
     matches!(resource.attrs.get("server"), Some(Value::Ref(Reference { address, attribute: None })) if renewed.contains(address))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use terrace_state::ResourceState;
+
+    use super::{mask, secrets_of};
+
+    #[test]
+    fn recorded_secrets_are_masked_in_what_a_server_says() {
+        let record = |kind: &str, attributes: serde_json::Value, sensitive: &[&str]| ResourceState {
+            kind: kind.into(),
+            attributes: attributes.as_object().cloned().unwrap_or_default(),
+            sensitive_attributes: sensitive.iter().map(|s| (*s).to_owned()).collect(),
+            ..ResourceState::default()
+        };
+        let records = [
+            record("secret", json!({ "value": "Password0123456789" }), &["value"]),
+            record(
+                "bucket",
+                json!({ "access_key": "AK", "secret_key": "SecretKey0123" , "name": "b" }),
+                &["access_key", "secret_key"],
+            ),
+            record("server", json!({ "ipv4_address": "203.0.113.5" }), &[]),
+            // A host's files hold the same secrets; they are not secrets of their own.
+            record("host", json!({ "file": [{ "content": "whole file text" }] }), &["file"]),
+        ];
+        let secrets = secrets_of(records.iter());
+        assert_eq!(secrets, ["Password0123456789", "SecretKey0123"], "too short to mask safely: AK");
+        let said = "ERROR: LINE 1: ALTER ROLE app PASSWORD 'Password0123456789' at 203.0.113.5 (SecretKey0123)";
+        assert_eq!(
+            mask(said, &secrets),
+            "ERROR: LINE 1: ALTER ROLE app PASSWORD '(sensitive)' at 203.0.113.5 ((sensitive))"
+        );
+    }
 }

@@ -19,7 +19,7 @@ use crate::value::{Reference, Value};
 
 mod host;
 
-pub(crate) use host::service_of;
+pub(crate) use host::{mask, secrets_of, service_of};
 
 /// What a plan may do, from the command line.
 #[derive(Debug, Clone, Default)]
@@ -93,6 +93,8 @@ pub fn plan(
     // Resources whose computed attributes will change (created or replaced): values read from them
     // are known only after apply.
     let mut renewed: BTreeSet<Address> = BTreeSet::new();
+    // The recorded secrets, masked in hosts' files: read once, when the first host is compared.
+    let secrets: std::cell::OnceCell<Vec<String>> = std::cell::OnceCell::new();
     for address in desired_graph.topological_order().unwrap_or_default() {
         let Some(resource) = desired_graph.get(address) else {
             continue;
@@ -104,7 +106,8 @@ pub fn plan(
         let mut change = match before {
             None => create(resource),
             Some(before) if resource.kind == Kind::Host && !host::server_renewed(resource, &renewed) => {
-                host::compare(resource, before, &priors, &renewed)
+                let secrets = secrets.get_or_init(|| secrets_of(priors.values().map(|p| p.state)));
+                host::compare(resource, before, &priors, &renewed, secrets)
             }
             Some(before) => compare(resource, before, &priors, &renewed, &mut refusals),
         };
