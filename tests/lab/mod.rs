@@ -236,6 +236,12 @@ impl Lab {
     pub(crate) fn wait_boot(&self, server: &str, limit: Duration) -> (Host, Vec<String>) {
         let state = wait_for(&format!("the first boot of server {server} to end"), limit, || {
             let world = lock(&self.world);
+            // A host the lab could not make is no boot to wait for: the lab's own failure, at once.
+            if let Some(machine) = world.machines.values().find(|m| m.name == server && m.host.is_none())
+                && let BootState::Failed(errors) = &machine.boot
+            {
+                panic!("lab: server {server} has no host: {}", errors.join("; "));
+            }
             let machine = world.machines.values().find(|m| m.name == server && m.host.is_some())?;
             match &machine.boot {
                 BootState::Running => None,
