@@ -459,3 +459,19 @@ fn ssh_keygen_reads_the_private_key() {
     assert_eq!(fields(&derived), fields(&pair.public_openssh));
     assert!(pair.public_openssh.ends_with(" terrace login"));
 }
+
+#[tokio::test]
+async fn a_connection_that_ends_mid_command_is_disconnected_not_a_failure_of_the_command() {
+    let sshd = Sshd::start();
+    let session = sshd.session().await;
+    // The shell's parent is the server's process for this connection: killing it ends the
+    // connection before the command can report how it exited (as a reboot does).
+    let error = session.run("kill -KILL $PPID; sleep 5", None).await.expect_err("the connection ends");
+    assert!(
+        matches!(&error, HostError::Disconnected { cause, .. } if cause.contains("may or may not have run")),
+        "{error:?}"
+    );
+    // Nothing more runs on it, and that says so too.
+    let error = session.run("true", None).await.expect_err("the session is gone");
+    assert!(matches!(error, HostError::Disconnected { .. }), "{error:?}");
+}

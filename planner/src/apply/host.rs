@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Map, Value as Json, json};
-use sha2::{Digest, Sha256};
-use terrace_providers::host::{self as ssh, Login, Session, Target};
+use terrace_providers::host::{self as ssh, Login, Session, Target, sha256_hex};
 use terrace_state::ResourceState;
 
 use super::exec::{Context, poisoned, unresolved};
@@ -50,27 +49,26 @@ fn desired(context: &Context, resource: &Resource) -> Result<Desired, String> {
     let address = &resource.address;
     let recorder = context.recorder.lock().map_err(poisoned)?;
     let state = &recorder.state;
-    let text = |name: &str| -> Result<String, String> {
-        let value = resource.attrs.get(name).cloned().unwrap_or(Value::Null);
+    // Each value read as recorded now (a file's template rendered with the secrets and addresses).
+    let text = |attrs: &BTreeMap<String, Value>, name: &str| -> Result<String, String> {
+        let value = attrs.get(name).cloned().unwrap_or(Value::Null);
         resolve::for_state(&value, state)
             .map_err(unresolved(address))?
             .text()
             .map(str::to_owned)
             .ok_or_else(|| format!("`{address}`: `{name}` is not a text"))
     };
-    let target = Target { name: address.to_string(), address: text("address")?, port: 22, host_key: text("host_key")? };
-    let login = Login { user: "root".into(), private_key: text("login_key")? };
+    let attrs = &resource.attrs;
+    let target = Target {
+        name: address.to_string(),
+        address: text(attrs, "address")?,
+        port: 22,
+        host_key: text(attrs, "host_key")?,
+    };
+    let login = Login { user: "root".into(), private_key: text(attrs, "login_key")? };
     let mut files = BTreeMap::new();
     for file in resource.blocks("file") {
-        let field = |name: &str| -> Result<String, String> {
-            let value = file.get(name).cloned().unwrap_or(Value::Null);
-            resolve::for_state(&value, state)
-                .map_err(unresolved(address))?
-                .text()
-                .map(str::to_owned)
-                .ok_or_else(|| format!("`{address}`: a file's {name} is not a text"))
-        };
-        files.insert(field("path")?, (field("content")?, field("mode")?, field("owner")?));
+        files.insert(text(file, "path")?, (text(file, "content")?, text(file, "mode")?, text(file, "owner")?));
     }
     let packages = resource.attr("packages").map(Value::texts).unwrap_or_default();
     Ok(Desired { target, login, service: crate::diff::service_of(&resource.attrs), files, packages })
@@ -90,14 +88,63 @@ pub(super) async fn converge(
     first_boot: bool,
 ) -> Result<Option<String>, String> {
     let want = desired(context, resource)?;
-    let wait = if first_boot { context.services.hosts.boot } else { context.services.hosts.connect };
-    let deadline = tokio::time::Instant::now() + wait;
-    let session = Session::connect_until(&want.target, &want.login, deadline).await.map_err(describe)?;
-    let result = converge_on(context, compiled, resource, planned, first_boot, &want, &session).await;
-    session.close().await;
+    let mut wait = if first_boot { context.services.hosts.boot } else { context.services.hosts.connect };
+    let mut reconnects = 0;
+    let result = loop {
+        let deadline = tokio::time::Instant::now() + wait;
+        let session = match Session::connect_until(&want.target, &want.login, deadline).await {
+            Ok(session) => session,
+            Err(error) => break Err(Stopped::from(error)),
+        };
+        let result = converge_on(context, compiled, resource, planned, first_boot, &want, &session).await;
+        session.close().await;
+        match result {
+            // The server went away mid-way (a reboot, a network blip): the convergence is recorded
+            // as pending and every step is safe to run again, so it starts over from what the
+            // server holds once it answers again, as the next apply would.
+            Err(Stopped::Disconnected(_)) if reconnects < MAX_RECONNECTS => {
+                reconnects += 1;
+                wait = context.services.hosts.connect;
+            }
+            other => break other,
+        }
+    };
     // What a server said about a failure (a command's output, cloud-init's log) may quote a
     // password: every recorded secret is masked before it is shown.
-    result.map(|()| server_id(context, resource)).map_err(|error| masked(context, &error))
+    result.map(|()| server_id(context, resource)).map_err(|stopped| masked(context, &stopped.to_string()))
+}
+
+/// How many times a convergence starts over after its connection ended.
+const MAX_RECONNECTS: u32 = 2;
+
+/// Why a convergence stopped: its connection ended (the server may have rebooted: converging
+/// again is safe), or anything else.
+enum Stopped {
+    Disconnected(String),
+    Failed(String),
+}
+
+impl From<ssh::HostError> for Stopped {
+    fn from(error: ssh::HostError) -> Self {
+        match error {
+            ssh::HostError::Disconnected { .. } => Stopped::Disconnected(error.to_string()),
+            other => Stopped::Failed(other.to_string()),
+        }
+    }
+}
+
+impl From<String> for Stopped {
+    fn from(message: String) -> Self {
+        Stopped::Failed(message)
+    }
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stopped::Disconnected(message) | Stopped::Failed(message) => f.write_str(message),
+        }
+    }
 }
 
 /// `text` with every secret the state records masked.
@@ -116,37 +163,38 @@ async fn converge_on(
     first_boot: bool,
     want: &Desired,
     session: &Session,
-) -> Result<(), String> {
+) -> Result<(), Stopped> {
     let address = &resource.address;
     if first_boot {
         wait_for_first_boot(session, address).await?;
     }
-    // What the server holds now: the files terrace manages there (desired or recorded).
+    // What the server holds now of the files terrace manages there (desired or recorded), and the
+    // steps of a convergence that an earlier run did not finish.
+    let recorded = context.recorder.lock().map_err(poisoned)?.state.resources.get(&address.to_string()).cloned();
     let mut paths: Vec<String> = want.files.keys().cloned().collect();
-    paths.extend(recorded_files(context, address)?.into_keys());
+    paths.extend(recorded.as_ref().map(files_of).unwrap_or_default().into_keys());
     paths.sort();
     paths.dedup();
-    let live = session.read_files(&paths).await.map_err(describe)?;
+    let live = session.read_files(&paths).await?;
     let old: BTreeMap<String, String> = live
         .iter()
         .filter_map(|(path, file)| Some((path.clone(), String::from_utf8_lossy(&file.as_ref()?.content).into_owned())))
-        .filter(|(path, _)| want.files.contains_key(path) || recorded_files_contains(context, address, path))
         .collect();
     let new: BTreeMap<String, String> = want.files.iter().map(|(p, (c, _, _))| (p.clone(), c.clone())).collect();
     let missing = missing_packages(session, &want.packages).await?;
-    let steps =
-        converge::resume(pending_steps(context, address)?, converge::converge(&want.service, &old, &new, &missing));
+    let pending = recorded.as_ref().map(pending_steps).unwrap_or_default();
+    let steps = converge::resume(pending, converge::converge(&want.service, &old, &new, &missing));
     let disruption = converge::disruption(&steps);
     // The plan is a promise to the people who approved it: a server that now needs more than it
     // showed (a restart where it said reload) is left alone until it is planned again.
     if !first_boot && let Some(host) = &planned.host {
         let promised = &host.disruption;
-        if worse(&disruption, promised) {
-            return Err(format!(
+        if disruption.exceeds(promised) {
+            return Err(Stopped::Failed(format!(
                 "`{address}`: the server now needs {} where the plan showed {}; its files changed since the plan. Run plan again",
                 disruption.describe(),
                 promised.describe()
-            ));
+            )));
         }
     }
     let differs = |path: &String| {
@@ -168,34 +216,22 @@ async fn converge_on(
     }
     for path in &writes {
         let (content, mode, owner) = &want.files[path];
-        session.write_file(path, content.as_bytes(), mode, owner).await.map_err(describe)?;
+        session.write_file(path, content.as_bytes(), mode, owner).await?;
     }
     if !removes.is_empty() {
-        let words: Vec<String> = removes.iter().map(|p| format!("'{}'", p.replace('\'', r"'\''"))).collect();
-        session.check(&format!("rm -f -- {}", words.join(" ")), None).await.map_err(describe)?;
+        session.check(&converge::remove_command(&removes), None).await?;
     }
     for step in after {
         run_step(session, address, step, &want.service, &old, &new).await?;
     }
     // What is there now is what terrace records.
-    let check = session.digests(&want.files.keys().cloned().collect::<Vec<_>>()).await.map_err(describe)?;
+    let check = session.digests(&want.files.keys().cloned().collect::<Vec<_>>()).await?;
     for (path, (content, _, _)) in &want.files {
-        if check.get(path).cloned().flatten().as_deref() != Some(sha256(content).as_str()) {
-            return Err(format!("`{address}`: {path} does not hold what terrace wrote"));
+        if check.get(path).cloned().flatten() != Some(sha256_hex(content.as_bytes())) {
+            return Err(Stopped::Failed(format!("`{address}`: {path} does not hold what terrace wrote")));
         }
     }
-    save(context, compiled, resource, want)
-}
-
-/// Whether `now` interrupts the service more than `promised`.
-fn worse(now: &Disruption, promised: &Disruption) -> bool {
-    let rank = |d: &Disruption| match d {
-        Disruption::None => 0,
-        Disruption::Reload => 1,
-        Disruption::Restart { .. } => 2,
-        Disruption::Stop { .. } => 3,
-    };
-    rank(now) > rank(promised)
+    Ok(save(context, compiled, resource, want)?)
 }
 
 async fn run_step(
@@ -205,19 +241,22 @@ async fn run_step(
     service: &HostService,
     old: &BTreeMap<String, String>,
     new: &BTreeMap<String, String>,
-) -> Result<(), String> {
+) -> Result<(), Stopped> {
     let command = step.command(service, old, new);
-    session
-        .check(&command.shell, command.stdin.as_deref().map(str::as_bytes))
-        .await
-        .map(|_| ())
-        .map_err(|error| format!("`{address}`: {}: {error}", step.describe(service)))
+    let what = |message: String| format!("`{address}`: {}: {message}", step.describe(service));
+    match session.check(&command.shell, command.stdin.as_deref().map(str::as_bytes)).await {
+        Ok(_) => Ok(()),
+        Err(error) => Err(match Stopped::from(error) {
+            Stopped::Disconnected(message) => Stopped::Disconnected(what(message)),
+            Stopped::Failed(message) => Stopped::Failed(what(message)),
+        }),
+    }
 }
 
 /// Waits for cloud-init to finish the first boot; its failure is the host's, with the end of its
 /// log.
-async fn wait_for_first_boot(session: &Session, address: &Address) -> Result<(), String> {
-    let out = session.run("cloud-init status --wait --long", None).await.map_err(describe)?;
+async fn wait_for_first_boot(session: &Session, address: &Address) -> Result<(), Stopped> {
+    let out = session.run("cloud-init status --wait --long", None).await?;
     match out.status {
         0 => Ok(()),
         // cloud-init 23.4 and later: done, with errors it recovered from.
@@ -228,54 +267,40 @@ async fn wait_for_first_boot(session: &Session, address: &Address) -> Result<(),
                 .await
                 .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
                 .unwrap_or_default();
-            Err(format!(
+            Err(Stopped::Failed(format!(
                 "`{address}`: the server's first boot failed (cloud-init status {status}):\n{}\n{log}",
                 String::from_utf8_lossy(&out.stdout).trim()
-            ))
+            )))
         }
     }
 }
 
 /// The desired packages the server lacks.
-async fn missing_packages(session: &Session, packages: &[String]) -> Result<Vec<String>, String> {
+async fn missing_packages(session: &Session, packages: &[String]) -> Result<Vec<String>, Stopped> {
     if packages.is_empty() {
         return Ok(Vec::new());
     }
-    let words: Vec<String> = packages.iter().map(|p| format!("'{}'", p.replace('\'', r"'\''"))).collect();
-    let script = format!(
-        "for p in {}; do dpkg-query -W -f='${{db:Status-Status}}\\n' \"$p\" 2> /dev/null | grep -qx installed || echo \"$p\"; done",
-        words.join(" ")
-    );
-    let out = session.check(&script, None).await.map_err(describe)?;
+    let out = session.check(&converge::missing_packages_command(packages), None).await?;
     Ok(String::from_utf8_lossy(&out).lines().map(str::to_owned).filter(|l| !l.is_empty()).collect())
 }
 
-pub(crate) fn sha256(content: &str) -> String {
-    let digest = Sha256::digest(content.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The steps of an earlier convergence of this host that did not finish.
-fn pending_steps(context: &Context, address: &Address) -> Result<Vec<Step>, String> {
-    let recorder = context.recorder.lock().map_err(poisoned)?;
-    Ok(recorder
-        .state
-        .resources
-        .get(&address.to_string())
-        .and_then(|r| r.attributes.get("pending"))
+/// The steps of an earlier convergence of this host that did not finish, from its record.
+fn pending_steps(record: &ResourceState) -> Vec<Step> {
+    record
+        .attributes
+        .get("pending")
         .and_then(|p| p.get("steps"))
         .and_then(|steps| serde_json::from_value(steps.clone()).ok())
-        .unwrap_or_default())
+        .unwrap_or_default()
 }
 
-/// The files the state records for a host (path -> content).
-fn recorded_files(context: &Context, address: &Address) -> Result<BTreeMap<String, String>, String> {
-    let recorder = context.recorder.lock().map_err(poisoned)?;
-    Ok(recorder.state.resources.get(&address.to_string()).map(files_of).unwrap_or_default())
-}
-
-fn recorded_files_contains(context: &Context, address: &Address, path: &str) -> bool {
-    recorded_files(context, address).is_ok_and(|files| files.contains_key(path))
+/// How to reach a recorded host: its address, pinned host key and login key as recorded.
+fn reach(address: &str, record: &ResourceState) -> (Target, Login) {
+    let text = |name: &str| record.attributes.get(name).and_then(Json::as_str).unwrap_or_default().to_owned();
+    (
+        Target { name: address.to_owned(), address: text("address"), port: 22, host_key: text("host_key") },
+        Login { user: "root".into(), private_key: text("login_key") },
+    )
 }
 
 /// The files of a host's record (path -> content).
@@ -307,7 +332,7 @@ fn mark_pending(
         // A host not recorded yet (its first boot): recorded once it is checked.
         return Ok(());
     };
-    let digests: Map<String, Json> = new.iter().map(|(p, c)| (p.clone(), json!(sha256(c)))).collect();
+    let digests: Map<String, Json> = new.iter().map(|(p, c)| (p.clone(), json!(sha256_hex(c.as_bytes())))).collect();
     entry.attributes.insert("pending".into(), json!({ "files": digests, "steps": steps }));
     recorder.save(|state| {
         state.resources.insert(key, entry);
@@ -318,18 +343,19 @@ fn mark_pending(
 /// them all.
 fn save(context: &Context, compiled: &Compiled, resource: &Resource, want: &Desired) -> Result<(), String> {
     let mut recorder = context.recorder.lock().map_err(poisoned)?;
-    let mut all = Sha256::new();
-    for (path, (content, mode, owner)) in &want.files {
-        all.update(format!("{path}\0{mode}\0{owner}\0{}\0", sha256(content)).as_bytes());
-    }
-    let digest: String = all.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let listing: String = want
+        .files
+        .iter()
+        .map(|(path, (content, mode, owner))| format!("{path}\0{mode}\0{owner}\0{}\0", sha256_hex(content.as_bytes())))
+        .collect();
+    let digest = sha256_hex(listing.as_bytes());
     let id = server_id_in(&recorder.state, resource).unwrap_or_else(|| "host".into());
     let computed = Map::from_iter([("digest".to_owned(), json!(digest))]);
     let mut entry =
         record(resource, compiled, Some((&id, &computed)), &recorder.state).map_err(unresolved(&resource.address))?;
     if let Some(Json::Array(files)) = entry.attributes.get_mut("file") {
         for file in files.iter_mut() {
-            if let Some(content) = file.get("content").and_then(Json::as_str).map(sha256) {
+            if let Some(content) = file.get("content").and_then(Json::as_str).map(|c| sha256_hex(c.as_bytes())) {
                 file["sha256"] = json!(content);
             }
         }
@@ -361,19 +387,15 @@ fn server_id_in(state: &terrace_state::State, resource: &Resource) -> Option<Str
 pub(super) async fn remove(context: &Context, address: &Address, planned: &ResourceChange) -> Result<(), String> {
     let recorded = context.recorder.lock().map_err(poisoned)?.state.resources.get(&address.to_string()).cloned();
     let Some(recorded) = recorded else { return Ok(()) };
-    let units = match planned.host.as_ref().map(|h| &h.disruption) {
-        Some(Disruption::Stop { units }) => units.clone(),
-        _ => Vec::new(),
-    };
-    if !units.is_empty() {
-        let text = |name: &str| recorded.attributes.get(name).and_then(Json::as_str).unwrap_or_default().to_owned();
-        let target =
-            Target { name: address.to_string(), address: text("address"), port: 22, host_key: text("host_key") };
-        let login = Login { user: "root".into(), private_key: text("login_key") };
+    if let Some(Disruption::Stop { units }) = planned.host.as_ref().map(|h| &h.disruption) {
+        let (target, login) = reach(&address.to_string(), &recorded);
         let deadline = tokio::time::Instant::now() + context.services.hosts.connect;
         let session = Session::connect_until(&target, &login, deadline).await.map_err(describe)?;
-        let words: Vec<String> = units.iter().map(|u| format!("'{u}'")).collect();
-        let result = session.check(&format!("systemctl disable --now {}", words.join(" ")), None).await;
+        let attrs = recorded.attributes.iter().map(|(k, v)| (k.clone(), crate::diff::json_to_value(v))).collect();
+        let service = crate::diff::service_of(&attrs);
+        let step = Step::DisableUnits { units: units.clone() };
+        let command = step.command(&service, &BTreeMap::new(), &BTreeMap::new());
+        let result = session.check(&command.shell, None).await;
         session.close().await;
         result.map_err(|error| masked(context, &describe(error)))?;
     }
@@ -429,7 +451,7 @@ pub async fn refresh_hosts(state: &mut terrace_state::State, timeouts: HostTimeo
             )),
             Ok(live) => {
                 let mut drift = Vec::new();
-                let mut laid = false;
+                let laid = !live.is_empty();
                 // Files an interrupted apply already wrote are terrace's, not drift.
                 let pending: Map<String, Json> = record
                     .attributes
@@ -441,17 +463,14 @@ pub async fn refresh_hosts(state: &mut terrace_state::State, timeouts: HostTimeo
                 if let Some(Json::Array(files)) = record.attributes.get_mut("file") {
                     for file in files.iter_mut() {
                         let Some(path) = file.get("path").and_then(Json::as_str).map(str::to_owned) else { continue };
-                        let recorded = file.get("content").and_then(Json::as_str).map(sha256);
-                        let now = live.get(&path).cloned().flatten();
+                        // Only the files whose digest differs were read back.
+                        let Some(now) = live.get(&path).cloned() else { continue };
                         let now_sha = now.as_ref().map(|f| f.sha256.clone());
-                        if now_sha != recorded {
-                            if now_sha.is_none() || pending.get(&path).and_then(Json::as_str) != now_sha.as_deref() {
-                                drift.push(path.clone());
-                            }
-                            laid = true;
-                            file["content"] = now.map_or(Json::Null, |f| json!(String::from_utf8_lossy(&f.content)));
-                            file["sha256"] = now_sha.map_or(Json::Null, |s| json!(s));
+                        if now_sha.is_none() || pending.get(&path).and_then(Json::as_str) != now_sha.as_deref() {
+                            drift.push(path.clone());
                         }
+                        file["content"] = now.map_or(Json::Null, |f| json!(String::from_utf8_lossy(&f.content)));
+                        file["sha256"] = now_sha.map_or(Json::Null, |s| json!(s));
                     }
                 }
                 if !drift.is_empty() {
@@ -476,14 +495,28 @@ async fn read_host(
     record: &ResourceState,
     wait: Duration,
 ) -> Result<BTreeMap<String, Option<ssh::RemoteFile>>, String> {
-    let text = |name: &str| record.attributes.get(name).and_then(Json::as_str).unwrap_or_default().to_owned();
-    let target = Target { name: address.to_owned(), address: text("address"), port: 22, host_key: text("host_key") };
-    let login = Login { user: "root".into(), private_key: text("login_key") };
+    let (target, login) = reach(address, record);
     let session = Session::connect(&target, &login, wait.min(Duration::from_secs(20))).await.map_err(describe)?;
-    let paths: Vec<String> = files_of(record).into_keys().collect();
-    let read = session.read_files(&paths).await.map_err(describe);
+    let read = changed_files(&session, record).await;
     session.close().await;
     read
+}
+
+/// The recorded files whose digest on the server differs, as the server holds them (`None` for
+/// one that is gone): digests of all in one command, the contents of those that changed only.
+async fn changed_files(
+    session: &Session,
+    record: &ResourceState,
+) -> Result<BTreeMap<String, Option<ssh::RemoteFile>>, String> {
+    let files = files_of(record);
+    let paths: Vec<String> = files.keys().cloned().collect();
+    let digests = session.digests(&paths).await.map_err(describe)?;
+    let changed: Vec<String> = files
+        .iter()
+        .filter(|(path, content)| digests.get(*path).cloned().flatten() != Some(sha256_hex(content.as_bytes())))
+        .map(|(path, _)| path.clone())
+        .collect();
+    session.read_files(&changed).await.map_err(describe)
 }
 
 /// Runs the reads side by side (at most 16 hosts at once).

@@ -41,22 +41,7 @@ pub(crate) fn services() -> Result<Services, CliError> {
         Some(config) => Some(ObjectStorage::new(config).map_err(|e| CliError::usage(e.to_string()))?),
         None => None,
     };
-    Ok(Services { client, storage, hosts: host_timeouts()? })
-}
-
-/// How long to wait for servers over SSH: `TERRACE_HOST_BOOT_TIMEOUT` for a new server's first
-/// boot, `TERRACE_HOST_TIMEOUT` for a running one to answer (durations such as `90s`, `20m`).
-fn host_timeouts() -> Result<apply::HostTimeouts, CliError> {
-    let mut timeouts = apply::HostTimeouts::default();
-    for (name, slot) in
-        [("TERRACE_HOST_BOOT_TIMEOUT", &mut timeouts.boot), ("TERRACE_HOST_TIMEOUT", &mut timeouts.connect)]
-    {
-        if let Ok(text) = std::env::var(name) {
-            *slot = humantime::parse_duration(&text)
-                .map_err(|e| CliError::usage(format!("{name}={text:?} is not a duration: {e}")))?;
-        }
-    }
-    Ok(timeouts)
+    Ok(Services { client, storage, hosts: settings::host_timeouts()? })
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {

@@ -201,3 +201,18 @@ fn open_pg(get: &dyn Fn(&str) -> String, stack: &str) -> Result<Arc<dyn Backend>
     let key = Some(get("stack")).filter(|s| !s.is_empty()).unwrap_or_else(|| stack.to_owned());
     Ok(Arc::new(terrace_state::pg::PgBackend::new(&get("conn_str"), &key).map_err(state_error)?))
 }
+
+/// How long to wait for servers over SSH: `TERRACE_HOST_BOOT_TIMEOUT` for a new server's first
+/// boot, `TERRACE_HOST_TIMEOUT` for a running one to answer (durations such as `90s`, `20m`).
+pub(crate) fn host_timeouts() -> Result<terrace::apply::HostTimeouts, CliError> {
+    let mut timeouts = terrace::apply::HostTimeouts::default();
+    for (name, slot) in
+        [("TERRACE_HOST_BOOT_TIMEOUT", &mut timeouts.boot), ("TERRACE_HOST_TIMEOUT", &mut timeouts.connect)]
+    {
+        if let Ok(text) = std::env::var(name) {
+            *slot = humantime::parse_duration(&text)
+                .map_err(|e| CliError::usage(format!("{name}={text:?} is not a duration: {e}")))?;
+        }
+    }
+    Ok(timeouts)
+}

@@ -24,6 +24,13 @@ struct Shape {
     role: &'static str,
 }
 
+impl Shape {
+    /// The port the application connects to: PgBouncer's when the service has it.
+    fn client_port(&self) -> u16 {
+        self.ports.iter().find(|(_, what)| *what == "PgBouncer").unwrap_or(&self.ports[0]).0
+    }
+}
+
 impl State<'_> {
     /// Expands one composite instance; returns the attributes other blocks can read from it.
     pub(super) fn expand(&mut self, instance: Instance) -> Option<BTreeMap<String, Value>> {
@@ -536,7 +543,13 @@ impl State<'_> {
         }
         exports.insert("host".into(), ip_of(&servers[0]));
         if shape.role == "postgres" {
-            exports.insert("public_database_url".into(), public_database_url(instance, shape, &secrets, &servers[0].0));
+            // For clients outside its network (in another region), over its primary's public
+            // address, which they must reach with TLS.
+            let public = attr_ref(&servers[0].0, "ipv4_address");
+            exports.insert(
+                "public_database_url".into(),
+                service_url(instance, shape, &secrets, public, "?sslmode=require"),
+            );
         }
         Some(Built { resources, exports, summary, endpoints, deps })
     }
@@ -836,46 +849,29 @@ fn connection_exports(
     if let Some(replication) = &secrets.replication {
         exports.insert("replication_password".into(), replication.clone());
     }
-    let port = shape.ports.iter().find(|(_, what)| *what == "PgBouncer").unwrap_or(&shape.ports[0]).0;
-    let text =
-        |name: &str, default: &str| instance.attrs.get(name).and_then(Value::as_str).unwrap_or(default).to_owned();
-    let url = if shape.role == "postgres" {
-        let (user, database) = (text("user", "app"), text("database", "app"));
-        Value::Template(vec![
-            Value::String(format!("postgres://{user}:")),
-            secrets.password.clone(),
-            Value::String("@".into()),
-            host,
-            Value::String(format!(":{port}/{database}")),
-        ])
-    } else {
-        // Redis 6's ACL user `default` (which `requirepass` sets the password of): every client
-        // reads `default:password`, while an empty user name fails with some (redis-cli 7.0).
-        Value::Template(vec![
-            Value::String("redis://default:".into()),
-            secrets.password.clone(),
-            Value::String("@".into()),
-            host,
-            Value::String(format!(":{port}")),
-        ])
-    };
     let key = if shape.role == "postgres" { "database_url" } else { "url" };
-    exports.insert(key.into(), url);
+    exports.insert(key.into(), service_url(instance, shape, secrets, host, ""));
 }
 
-/// For a database with servers of its own: the URL of its primary's public address, for clients
-/// outside its private network (its `clients` in another region), which must use TLS.
-fn public_database_url(instance: &Instance, shape: &Shape, secrets: &Secrets, primary: &Address) -> Value {
-    let port = shape.ports.iter().find(|(_, what)| *what == "PgBouncer").unwrap_or(&shape.ports[0]).0;
+/// The URL an application connects with, password and all: `postgres://user:...@host:port/db` (to
+/// PgBouncer when the service has it, `query` appended) or Redis's `redis://default:...@host:port`
+/// (Redis 6's ACL user `default`, whose password `requirepass` sets: every client reads it, while
+/// an empty user name fails with some, redis-cli 7.0 among them).
+fn service_url(instance: &Instance, shape: &Shape, secrets: &Secrets, host: Value, query: &str) -> Value {
+    let port = shape.client_port();
     let text =
         |name: &str, default: &str| instance.attrs.get(name).and_then(Value::as_str).unwrap_or(default).to_owned();
-    let (user, database) = (text("user", "app"), text("database", "app"));
+    let (scheme_and_user, tail) = if shape.role == "postgres" {
+        (format!("postgres://{}:", text("user", "app")), format!(":{port}/{}{query}", text("database", "app")))
+    } else {
+        ("redis://default:".to_owned(), format!(":{port}{query}"))
+    };
     Value::Template(vec![
-        Value::String(format!("postgres://{user}:")),
+        Value::String(scheme_and_user),
         secrets.password.clone(),
         Value::String("@".into()),
-        attr_ref(primary, "ipv4_address"),
-        Value::String(format!(":{port}/{database}?sslmode=require")),
+        host,
+        Value::String(tail),
     ])
 }
 

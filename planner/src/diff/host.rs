@@ -142,10 +142,6 @@ pub(crate) fn service_of(attrs: &BTreeMap<String, Value>) -> HostService {
     }
 }
 
-fn strings(value: Option<&Value>) -> Vec<String> {
-    value.map(Value::texts).unwrap_or_default()
-}
-
 /// A host that is not recorded yet: its server's first boot writes the files.
 pub(super) fn created(resource: &Resource) -> HostChange {
     HostChange {
@@ -175,26 +171,22 @@ pub(super) fn created(resource: &Resource) -> HostChange {
 /// A recorded host no longer in the phase: its service is stopped where the server stays (the
 /// data stays on its volume); nothing is done where the server goes too.
 pub(super) fn deleted(before: &Prior<'_>, server_stays: bool) -> HostChange {
-    let units = match service_of(&before.attrs) {
-        HostService::Postgres { version, .. } => {
-            let mut units = vec![converge::postgres_unit(version)];
-            if recorded(before, &[]).contains_key(crate::services::PGBOUNCER_INI) {
-                units.push("pgbouncer.service".into());
-            }
-            units
-        }
-        HostService::Redis => vec!["redis-server.service".into()],
+    let service = service_of(&before.attrs);
+    let files: BTreeMap<String, String> =
+        recorded(before, &[]).into_iter().map(|(path, side)| (path, side.raw.unwrap_or_default())).collect();
+    let units = converge::units(&service, &files);
+    let (steps, disruption) = if server_stays {
+        let stop = converge::Step::DisableUnits { units: units.clone() };
+        (vec![format!("{} (the files and data stay)", stop.describe(&service))], Disruption::Stop { units })
+    } else {
+        (Vec::new(), Disruption::None)
     };
     HostChange {
         first_boot: false,
         files: Vec::new(),
         packages: Vec::new(),
-        steps: if server_stays {
-            vec![format!("stop and disable {} (the files and data stay)", units.join(", "))]
-        } else {
-            Vec::new()
-        },
-        disruption: if server_stays { Disruption::Stop { units } } else { Disruption::None },
+        steps,
+        disruption,
         drift: Vec::new(),
         resumes: false,
     }
@@ -247,10 +239,16 @@ pub(super) fn compare(
             owner: pair(a.map(|s| s.owner.as_str()), b.map(|s| s.owner.as_str())),
         });
     }
-    let had = strings(before.attrs.get("packages"));
-    let packages: Vec<String> =
-        strings(resource.attrs.get("packages")).into_iter().filter(|p| !had.contains(p)).collect();
-    let drift = strings(before.attrs.get("drift"));
+    let had = before.attrs.get("packages").map(Value::texts).unwrap_or_default();
+    let packages: Vec<String> = resource
+        .attrs
+        .get("packages")
+        .map(Value::texts)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| !had.contains(p))
+        .collect();
+    let drift = before.attrs.get("drift").map(Value::texts).unwrap_or_default();
     let resumes = before.attrs.get("pending").is_some_and(|p| !matches!(p, Value::Null));
     let service = service_of(&resource.attrs);
     let shown_map = |sides: &BTreeMap<String, Side>| -> BTreeMap<String, String> {

@@ -32,18 +32,21 @@ pub(super) fn text(out: &mut String, host: &HostChange, style: Style) {
     if host.first_boot {
         let _ = writeln!(out, "{pad}# {} files, written by the server's first boot (cloud-init):", host.files.len());
         for file in &host.files {
-            let _ = writeln!(out, "{pad}{} {}", style.green("+"), file.path);
+            let _ = writeln!(out, "{pad}{} {}", super::text::paint_symbol(style, "+"), file.path);
         }
     }
     for path in &host.drift {
         let _ = writeln!(out, "{pad}# {path} was changed on the server: terrace's version is put back");
     }
     for file in host.files.iter().filter(|_| !host.first_boot) {
-        let symbol = match file.action {
-            Action::Create => style.green("+"),
-            Action::Delete => style.red("-"),
-            _ => style.yellow("~"),
-        };
+        let symbol = super::text::paint_symbol(
+            style,
+            match file.action {
+                Action::Create => "+",
+                Action::Delete => "-",
+                _ => "~",
+            },
+        );
         let mut title = format!("{pad}{symbol} file {}", file.path);
         if let Some([before, after]) = &file.mode {
             let _ = write!(title, " (mode {before} -> {after})");
@@ -67,7 +70,7 @@ pub(super) fn text(out: &mut String, host: &HostChange, style: Style) {
         }
     }
     if !host.packages.is_empty() {
-        let _ = writeln!(out, "{pad}{} packages: {}", style.green("+"), host.packages.join(", "));
+        let _ = writeln!(out, "{pad}{} packages: {}", super::text::paint_symbol(style, "+"), host.packages.join(", "));
     }
     if !host.steps.is_empty() {
         let _ = writeln!(out, "{pad}# then, over SSH:");

@@ -219,7 +219,7 @@ fn write_change(out: &mut String, change: &ResourceChange, style: Style) {
     let _ = writeln!(out, "    }}");
 }
 
-fn paint_symbol(style: Style, symbol: &str) -> String {
+pub(super) fn paint_symbol(style: Style, symbol: &str) -> String {
     match symbol {
         "+" => style.green(symbol),
         "-" => style.red(symbol),

@@ -93,14 +93,23 @@ pub enum Disruption {
 }
 
 impl Disruption {
-    fn worse(self, other: Disruption) -> Disruption {
-        let rank = |d: &Disruption| match d {
+    /// How much the service feels it: nothing, a reload, a longer restart, stopping for good.
+    fn rank(&self) -> u32 {
+        match self {
             Disruption::None => 0,
             Disruption::Reload => 1,
             Disruption::Restart { seconds, .. } => 2 + *seconds,
             Disruption::Stop { .. } => u32::MAX,
-        };
-        if rank(&other) > rank(&self) { other } else { self }
+        }
+    }
+
+    fn worse(self, other: Disruption) -> Disruption {
+        if other.exceeds(&self) { other } else { self }
+    }
+
+    /// Whether this interrupts the service more than `promised` (what a plan showed).
+    pub fn exceeds(&self, promised: &Disruption) -> bool {
+        self.rank() > promised.rank()
     }
 
     /// "reload", "restart (~10 s without the database)".
@@ -398,6 +407,35 @@ fn unquote_redis(value: &str) -> String {
         }
     }
     out
+}
+
+/// The units that serve a host's service: the cluster (and PgBouncer when it has its ini), or Redis.
+pub fn units(service: &HostService, files: &BTreeMap<String, String>) -> Vec<String> {
+    match service {
+        HostService::Postgres { version, .. } => {
+            let mut units = vec![postgres_unit(*version)];
+            if files.contains_key(PGBOUNCER_INI) {
+                units.push("pgbouncer.service".into());
+            }
+            units
+        }
+        HostService::Redis => vec!["redis-server.service".into()],
+    }
+}
+
+/// The command that names which of `packages` the server lacks, one a line (dpkg's status).
+pub fn missing_packages_command(packages: &[String]) -> String {
+    let words: Vec<String> = packages.iter().map(|p| sh(p)).collect();
+    format!(
+        "for p in {}; do dpkg-query -W -f='${{db:Status-Status}}\\n' \"$p\" 2> /dev/null | grep -qx installed || echo \"$p\"; done",
+        words.join(" ")
+    )
+}
+
+/// The command that removes files terrace no longer keeps on the server.
+pub fn remove_command(paths: &[String]) -> String {
+    let words: Vec<String> = paths.iter().map(|p| sh(p)).collect();
+    format!("rm -f -- {}", words.join(" "))
 }
 
 /// The unit of the PostgreSQL cluster of `version`.

@@ -19,7 +19,6 @@ use std::fmt;
 
 pub use backup::restore_procedure;
 pub use cloud_config::cloud_config;
-pub(crate) use postgres::PGBOUNCER_INI;
 pub use postgres::{postgres, postgres_problems};
 pub use redis::{redis, redis_problems};
 

@@ -27,6 +27,11 @@ pub enum HostError {
     /// A command ran and exited with a status other than 0.
     #[error("`{command}` failed on `{host}` with exit status {status}: {}", shown_stderr(.stderr))]
     CommandFailed { host: String, command: String, status: u32, stderr: String },
+    /// The connection ended after it was set up: mid-command (which may or may not have run), or
+    /// before a new command could start. The server may have rebooted; commands terrace sends are
+    /// written so that running them again is safe.
+    #[error("the SSH connection to `{host}` ended: {cause}")]
+    Disconnected { host: String, cause: String },
     /// A key that cannot be read or made; the message never contains key material.
     #[error("SSH key: {0}")]
     Key(String),

@@ -13,6 +13,7 @@ use std::fmt;
 
 pub use error::HostError;
 pub use keys::{KeyPair, fingerprint, generate_ed25519};
+pub use script::sha256_hex;
 pub use session::{PARALLEL_CHANNELS, Session};
 
 /// A server to reach, with the host key it must prove.

@@ -167,7 +167,9 @@ pub(crate) fn parse_digests(paths: &[String], stdout: &[u8]) -> Result<BTreeMap<
     Ok(digests)
 }
 
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+/// The SHA-256 of `bytes` in lower hex, as `sha256sum` prints it: how files are compared, here
+/// and on the server.
+pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 

@@ -41,6 +41,9 @@ const SHORTEST_ATTEMPT: Duration = Duration::from_secs(1);
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const LONGEST_BACKOFF: Duration = Duration::from_secs(5);
 
+/// How the answer of a script over paths is read: an entry per path, or what was unexpected.
+type Parse<T> = fn(&[String], &[u8]) -> Result<BTreeMap<String, T>, String>;
+
 /// An authenticated SSH connection to one server.
 pub struct Session {
     handle: Handle<PinnedHostKey>,
@@ -167,11 +170,10 @@ impl Session {
         let summary = command_summary(command);
         // The semaphore is never closed, so waiting for a permit cannot fail.
         let _permit = self.channels.acquire().await.map_err(|_| self.protocol("the session is closed".to_owned()))?;
-        let channel = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|error| self.protocol(format!("cannot open a channel for `{summary}`: {error}")))?;
+        let channel = self.handle.channel_open_session().await.map_err(|error| {
+            let cause = format!("cannot open a channel for `{summary}`: {error}");
+            if self.handle.is_closed() { self.disconnected(cause) } else { self.protocol(cause) }
+        })?;
         let (mut reader, writer) = channel.split();
         writer
             .exec(true, command)
@@ -222,8 +224,8 @@ impl Session {
                 output.status = status;
                 Ok(output)
             }
-            None => Err(self.protocol(format!(
-                "the connection ended before `{summary}` reported how it exited; it may or may not have run"
+            None => Err(self.disconnected(format!(
+                "it ended before `{summary}` reported how it exited; it may or may not have run"
             ))),
         }
     }
@@ -253,27 +255,31 @@ impl Session {
     /// in one remote command; `None` for a path where nothing is. Something other than a file at a
     /// path (a folder) fails the command.
     pub async fn read_files(&self, paths: &[String]) -> Result<BTreeMap<String, Option<RemoteFile>>, HostError> {
-        if paths.is_empty() {
-            return Ok(BTreeMap::new());
-        }
-        self.check_paths(paths)?;
-        let summary = format!("read {}", describe_paths(paths));
-        let stdout = self.check_named(&script::read_files_script(paths), None, &summary).await?;
-        script::parse_read_files(paths, &stdout)
-            .map_err(|cause| self.protocol(format!("unexpected answer to `{summary}`: {cause}")))
+        self.per_path("read", paths, script::read_files_script, script::parse_read_files).await
     }
 
     /// Only the SHA-256 (lower hex) of each file at `paths`, `None` where nothing is: a cheap drift
     /// check in one remote command.
     pub async fn digests(&self, paths: &[String]) -> Result<BTreeMap<String, Option<String>>, HostError> {
+        self.per_path("digest", paths, script::digests_script, script::parse_digests).await
+    }
+
+    /// One remote script over `paths` (none sent for no paths), its answer parsed strictly into
+    /// an entry per path.
+    async fn per_path<T>(
+        &self,
+        verb: &str,
+        paths: &[String],
+        script: fn(&[String]) -> String,
+        parse: Parse<T>,
+    ) -> Result<BTreeMap<String, T>, HostError> {
         if paths.is_empty() {
             return Ok(BTreeMap::new());
         }
         self.check_paths(paths)?;
-        let summary = format!("digest {}", describe_paths(paths));
-        let stdout = self.check_named(&script::digests_script(paths), None, &summary).await?;
-        script::parse_digests(paths, &stdout)
-            .map_err(|cause| self.protocol(format!("unexpected answer to `{summary}`: {cause}")))
+        let summary = format!("{verb} {}", describe_paths(paths));
+        let stdout = self.check_named(&script(paths), None, &summary).await?;
+        parse(paths, &stdout).map_err(|cause| self.protocol(format!("unexpected answer to `{summary}`: {cause}")))
     }
 
     /// Writes `content` to `path` atomically: the parent folder is created if missing (0755,
@@ -301,6 +307,10 @@ impl Session {
 
     fn protocol(&self, cause: String) -> HostError {
         HostError::Protocol { host: self.host.clone(), cause }
+    }
+
+    fn disconnected(&self, cause: String) -> HostError {
+        HostError::Disconnected { host: self.host.clone(), cause }
     }
 }
 
