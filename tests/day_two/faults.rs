@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::lab::{self, Host, Lab, describe};
-use crate::support::{From, outputs, redis, stack, state, superuser, terrace, terrace_command, terrace_ok, text};
+use crate::support::{
+    From, outputs, psql_ok, redis, stack, state, superuser, terrace, terrace_command, terrace_ok, text,
+};
 
 const REDIS_CONF: &str = "/etc/redis/terrace.conf";
 const POSTGRESQL_CONF: &str = "/etc/terrace/postgres/postgresql.conf";
@@ -52,7 +54,8 @@ fn hosts_that_drift_change_keys_vanish_or_are_interrupted_are_named_and_recovere
         edited_by_hand(lab, &dir, &cache, &app, &redis_url);
         wrong_host_key(lab, &dir, &cache);
         unreachable(lab, &dir, &cache);
-        killed_during_a_reload(lab, &dir, &database);
+        let database_url = text(&outputs(lab, &dir), "DATABASE_URL").to_owned();
+        killed_during_a_reload(lab, &dir, &database, &app, &database_url);
     });
 }
 
@@ -135,7 +138,11 @@ fn unreachable(lab: &Lab, dir: &Path, cache: &Host) {
 /// An apply killed while PostgreSQL reloads leaves the host pending in the state, with the files it
 /// wrote; the next plan runs the steps again (not mistaking its own files for drift), and the next
 /// apply finishes the change.
-fn killed_during_a_reload(lab: &Lab, dir: &Path, database: &Host) {
+fn killed_during_a_reload(lab: &Lab, dir: &Path, database: &Host, app: &Host, database_url: &str) {
+    // What the app wrote before is all there after: the interrupted convergence loses nothing.
+    let sql =
+        "CREATE TABLE IF NOT EXISTS faults_checks (n int); INSERT INTO faults_checks SELECT generate_series(1, 500)";
+    psql_ok(From::Host(app), database_url, sql);
     // A reload that takes its time, so the apply can be killed during it.
     database.run_ok(
         "mv /usr/local/sbin/systemctl /usr/local/sbin/systemctl.lab && cat > /usr/local/sbin/systemctl <<'EOF'\n\
@@ -175,6 +182,8 @@ fn killed_during_a_reload(lab: &Lab, dir: &Path, database: &Host) {
     assert!(!shown.contains("changed on the server since terrace wrote it"), "{shown}");
     terrace_ok(lab, dir, &["apply", "--auto-approve"]);
     assert_eq!(superuser(database, "SHOW max_wal_size"), "6GB");
+    let kept = psql_ok(From::Host(app), database_url, "SELECT count(*), sum(n) FROM faults_checks");
+    assert_eq!(kept, "500|125250", "every row written before the interrupted apply");
     let record = state(dir)["resources"]["postgres.main.host.primary"].clone();
     assert!(record["attributes"]["pending"].is_null(), "finished: {record}");
     let written = recorded_file(dir, "postgres.main.host.primary", POSTGRESQL_CONF);

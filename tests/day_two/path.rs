@@ -1,8 +1,11 @@
 //! The seed's whole path, 1 -> 2 -> 3 -> 4 -> 5, applied on live hosts: after each step, from each
 //! app host's own address, the outputs the app uses (DATABASE_URL, DB_READ_HOST, REDIS_URL, every
-//! shard) accept a login and run a query; replicas stream; WAL archiving is on from phase 3; Redis
-//! has the memory the phase renders; nothing listens where the internet reaches it; and a second
-//! plan, refreshed over SSH too, shows no changes.
+//! shard) accept a login and run a query; what the app wrote before a step that keeps its database
+//! (2 -> 3, with its restart for archiving; 4 -> 5) is all there after it; a step that would move
+//! the database to other servers (1 -> 2, 3 -> 4), which loses its data until terrace carries it, is
+//! refused without `--allow-data-loss` and leaves the data as it was; replicas stream; WAL archiving
+//! is on from phase 3; Redis has the memory the phase renders; nothing listens where the internet
+//! reaches it; and a second plan, refreshed over SSH too, shows no changes.
 
 use std::time::Duration;
 
@@ -47,8 +50,15 @@ fn maxmemory(from: From<'_>, url: &str) -> u64 {
     reply.lines().nth(1).and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| panic!("maxmemory in {reply:?}"))
 }
 
-/// A write and a read through a database URL, as the app would.
-fn write_and_read(from: From<'_>, url: &str, marker: &str) {
+/// How many rows the app wrote under `marker`, read through a database URL.
+fn rows(from: From<'_>, url: &str, marker: &str) -> String {
+    psql_ok(from, url, &format!("SELECT count(*) FROM day_two_checks WHERE marker = '{marker}'"))
+}
+
+/// A write and a read through a database URL, as the app would; the write is remembered in
+/// `written`, to be found again after the next step.
+fn write_and_read(from: From<'_>, url: &str, marker: &str, written: &mut Vec<(String, String)>) {
+    written.push((url.to_owned(), marker.to_owned()));
     let sql = format!(
         "CREATE TABLE IF NOT EXISTS day_two_checks (marker text); INSERT INTO day_two_checks VALUES ('{marker}'); \
          SELECT count(*) FROM day_two_checks WHERE marker = '{marker}'"
@@ -60,24 +70,45 @@ fn write_and_read(from: From<'_>, url: &str, marker: &str) {
 fn the_seed_path_runs_on_live_hosts_with_every_consumer_reaching_its_service() {
     lab::isolated_with(Options { timeout: Duration::from_secs(2400), ..Options::default() }, |lab| {
         let dir = stack(lab);
+        // What the app wrote in the step before, and where: checked again after the next step.
+        let mut before: Vec<(String, String)> = Vec::new();
         for (step, phase) in PATH.into_iter().enumerate() {
-            // Moves of a database between servers lose its data until terrace carries it (issue 12).
             let mut args = vec!["apply", "--phase", phase, "--auto-approve"];
-            if matches!(phase, "managed-db" | "sharding") {
+            let moves = matches!(phase, "managed-db" | "sharding");
+            if moves {
+                // The database moves to other servers, which loses its data until terrace carries
+                // it (issue 12): refused without the flag, and nothing changed by the refusal.
+                let refused = terrace(lab, &dir, &args);
+                let said = String::from_utf8_lossy(&refused.stderr);
+                assert_eq!(refused.status.code(), Some(1), "{phase}: moving the database must be refused:\n{said}");
+                assert!(said.contains("loses its data; pass --allow-data-loss"), "{said}");
+                let app = &app_hosts(lab, PATH[step - 1])[0];
+                for (url, written) in &before {
+                    let from = if step == 1 { From::Container(app) } else { From::Host(app) };
+                    assert_eq!(rows(from, url, written), "1", "{phase}: the refused apply kept the row {written}");
+                }
                 args.push("--allow-data-loss");
             }
             let applied = terrace_ok(lab, &dir, &args);
             eprintln!("day two: applied {phase}");
             let outputs = outputs(lab, &dir);
             let marker = format!("step-{step}");
+            if !moves {
+                // The database stayed: every row the app wrote before this step is still there.
+                let app = &app_hosts(lab, phase)[0];
+                for (url, written) in &before {
+                    assert_eq!(rows(From::Host(app), url, written), "1", "{phase}: the row {written} after the step");
+                }
+            }
+            before.clear();
             match phase {
                 "block-storage" => {
                     let app = &app_hosts(lab, phase)[0];
                     let url = text(&outputs, "DATABASE_URL");
                     assert_eq!(text(&outputs, "DB_HOST"), "172.17.0.1", "the app's containers reach the host there");
                     // The app runs in containers, on the docker0 bridge.
-                    write_and_read(From::Container(app), url, &format!("{marker}-container"));
-                    write_and_read(From::Host(app), url, &format!("{marker}-host"));
+                    write_and_read(From::Container(app), url, &format!("{marker}-container"), &mut before);
+                    write_and_read(From::Host(app), url, &format!("{marker}-host"), &mut before);
                     // PostgreSQL listens on the host's loopback and bridge only: not on its public
                     // address, so the internet cannot reach it although no firewall is in front.
                     let reach = lab.from_internet(&connect_command(app.public_ip(), 5432));
@@ -93,7 +124,7 @@ fn the_seed_path_runs_on_live_hosts_with_every_consumer_reaching_its_service() {
                     let url = text(&outputs, "DATABASE_URL");
                     let redis_url = text(&outputs, "REDIS_URL");
                     for app in &apps {
-                        write_and_read(From::Host(app), url, &format!("{marker}-{}", app.name()));
+                        write_and_read(From::Host(app), url, &format!("{marker}-{}", app.name()), &mut before);
                         assert_eq!(redis(From::Host(app), redis_url, "PING").as_deref(), Ok("PONG"));
                     }
                     let memory = if phase == "managed-db" { 256 } else { 1024 };
@@ -137,7 +168,7 @@ fn the_seed_path_runs_on_live_hosts_with_every_consumer_reaching_its_service() {
                     for (i, url) in urls.iter().enumerate() {
                         assert!(url.contains(&format!("@{}:6432/", hosts[i])), "shard {i}'s URL names its host");
                         for app in &apps {
-                            write_and_read(From::Host(app), url, &format!("{marker}-{}", app.name()));
+                            write_and_read(From::Host(app), url, &format!("{marker}-{}", app.name()), &mut before);
                         }
                         let primary = lab.wait_booted(&format!("fastbots-shard-{i}-primary"), Duration::from_secs(60));
                         assert_archiving(&primary);
@@ -145,7 +176,7 @@ fn the_seed_path_runs_on_live_hosts_with_every_consumer_reaching_its_service() {
                     let redis_url = text(&outputs, "REDIS_URL");
                     assert_eq!(maxmemory(From::Host(&apps[0]), redis_url), 1024 * 1024 * 1024);
                     if phase == "multi-region" {
-                        assert_us_region(lab, &outputs, &marker);
+                        assert_us_region(lab, &outputs, &marker, &mut before);
                     }
                 }
                 _ => unreachable!("a phase of the path"),
@@ -165,7 +196,12 @@ fn the_seed_path_runs_on_live_hosts_with_every_consumer_reaching_its_service() {
 /// Phase 5's second region: the US app servers write to the EU shard primaries over the public
 /// internet with TLS (and only with TLS), read from their shard's replica in Ashburn, which streams
 /// from its primary, and use their own region's Redis.
-fn assert_us_region(lab: &Lab, outputs: &serde_json::Map<String, serde_json::Value>, marker: &str) {
+fn assert_us_region(
+    lab: &Lab,
+    outputs: &serde_json::Map<String, serde_json::Value>,
+    marker: &str,
+    before: &mut Vec<(String, String)>,
+) {
     let apps = us_app_hosts(lab);
     let urls = texts(outputs, "SHARD_DATABASE_URLS_US");
     let replicas = texts(outputs, "SHARD_READ_HOSTS_US");
@@ -177,7 +213,7 @@ fn assert_us_region(lab: &Lab, outputs: &serde_json::Map<String, serde_json::Val
             (streaming(&primary) == 1).then_some(())
         });
         for app in &apps {
-            write_and_read(From::Host(app), url, &format!("{marker}-{}", app.name()));
+            write_and_read(From::Host(app), url, &format!("{marker}-{}", app.name()), before);
             // Without TLS, the same login is refused (hostssl only, in PgBouncer and PostgreSQL).
             let plain = url.replace("sslmode=require", "sslmode=disable");
             assert!(psql(From::Host(app), &plain, "SELECT 1").is_err(), "a login without TLS from {}", app.name());
