@@ -119,10 +119,7 @@ fn record(compiled: &Compiled, state: &mut State) {
             // What the first boot wrote, as the executor records it: each file with its digest.
             if let Some(serde_json::Value::Array(files)) = attributes.get_mut("file") {
                 for file in files.iter_mut() {
-                    let digest = file["content"].as_str().map(|c| {
-                        use sha2::Digest as _;
-                        sha2::Sha256::digest(c.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>()
-                    });
+                    let digest = file["content"].as_str().map(|c| terrace_providers::host::sha256_hex(c.as_bytes()));
                     file["sha256"] = digest.map_or(serde_json::Value::Null, serde_json::Value::String);
                 }
             }

@@ -267,17 +267,11 @@ impl State<'_> {
         let replica_location = attrs.get("replica_location").cloned().unwrap_or_else(|| location.clone());
         let replica_type = attrs.get("replica_server_type").cloned().unwrap_or_else(|| server_type.clone());
         let network = attrs.get("network").and_then(Value::as_ref).map(|r| r.address.clone());
-        let zone_of =
-            |location: &Value| location.as_str().and_then(|l| self.catalog.location(l)).map(|l| l.network_zone);
-        let primary_zone = zone_of(&location);
-        let network_zones = network.as_ref().map(|n| self.network_zones(n)).unwrap_or_default();
         // A server joins the private network only where the network has a subnet in its zone; a
         // replica in another zone replicates over the public network (TLS, firewall limited to peers).
-        let joins =
-            |zone: &Option<String>| network.is_some() && zone.as_ref().is_some_and(|z| network_zones.contains(z));
-        let replica_zone = zone_of(&replica_location);
-        let primary_joins = joins(&primary_zone);
-        let replica_joins = joins(&replica_zone);
+        let joins = |location: &Value| network.as_ref().is_some_and(|n| self.zone_has_subnet(n, location));
+        let primary_joins = joins(&location);
+        let replica_joins = joins(&replica_location);
 
         let mut resources = Vec::new();
         let mut deps: BTreeMap<Address, BTreeSet<Address>> = BTreeMap::new();
@@ -558,12 +552,15 @@ impl State<'_> {
     fn joined_network(&self, server: &Address) -> Option<Address> {
         let attrs = self.instance_attrs(server);
         let network = attrs.get("network").and_then(Value::as_ref)?.address.clone();
-        let zone = attrs
-            .get("location")
-            .and_then(Value::as_str)
-            .and_then(|l| self.catalog.location(l))
-            .map(|l| l.network_zone)?;
-        self.network_zones(&network).contains(&zone).then_some(network)
+        let location = attrs.get("location")?;
+        self.zone_has_subnet(&network, location).then_some(network)
+    }
+
+    /// Whether `network` has a subnet in the network zone of `location`, which a server there
+    /// needs to join it.
+    fn zone_has_subnet(&self, network: &Address, location: &Value) -> bool {
+        let zone = location.as_str().and_then(|l| self.catalog.location(l)).map(|l| l.network_zone);
+        zone.is_some_and(|zone| self.network_zones(network).contains(&zone))
     }
 
     /// A server type's memory in MB and its vCPUs, which size a service's settings; a type the
