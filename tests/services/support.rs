@@ -56,11 +56,28 @@ pub(crate) fn program(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("`{name}` is not installed; .ci/run installs it"))
 }
 
-/// A free TCP port on loopback. Another process could take it before the server binds it, which
-/// the server's start then reports.
+/// A free TCP port on loopback (IPv4 and IPv6, where PostgreSQL listens), never handed out twice in
+/// this process.
+///
+/// The kernel's ephemeral ports (`bind(0)`) are not enough: a port released by one test can be
+/// handed to the next test before the first test's server binds it (two primaries then race for
+/// one port), and clients' outgoing connections draw from the same range. The ports come from a
+/// counter below the ephemeral range (32768 and up on Linux), started at an offset of the process
+/// id, and each is checked free on both addresses.
 pub(crate) fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ =
+        NEXT.compare_exchange(0, 12_000 + (std::process::id() % 1_000) as u16 * 16, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(port < 32_768, "no free loopback port below the ephemeral range");
+        let v4 = TcpListener::bind(("127.0.0.1", port));
+        let v6 = TcpListener::bind(("::1", port));
+        if v4.is_ok() && v6.is_ok() {
+            return port;
+        }
+    }
 }
 
 /// The uid and gid of the `postgres` user, which the PostgreSQL package creates. PostgreSQL and
