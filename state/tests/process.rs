@@ -116,6 +116,11 @@ fn write_forever(path: &Path) {
             bytes[offset..offset + digits.len()].copy_from_slice(digits.as_bytes());
         }
         terrace_state::write_state_atomically(path, &bytes).expect("the write succeeds");
+        if serial == first_serial(round) + 1 {
+            // The parent kills only after this: on a busy machine, starting takes longer than any
+            // fixed wait.
+            println!("written");
+        }
     }
 }
 
@@ -141,12 +146,18 @@ fn sigkill_while_writing_leaves_the_previous_or_the_new_state() {
         let mut writer = child("writer", &path)
             .env(LINEAGE, &lineage)
             .env(ROUND, round.to_string())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start the writer");
-        // Varied moments, after the child has started writing.
-        std::thread::sleep(Duration::from_millis(300 + (round * 7 % 20) * 23));
+        // Varied moments, after the child has written its first state.
+        let stdout = writer.stdout.take().expect("the writer's output");
+        // The test harness prints its own text first, on the same line too.
+        let started = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+            .map_while(Result::ok)
+            .any(|line| line.trim().ends_with("written"));
+        assert!(started, "round {round}: the writer ended without writing");
+        std::thread::sleep(Duration::from_millis(20 + (round * 7 % 20) * 23));
         writer.kill().expect("SIGKILL the writer");
         writer.wait().expect("reap the writer");
 
