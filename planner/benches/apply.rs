@@ -71,7 +71,7 @@ fn write_groups(dir: &Path, groups: usize) {
 
 fn services(emulator: &Emulator) -> Services {
     let client = Client::new(ClientConfig::new(&emulator.url(), Token::new("bench"))).expect("a client");
-    Services { client, storage: None, hosts: terrace::apply::HostTimeouts::default() }
+    Services { client, storage: None, hosts: terrace::apply::HostTimeouts::default(), migration_hook: None }
 }
 
 /// Applies the stack in `dir` from empty; returns the wall time of the apply alone.

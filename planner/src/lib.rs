@@ -14,6 +14,7 @@ pub mod gate;
 pub mod graph;
 pub mod kind;
 pub mod lang;
+pub mod migrate;
 pub mod model;
 pub mod pipeline;
 pub mod plan;

@@ -224,6 +224,9 @@ pub struct Plan {
     /// Why this plan may not be applied (data loss without --allow-data-loss, prevent_destroy, a
     /// volume that would shrink). Empty for an applicable plan.
     pub refusals: Vec<String>,
+    /// Data migrations: databases this plan carries to other hosts, or whose old copy it keeps or
+    /// (with `--finish-migration`) deletes.
+    pub migrations: Vec<crate::migrate::Migration>,
     /// Made with `--hosts=false`: the hosts were left out, so applying it completes the phase
     /// without them.
     #[serde(skip)]
@@ -233,6 +236,7 @@ pub struct Plan {
 impl Plan {
     pub fn has_changes(&self) -> bool {
         self.resource_changes.iter().any(|change| change.action != Action::NoOp)
+            || self.migrations.iter().any(crate::migrate::Migration::runs)
     }
 }
 
@@ -301,6 +305,7 @@ pub(crate) fn assemble(
         budget: None,
         warnings,
         refusals: Vec::new(),
+        migrations: Vec::new(),
         hosts_skipped: false,
     }
 }

@@ -27,6 +27,9 @@ pub struct SavedOptions {
     /// `--hosts`: whether the hosts were planned (absent in plans saved before hosts existed).
     #[serde(default = "yes")]
     pub hosts: bool,
+    /// `--finish-migration` (absent in plans saved before data migrations existed).
+    #[serde(default)]
+    pub finish_migration: bool,
 }
 
 fn yes() -> bool {

@@ -145,6 +145,10 @@ pub fn sample_state() -> State {
     }
     state.outputs.insert("app_ip".to_owned(), OutputState { value: json!("203.0.113.7"), sensitive: false });
     state.outputs.insert("database_password".to_owned(), OutputState { value: json!("s3cr3t"), sensitive: true });
+    state.migrations.insert(
+        "postgres.main".to_owned(),
+        json!({"step": "clone", "from": "postgres.main.host.shared", "kept": ["postgres.main.volume.data"]}),
+    );
     state
 }
 

@@ -21,6 +21,9 @@ pub struct State {
     pub resources: BTreeMap<String, ResourceState>,
     /// The stack's outputs by name, as of the last apply.
     pub outputs: BTreeMap<String, OutputState>,
+    /// Data migrations under way or kept, by the address of the service they move (e.g.
+    /// `postgres.main`): the planner's own record (its step, what it keeps), opaque to this crate.
+    pub migrations: BTreeMap<String, serde_json::Value>,
 }
 
 /// One object terrace manages.
@@ -60,6 +63,7 @@ impl State {
             phase: None,
             resources: BTreeMap::new(),
             outputs: BTreeMap::new(),
+            migrations: BTreeMap::new(),
         }
     }
 

@@ -4,6 +4,7 @@
 
 use super::recorded::record_phase;
 use super::support::{stack_copy, terrace};
+use terrace_state::Backend;
 
 const PATH: [&str; 5] = ["block-storage", "managed-db", "read-replicas", "sharding", "multi-region"];
 
@@ -49,17 +50,82 @@ fn a_recorded_phase_plans_no_changes() {
 }
 
 #[test]
-fn data_loss_is_refused_without_the_flag() {
+fn a_database_that_moves_is_migrated_and_one_that_is_removed_is_refused() {
     let dir = stack_copy();
     record_phase(dir.path(), "block-storage");
-    let run = terrace(dir.path(), &["plan", "--phase", "managed-db"]);
+    // 1 -> 2: the database moves from the app server to its own; the plan carries its data.
+    let run = terrace(dir.path(), &["plan", "--phase", "managed-db", "--detailed-exitcode"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(!run.stdout.contains("DATA LOSS"), "{}", run.stdout);
+    assert!(run.stdout.contains("Data migration: postgres.main moves to postgres.main.host.primary"), "{}", run.stdout);
+    for step in ["1. prepare:", "2. clone:", "3. catch-up:", "4. switchover:"] {
+        assert!(run.stdout.contains(step), "{step}:\n{}", run.stdout);
+    }
+    assert!(run.stdout.contains("postgres.main.volume.data"), "the old volume is kept:\n{}", run.stdout);
+    // 3 -> 4 removes `postgres.main` for three new shards: no move terrace carries yet.
+    let dir = stack_copy();
+    record_phase(dir.path(), "read-replicas");
+    let run = terrace(dir.path(), &["plan", "--phase", "sharding"]);
     assert_eq!(run.code, 1);
     assert!(
-        run.stderr.contains("`postgres.main.volume.data`: this plan destroys it and loses its data"),
+        run.stderr.contains("`postgres.main.volume.primary`: this plan destroys it and loses its data"),
         "{}",
         run.stderr
     );
     assert!(run.stdout.contains("DATA LOSS"), "the plan is still shown:\n{}", run.stdout);
-    let allowed = terrace(dir.path(), &["plan", "--phase", "managed-db", "--allow-data-loss", "--detailed-exitcode"]);
+    let allowed = terrace(dir.path(), &["plan", "--phase", "sharding", "--allow-data-loss", "--detailed-exitcode"]);
     assert_eq!(allowed.code, 2, "{}", allowed.stderr);
+}
+
+#[test]
+fn a_finished_migration_keeps_the_old_copy_until_asked_to_delete_it() {
+    let dir = stack_copy();
+    let before = stack_copy();
+    let old = record_phase(before.path(), "block-storage");
+    let mut state = record_phase(dir.path(), "managed-db");
+    let kept = ["postgres.main.host.shared", "postgres.main.keypair.shared", "postgres.main.volume.data"];
+    for address in kept {
+        state.resources.insert(address.to_owned(), old.resources[address].clone());
+    }
+    state.migrations.insert(
+        "postgres.main".to_owned(),
+        serde_json::json!({
+            "from": "postgres.main.host.shared", "to": "postgres.main.host.primary", "step": "switchover",
+            "kept": kept, "started": "2026-12-04T12:00:00Z",
+        }),
+    );
+    state.serial = 2;
+    terrace_state::LocalBackend::new(dir.path().join("terrace.state.json")).write(&state).expect("the state");
+    let run = terrace(dir.path(), &["plan", "--phase", "managed-db", "--detailed-exitcode"]);
+    assert_eq!(run.code, 0, "kept is not a change:\n{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("No changes."), "{}", run.stdout);
+    assert!(run.stdout.contains("until terrace apply --finish-migration: postgres.main.host.shared"), "{}", run.stdout);
+    // Still paid for: the old volume stays in the cost.
+    assert!(run.stdout.contains("volume (2 -> 2)"), "{}", run.stdout);
+    let status = terrace(dir.path(), &["migrate", "status"]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert!(status.stdout.contains("step: switchover done (4 of 4)"), "{}", status.stdout);
+    assert!(status.stdout.contains("finished: the new database is the primary"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("kept until `terrace apply --finish-migration`: postgres.main.host.shared"),
+        "{}",
+        status.stdout
+    );
+    let run = terrace(dir.path(), &["plan", "--phase", "managed-db", "--finish-migration", "--detailed-exitcode"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    for address in kept {
+        assert!(run.stdout.contains(&format!("# {address} will be destroyed")), "{address}:\n{}", run.stdout);
+    }
+    assert!(!run.stdout.contains("DATA LOSS"), "the data lives on the new host:\n{}", run.stdout);
+    // A record that does not read is refused, never guessed at.
+    state.migrations.insert("postgres.main".to_owned(), serde_json::json!({"step": "sideways"}));
+    state.serial = 3;
+    terrace_state::LocalBackend::new(dir.path().join("terrace.state.json")).write(&state).expect("the state");
+    let run = terrace(dir.path(), &["plan", "--phase", "managed-db"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("the state's record of the migration of `postgres.main` is unreadable"),
+        "{}",
+        run.stderr
+    );
 }

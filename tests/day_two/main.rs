@@ -6,5 +6,6 @@ mod lab;
 
 mod faults;
 mod lab_smoke;
+mod migration;
 mod path;
 mod support;

@@ -32,14 +32,33 @@ pub struct Services {
     pub storage: Option<ObjectStorage>,
     /// How long to wait for servers over SSH.
     pub hosts: super::HostTimeouts,
+    /// `--migration-hook`: run after each step of a data migration.
+    pub migration_hook: Option<String>,
 }
 
 /// What the executor tells whoever shows progress.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Started { address: Address, verb: &'static str },
-    Finished { address: Address, verb: &'static str, elapsed: Duration, id: Option<String> },
-    Failed { address: Address, verb: &'static str, error: String },
+    Started {
+        address: Address,
+        verb: &'static str,
+    },
+    Finished {
+        address: Address,
+        verb: &'static str,
+        elapsed: Duration,
+        id: Option<String>,
+    },
+    Failed {
+        address: Address,
+        verb: &'static str,
+        error: String,
+    },
+    /// Where a long operation stands (a data migration's step and lag).
+    Note {
+        address: Address,
+        message: String,
+    },
 }
 
 pub trait Progress: Send + Sync {
@@ -102,8 +121,10 @@ pub(super) struct Context {
     stack: String,
     compiled: Option<Arc<Compiled>>,
     changes: BTreeMap<Address, ResourceChange>,
+    /// The data migrations this apply runs, by the service they move.
+    migrations: BTreeMap<Address, crate::migrate::Migration>,
     pub(super) recorder: Mutex<Recorder>,
-    progress: Arc<dyn Progress>,
+    pub(super) progress: Arc<dyn Progress>,
     /// What went wrong with each failed change, for the summary.
     errors: Mutex<BTreeMap<Address, String>>,
 }
@@ -145,12 +166,25 @@ pub async fn apply(
         report.state_error = Some(error);
         return (recorder.state, report);
     }
-    let graph = order(&changes, compiled.as_deref(), &recorder.state);
+    let mut graph = order(&changes, compiled.as_deref(), &recorder.state);
+    let migrations: BTreeMap<Address, crate::migrate::Migration> =
+        plan.migrations.iter().filter(|m| m.runs()).map(|m| (m.service.clone(), m.clone())).collect();
+    // A migration runs once its new host is up and its old server is on the private network.
+    for migration in migrations.values() {
+        graph.add(migration.service.clone(), ());
+        for (address, change) in &changes {
+            let part = address.is_within(&migration.service) || Some(address) == migration.from_server.as_ref();
+            if part && change.action != Action::Delete {
+                graph.depend(&migration.service, address);
+            }
+        }
+    }
     let context = Arc::new(Context {
         services,
         stack: plan.stack.clone(),
         compiled: compiled.clone(),
         changes,
+        migrations,
         recorder: Mutex::new(recorder),
         progress,
         errors: Mutex::new(BTreeMap::new()),
@@ -159,11 +193,17 @@ pub async fn apply(
     let outcomes = walk(&graph, parallelism, stop, move |address: Address| {
         let context = run.clone();
         async move {
-            let change = &context.changes[&address];
-            let verb = verb(change);
+            let migration = context.migrations.get(&address);
+            let change = context.changes.get(&address);
+            let verb = change.map_or("migrate", verb);
             context.progress.event(Event::Started { address: address.clone(), verb });
             let started = Instant::now();
-            match carry_out(&context, change).await {
+            let result = match (migration, change) {
+                (Some(migration), _) => super::migrate::run(&context, migration).await.map(|()| None),
+                (None, Some(change)) => carry_out(&context, change).await,
+                (None, None) => Err(format!("`{address}` has no change in the plan")),
+            };
+            match result {
                 Ok(id) => {
                     let elapsed = started.elapsed();
                     context.progress.event(Event::Finished { address, verb, elapsed, id });
@@ -212,6 +252,13 @@ pub async fn apply(
         if let Err(error) = recorder.save(|state| {
             state.phase = compiled.as_ref().map(|c| c.phase.name.clone());
             state.outputs = outputs;
+            // What a finished migration kept is deleted now (--finish-migration), or everything is.
+            if plan.destroy {
+                state.migrations.clear();
+            }
+            for migration in plan.migrations.iter().filter(|m| m.status == crate::migrate::Status::Finishes) {
+                state.migrations.remove(&migration.service.to_string());
+            }
         }) {
             report.state_error = Some(error);
         }
@@ -307,6 +354,12 @@ async fn carry_out_host(context: &Context, change: &ResourceChange) -> Result<Op
     let resource = compiled.resource(address).ok_or_else(|| format!("`{address}` is not in the phase"))?;
     let first_boot = matches!(change.action, Action::Create | Action::Replace);
     super::host::converge(context, compiled, resource, change, first_boot).await
+}
+
+impl Context {
+    pub(super) fn compiled(&self) -> Option<&Compiled> {
+        self.compiled.as_deref()
+    }
 }
 
 pub(super) fn poisoned<T>(_: T) -> String {
@@ -463,7 +516,7 @@ fn describe(error: ApiError) -> String {
 }
 
 /// The stack's outputs as recorded after a complete apply.
-fn finish(compiled: Option<&Compiled>, state: &State) -> BTreeMap<String, terrace_state::OutputState> {
+pub(super) fn finish(compiled: Option<&Compiled>, state: &State) -> BTreeMap<String, terrace_state::OutputState> {
     let Some(compiled) = compiled else { return BTreeMap::new() };
     compiled
         .outputs

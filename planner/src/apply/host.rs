@@ -148,7 +148,7 @@ impl std::fmt::Display for Stopped {
 }
 
 /// `text` with every secret the state records masked.
-fn masked(context: &Context, text: &str) -> String {
+pub(super) fn masked(context: &Context, text: &str) -> String {
     match context.recorder.lock() {
         Ok(recorder) => crate::diff::mask(text, &crate::diff::secrets_of(recorder.state.resources.values())),
         Err(_) => "(the error is not shown: the state recorder is poisoned)".into(),
@@ -295,7 +295,7 @@ fn pending_steps(record: &ResourceState) -> Vec<Step> {
 }
 
 /// How to reach a recorded host: its address, pinned host key and login key as recorded.
-fn reach(address: &str, record: &ResourceState) -> (Target, Login) {
+pub(super) fn reach(address: &str, record: &ResourceState) -> (Target, Login) {
     let text = |name: &str| record.attributes.get(name).and_then(Json::as_str).unwrap_or_default().to_owned();
     (
         Target { name: address.to_owned(), address: text("address"), port: 22, host_key: text("host_key") },

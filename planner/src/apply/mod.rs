@@ -4,9 +4,11 @@
 
 pub mod exec;
 mod host;
+mod migrate;
 pub mod refresh;
 pub mod resolve;
 
 pub use exec::{Event, Progress, Report, Services, apply};
 pub use host::{HostTimeouts, refresh_hosts};
+pub use migrate::migration_lag;
 pub use refresh::{Refreshed, refresh};

@@ -41,7 +41,7 @@ pub(crate) fn services() -> Result<Services, CliError> {
         Some(config) => Some(ObjectStorage::new(config).map_err(|e| CliError::usage(e.to_string()))?),
         None => None,
     };
-    Ok(Services { client, storage, hosts: settings::host_timeouts()? })
+    Ok(Services { client, storage, hosts: settings::host_timeouts()?, migration_hook: None })
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
@@ -185,27 +185,49 @@ pub(crate) fn apply(args: &ApplyArgs) -> Result<ExitCode, CliError> {
     if let Some(file) = &args.plan_file {
         return apply_saved(args, file);
     }
-    run(&args.common, args.phase.clone(), args.auto_approve, false, &args.targets)
+    let run = Run {
+        phase: args.phase.clone(),
+        auto_approve: args.auto_approve,
+        destroy: false,
+        targets: &args.targets,
+        finish_migration: args.finish_migration,
+        migration_hook: args.migration_hook.clone(),
+    };
+    self::run(&args.common, run)
 }
 
 pub(crate) fn destroy(args: &DestroyArgs) -> Result<ExitCode, CliError> {
-    run(&args.common, None, args.auto_approve, true, &[])
+    let run = Run {
+        phase: None,
+        auto_approve: args.auto_approve,
+        destroy: true,
+        targets: &[],
+        finish_migration: false,
+        migration_hook: None,
+    };
+    self::run(&args.common, run)
 }
 
-fn run(
-    common: &super::args::ApplyCommon,
+/// What an apply or destroy was asked for, beside what they share.
+struct Run<'a> {
     phase: Option<String>,
     auto_approve: bool,
     destroy: bool,
-    targets: &[String],
-) -> Result<ExitCode, CliError> {
+    targets: &'a [String],
+    finish_migration: bool,
+    migration_hook: Option<String>,
+}
+
+fn run(common: &super::args::ApplyCommon, run: Run<'_>) -> Result<ExitCode, CliError> {
+    let Run { phase, auto_approve, destroy, targets, finish_migration, migration_hook } = run;
     let catalog = catalog(&common.stack)?;
     let inputs = var_inputs(&common.stack)?;
     let targets = parse_targets(targets)?;
     let Some((loaded, stack)) = load(&common.stack) else {
         return Ok(ExitCode::Error);
     };
-    let services = services()?;
+    let mut services = services()?;
+    services.migration_hook = migration_hook;
     let runtime = runtime()?;
     let backend: Arc<dyn Backend> = backend(&common.stack.dir.dir, &stack)?;
     let verb = if destroy { "destroy" } else { "apply" };
@@ -213,7 +235,8 @@ fn run(
     let mut prior = read_prior(backend.as_ref(), &stack)?.unwrap_or_else(|| State::new(Some(stack.name.clone())));
     let notes =
         if common.refresh { refresh(&runtime, &services, &mut prior, &stack.name, common.hosts)? } else { Vec::new() };
-    let options = PlanOptions { allow_data_loss: common.allow_data_loss, targets, skip_hosts: !common.hosts };
+    let options =
+        PlanOptions { allow_data_loss: common.allow_data_loss, targets, skip_hosts: !common.hosts, finish_migration };
     let phase = (!destroy).then(|| phase_to_plan(phase, &prior, &stack));
     let Some((plan, compiled)) =
         make_plan(&loaded, &stack, phase.as_deref(), &prior, &inputs, &catalog, &options, notes)
@@ -260,7 +283,8 @@ fn apply_saved(args: &ApplyArgs, file: &std::path::Path) -> Result<ExitCode, Cli
     let Some((loaded, stack)) = load(&args.common.stack) else {
         return Ok(ExitCode::Error);
     };
-    let services = services()?;
+    let mut services = services()?;
+    services.migration_hook = args.migration_hook.clone();
     let runtime = runtime()?;
     let backend: Arc<dyn Backend> = backend(&args.common.stack.dir.dir, &stack)?;
     let _lock = backend.lock("apply", args.common.lock.lock_timeout).map_err(state_error)?;
@@ -286,6 +310,7 @@ fn apply_saved(args: &ApplyArgs, file: &std::path::Path) -> Result<ExitCode, Cli
         allow_data_loss: saved.options.allow_data_loss,
         targets: parse_targets(&saved.options.targets)?,
         skip_hosts: !saved.options.hosts,
+        finish_migration: saved.options.finish_migration,
     };
     let notes = if saved.options.refresh {
         refresh(&runtime, &services, &mut prior, &stack.name, saved.options.hosts)?

@@ -40,6 +40,23 @@ pub(crate) enum Command {
     Pricing(PricingArgs),
     /// Serve an in-memory Hetzner Cloud API under /v1 until Ctrl-C, for tests and pipelines.
     Emulator(EmulatorArgs),
+    /// Data migrations: `terrace migrate status` shows where each stands.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MigrateArgs {
+    #[command(subcommand)]
+    pub command: MigrateCommand,
+    #[command(flatten)]
+    pub dir: DirArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MigrateCommand {
+    /// Each recorded migration: its last step, the copy's lag (read over SSH while it streams),
+    /// and what it keeps until `terrace apply --finish-migration`.
+    Status,
 }
 
 /// What apply and destroy share.
@@ -78,6 +95,15 @@ pub(crate) struct ApplyArgs {
     /// Apply only these addresses and what they depend on (repeatable).
     #[arg(long = "target", value_name = "ADDR", conflicts_with = "plan_file")]
     pub targets: Vec<String>,
+    /// Delete what finished data migrations kept: the old database's volume, host and host key.
+    #[arg(long, conflicts_with = "plan_file")]
+    pub finish_migration: bool,
+    /// A command run (by `sh -c`) after each step of a data migration, with TERRACE_MIGRATION (the
+    /// service), TERRACE_MIGRATION_STEP and, from `switchover` on, TERRACE_OUTPUTS (a file with
+    /// the new outputs as JSON, secrets included): where the pipeline switches the application.
+    /// A failing hook stops the apply; the next one continues after the step.
+    #[arg(long, value_name = "COMMAND", env = "TERRACE_MIGRATION_HOOK")]
+    pub migration_hook: Option<String>,
     #[command(flatten)]
     pub common: ApplyCommon,
 }
@@ -190,6 +216,10 @@ pub(crate) struct PlanArgs {
     /// Plan the destruction of everything recorded.
     #[arg(long)]
     pub destroy: bool,
+    /// Plan the deletion of what finished data migrations kept (the old database's volume, host and
+    /// host key).
+    #[arg(long)]
+    pub finish_migration: bool,
     /// Read the objects from the API before planning, when HCLOUD_TOKEN is set (--refresh=false skips it).
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub refresh: bool,

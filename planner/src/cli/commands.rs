@@ -37,6 +37,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::State(args) => super::state::state(&args),
         Command::Output(args) => super::state::output(&args),
+        Command::Migrate(args) => super::state::migrate(&args),
         Command::Apply(args) => super::apply::apply(&args),
         Command::Destroy(args) => super::apply::destroy(&args),
         Command::Import(args) => super::apply::import(&args),

@@ -40,7 +40,12 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
             );
         }
     }
-    let options = PlanOptions { allow_data_loss: args.allow_data_loss, targets, skip_hosts: !args.hosts };
+    let options = PlanOptions {
+        allow_data_loss: args.allow_data_loss,
+        targets,
+        skip_hosts: !args.hosts,
+        finish_migration: args.finish_migration,
+    };
     let phase = (!args.destroy).then(|| phase_to_plan(args.phase.clone(), &prior, &stack));
     let Some((plan, _)) = make_plan(&loaded, &stack, phase.as_deref(), &prior, &inputs, &catalog, &options, notes)
     else {
@@ -73,6 +78,7 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
             allow_data_loss: args.allow_data_loss,
             targets: args.targets.clone(),
             hosts: args.hosts,
+            finish_migration: args.finish_migration,
         };
         // The refresh above changed only the copy in memory, never its serial.
         std::fs::write(path, saved::save(&plan, &prior, digest, saved_options)).map_err(|e| CliError {

@@ -111,6 +111,7 @@ impl Progress for Display {
                 let id = id.map(|id| format!(" [id={id}]")).unwrap_or_default();
                 format!("{bold}{address}{reset}: {} complete after {:.1}s{id}", noun(verb), elapsed.as_secs_f64())
             }
+            Event::Note { address, message } => format!("{bold}{address}{reset}: {message}"),
             Event::Failed { address, verb, error } => {
                 shown.in_flight.remove(&address);
                 format!("{red}{bold}{address}{reset}{red}: {} failed: {error}{reset}", noun(verb))
@@ -125,6 +126,7 @@ fn ing(verb: &str) -> &'static str {
         "create" => "Creating",
         "delete" => "Destroying",
         "replace" => "Replacing",
+        "migrate" => "Migrating",
         _ => "Modifying",
     }
 }
@@ -134,6 +136,7 @@ fn still(verb: &str) -> &'static str {
         "create" => "creating",
         "delete" => "destroying",
         "replace" => "replacing",
+        "migrate" => "migrating",
         _ => "modifying",
     }
 }
@@ -143,6 +146,7 @@ fn noun(verb: &str) -> &'static str {
         "create" => "Creation",
         "delete" => "Destruction",
         "replace" => "Replacement",
+        "migrate" => "Migration",
         _ => "Modifications",
     }
 }

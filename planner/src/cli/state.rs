@@ -236,3 +236,30 @@ fn env_value(value: &Json) -> String {
         format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n").replace('$', "\\$"))
     }
 }
+
+/// `terrace migrate status`.
+pub(crate) fn migrate(args: &super::args::MigrateArgs) -> Result<ExitCode, CliError> {
+    let super::args::MigrateCommand::Status = args.command;
+    let Some((_, stack)) = load_dir(&args.dir.dir) else {
+        return Ok(ExitCode::Error);
+    };
+    let backend = backend(&args.dir.dir, &stack)?;
+    let state = backend.read().map_err(state_error)?.unwrap_or_else(|| terrace_state::State::new(None));
+    if state.migrations.is_empty() {
+        print("No data migration is recorded.\n");
+        return Ok(ExitCode::Success);
+    }
+    let runtime = super::apply::runtime()?;
+    let mut out = String::new();
+    for service in state.migrations.keys() {
+        let address: terrace::addr::Address =
+            service.parse().map_err(|e: terrace::addr::AddressError| CliError::usage(e.to_string()))?;
+        let record = terrace::migrate::Record::of(&state, &address)
+            .map_err(CliError::usage)?
+            .ok_or_else(|| CliError::usage(format!("no record of `{service}`")))?;
+        let lag = runtime.block_on(terrace::apply::migration_lag(&state, &record));
+        out.push_str(&terrace::render::migration_status(service, &record, lag));
+    }
+    print(&out);
+    Ok(ExitCode::Success)
+}

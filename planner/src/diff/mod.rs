@@ -31,6 +31,9 @@ pub struct PlanOptions {
     /// `--hosts=false`: the hosts (what terrace configures on servers over SSH) are left out of the
     /// plan, desired and recorded alike.
     pub skip_hosts: bool,
+    /// `--finish-migration`: what finished data migrations kept (the old database's volume, host
+    /// and host key) is deleted.
+    pub finish_migration: bool,
 }
 
 /// A recorded resource, parsed: its address and its attributes as values.
@@ -133,6 +136,15 @@ pub fn plan(
         changes.push(change);
     }
 
+    // A database that moves to another host is carried there (crate::migrate): what the move
+    // leaves behind is kept until `--finish-migration`, not deleted.
+    let (migrations, migration_refusals) = match desired {
+        Some(desired) if !options.skip_hosts => crate::migrate::detect(desired, prior, options.finish_migration),
+        _ => (Vec::new(), Vec::new()),
+    };
+    refusals.extend(migration_refusals);
+    let kept = crate::migrate::kept(&migrations);
+
     // Deletes, dependents first: the reverse of the recorded dependency order.
     let mut recorded: Dag<Address, ()> = Dag::new();
     for address in priors.keys() {
@@ -183,13 +195,30 @@ pub fn plan(
             cost_after: None,
             host: None,
         };
+        let migration = kept.iter().find(|(a, _)| a == &address).map(|(_, finishing)| *finishing);
+        if migration == Some(false) {
+            // Kept as it is, and still paid for.
+            change.action = Action::NoOp;
+            change.actions = Action::NoOp.steps(false);
+            change.after = change.before.clone();
+            change.api_actions.clear();
+            change.cost_after = change.cost_before.clone();
+            change.reasons = vec!["kept by a data migration until `terrace apply --finish-migration`".into()];
+            changes.push(change);
+            continue;
+        }
         if resource.kind == Kind::Host {
             let server = before.attrs.get("server").and_then(Value::as_ref).map(|r| r.address.clone());
             let stays = server.is_some_and(|server| desired_graph.contains(&server) && !renewed.contains(&server));
             change.host = Some(host::deleted(before, stays));
             host::strip(&mut change);
         }
-        guard(&mut change, None, options, &mut refusals);
+        if migration == Some(true) {
+            // The old copy of a database whose data was carried to its new host.
+            change.reasons = vec!["kept by a finished data migration: --finish-migration deletes it".into()];
+        } else {
+            guard(&mut change, None, options, &mut refusals);
+        }
         changes.push(change);
     }
 
@@ -205,6 +234,7 @@ pub fn plan(
     built.prior_phase = prior.phase.clone();
     built.refusals = refusals;
     built.hosts_skipped = options.skip_hosts;
+    built.migrations = migrations;
     built.budget = crate::gate::budget(&built);
     // Outputs against the recorded ones: values read from unchanged resources are known now.
     for output in &mut built.outputs {

@@ -52,6 +52,16 @@ pub fn plan(plan: &Plan) -> String {
             interrupted.join("; ")
         );
     }
+    for migration in &plan.migrations {
+        let _ = writeln!(out, "> [!IMPORTANT]\n> **Data migration:** {}", super::migration::title(migration));
+        for step in super::migration::steps(migration) {
+            let _ = writeln!(out, "> {step}");
+        }
+        if let Some(kept) = super::migration::kept(migration) {
+            let _ = writeln!(out, ">\n> {kept}");
+        }
+        out.push('\n');
+    }
     for warning in &plan.warnings {
         let _ = writeln!(out, "> [!WARNING]\n> {warning}\n");
     }

@@ -6,6 +6,9 @@ pub mod diagnostics;
 pub mod graph;
 mod host;
 pub mod markdown;
+mod migration;
+
+pub use migration::status as migration_status;
 pub mod reference;
 pub mod text;
 

@@ -26,6 +26,7 @@ pub fn plan(plan: &Plan, style: Style) -> String {
             format!("No changes. The infrastructure matches phase `{}`.", plan.phase.name)
         };
         let _ = writeln!(out, "\n{what}");
+        write_migrations(&mut out, plan, style);
         write_cost(&mut out, plan);
         return out;
     }
@@ -56,6 +57,7 @@ pub fn plan(plan: &Plan, style: Style) -> String {
     for (address, how) in super::host::interrupted(plan) {
         let _ = writeln!(out, "{} {address}: {how}", style.yellow("Interrupts a service:"));
     }
+    write_migrations(&mut out, plan, style);
     write_outputs(&mut out, plan);
     write_cost(&mut out, plan);
     if !plan.refusals.is_empty() {
@@ -65,6 +67,19 @@ pub fn plan(plan: &Plan, style: Style) -> String {
         }
     }
     out
+}
+
+fn write_migrations(out: &mut String, plan: &Plan, style: Style) {
+    for migration in &plan.migrations {
+        let title = super::migration::title(migration).replace('`', "");
+        let _ = writeln!(out, "\n{} {title}", style.bold("Data migration:"));
+        for step in super::migration::steps(migration) {
+            let _ = writeln!(out, "  {}", step.replace('`', ""));
+        }
+        if let Some(kept) = super::migration::kept(migration) {
+            let _ = writeln!(out, "  {}", kept.replace('`', ""));
+        }
+    }
 }
 
 pub(super) fn header(plan: &Plan) -> String {

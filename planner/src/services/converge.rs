@@ -443,6 +443,21 @@ pub fn postgres_unit(version: u32) -> String {
     format!("postgresql@{version}-{CLUSTER}.service")
 }
 
+/// psql as the `postgres` superuser over the local socket, stopping at the first error.
+pub fn psql_command() -> String {
+    format!(
+        "runuser -u postgres -- psql --no-psqlrc --quiet --set=ON_ERROR_STOP=1 --host={SOCKET_DIR} --port={PORT} --dbname=postgres"
+    )
+}
+
+/// Waits up to a minute for PostgreSQL to accept connections, and fails when it does not.
+pub fn wait_ready_command() -> String {
+    format!(
+        "for _ in $(seq 60); do runuser -u postgres -- pg_isready --quiet --host={SOCKET_DIR} --port={PORT} && break; sleep 1; done; \
+         runuser -u postgres -- pg_isready --host={SOCKET_DIR} --port={PORT}"
+    )
+}
+
 /// A step as a shell command for the host (run as root), with what it reads on standard input.
 /// Secrets go through standard input, never into the command line.
 pub struct Command {
@@ -495,13 +510,8 @@ impl Step {
             HostService::Postgres { version, .. } => postgres_unit(*version),
             HostService::Redis => String::new(),
         };
-        let psql = format!(
-            "runuser -u postgres -- psql --no-psqlrc --quiet --set=ON_ERROR_STOP=1 --host={SOCKET_DIR} --port={PORT} --dbname=postgres"
-        );
-        let wait_ready = format!(
-            "for _ in $(seq 60); do runuser -u postgres -- pg_isready --quiet --host={SOCKET_DIR} --port={PORT} && break; sleep 1; done; \
-             runuser -u postgres -- pg_isready --host={SOCKET_DIR} --port={PORT}"
-        );
+        let psql = psql_command();
+        let wait_ready = wait_ready_command();
         let words = |items: &[String]| items.iter().map(|i| sh(i)).collect::<Vec<_>>().join(" ");
         match self {
             Step::InstallPackages { packages } => plain(format!(

@@ -11,9 +11,9 @@
 mod backup;
 mod cloud_config;
 pub mod converge;
-mod postgres;
+pub(crate) mod postgres;
 mod redis;
-mod shell;
+pub(crate) mod shell;
 
 use std::fmt;
 

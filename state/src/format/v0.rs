@@ -93,5 +93,6 @@ pub(super) fn upgrade(file: File) -> Result<v1::File, String> {
                 (name, output)
             })
             .collect(),
+        migrations: BTreeMap::new(),
     })
 }

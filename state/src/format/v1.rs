@@ -28,6 +28,10 @@ pub(super) struct File {
     pub(super) resources: BTreeMap<String, Resource>,
     #[serde(default)]
     pub(super) outputs: BTreeMap<String, Output>,
+    /// Written only when a migration is recorded, so a state without one reads the same as before
+    /// (and a terrace that does not know migrations refuses a state with one: unknown field).
+    #[serde(default)]
+    pub(super) migrations: BTreeMap<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -83,6 +87,7 @@ impl File {
                     (name, output)
                 })
                 .collect(),
+            migrations: self.migrations,
         }
     }
 }
@@ -96,6 +101,7 @@ pub(super) fn to_json(state: &State) -> Vec<u8> {
         phase: state.phase.as_deref(),
         resources: Resources(&state.resources),
         outputs: Outputs(&state.outputs),
+        migrations: (!state.migrations.is_empty()).then_some(Migrations(&state.migrations)),
     };
     // Roughly what a resource with ten attributes takes, so that a large state is not regrown.
     let mut bytes = Vec::with_capacity(1024 + 768 * state.resources.len());
@@ -115,6 +121,16 @@ struct FileOut<'a> {
     phase: Option<&'a str>,
     resources: Resources<'a>,
     outputs: Outputs<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    migrations: Option<Migrations<'a>>,
+}
+
+struct Migrations<'a>(&'a BTreeMap<String, Value>);
+
+impl Serialize for Migrations<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(service, record)| (service, SortedValue(record))))
+    }
 }
 
 /// A `BTreeMap` iterates in key order, so resources and outputs come out sorted as they are.

@@ -1,0 +1,82 @@
+//! A plan's data migrations as lines of text, shared by the text and Markdown renderers: each
+//! migration's title, its steps in order (done, downtime, what the application must do), and what
+//! it keeps until `--finish-migration`.
+
+use crate::migrate::{Migration, Status};
+
+/// The title of a migration.
+pub(super) fn title(migration: &Migration) -> String {
+    let what = match migration.status {
+        Status::Starts => "moves to",
+        Status::Resumes => "is moving (resumed) to",
+        Status::Kept => "moved to",
+        Status::Finishes => "moved to",
+    };
+    format!("`{}` {what} `{}` with its data (from `{}`)", migration.service, migration.to, migration.from)
+}
+
+/// The steps, one line each: `1. prepare: ... [downtime: ...] [app: ...]`.
+pub(super) fn steps(migration: &Migration) -> Vec<String> {
+    if !migration.runs() {
+        return Vec::new();
+    }
+    migration
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let mut line = format!("{}. {}: {}", i + 1, step.step, step.summary);
+            if step.done {
+                line.push_str(" (done)");
+            }
+            if let Some(downtime) = &step.downtime {
+                line.push_str(&format!(" [downtime: {downtime}]"));
+            }
+            if let Some(action) = &step.app_action {
+                line.push_str(&format!(" [the application must: {action}]"));
+            }
+            line
+        })
+        .collect()
+}
+
+/// What the migration keeps, or deletes when finishing.
+pub(super) fn kept(migration: &Migration) -> Option<String> {
+    if migration.kept.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = migration.kept.iter().map(|a| format!("`{a}`")).collect();
+    Some(match migration.status {
+        Status::Finishes => format!("--finish-migration deletes the old copy: {}", list.join(", ")),
+        _ => format!(
+            "kept, the old database stopped and read-only, until `terrace apply --finish-migration`: {}",
+            list.join(", ")
+        ),
+    })
+}
+
+/// `terrace migrate status` for one recorded migration; `lag` is the copy's lag in bytes when it
+/// was read (`None` when it does not stream), or why it could not be.
+pub fn status(service: &str, record: &crate::migrate::Record, lag: Result<Option<i64>, String>) -> String {
+    use crate::migrate::Step;
+    let done = record.step.map_or(0, |step| Step::ALL.iter().position(|s| *s == step).map_or(0, |i| i + 1));
+    let mut text = format!("{service}: from {} to {}, started {}\n", record.from, record.to, record.started);
+    match record.step {
+        Some(step) => text.push_str(&format!("  step: {step} done ({done} of {})\n", Step::ALL.len())),
+        None => text.push_str(&format!("  step: none done yet (0 of {})\n", Step::ALL.len())),
+    }
+    match Step::after(record.step).next() {
+        Some(next) => text.push_str(&format!("  next: {next} (`terrace apply` continues it)\n")),
+        None => text.push_str("  finished: the new database is the primary\n"),
+    }
+    match lag {
+        Ok(Some(bytes)) if bytes >= 0 => text.push_str(&format!("  lag: {bytes} bytes of WAL behind\n")),
+        Ok(Some(_)) => text.push_str("  lag: the copy is not streaming\n"),
+        Ok(None) => {}
+        Err(why) => text.push_str(&format!("  lag: unknown ({why})\n")),
+    }
+    if !record.kept.is_empty() {
+        text.push_str(&format!("  kept until `terrace apply --finish-migration`: {}\n", record.kept.join(", ")));
+    }
+    text
+}
