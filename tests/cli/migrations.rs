@@ -129,3 +129,27 @@ fn a_finished_migration_keeps_the_old_copy_until_asked_to_delete_it() {
         run.stderr
     );
 }
+
+#[test]
+fn a_change_of_shard_count_is_a_warning_with_the_share_that_moves() {
+    let dir = stack_copy();
+    record_phase(dir.path(), "sharding");
+    let file = dir.path().join("sharding.hcl");
+    let text = std::fs::read_to_string(&file).expect("the phase");
+    let four = text.replacen("postgres \"shard\" {\n  count       = 3", "postgres \"shard\" {\n  count       = 4", 1);
+    assert_ne!(four, text, "the shard block's count is edited");
+    std::fs::write(&file, four).expect("write the phase");
+    let run = terrace(dir.path(), &["plan", "--phase", "sharding"]);
+    assert!(
+        run.stdout.contains("Warning: `postgres.shard` goes from 3 to 4 shards")
+            && run.stdout.contains("sends about 75% of the organizations to another shard"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    // The recorded count planned again: no warning.
+    let dir = stack_copy();
+    record_phase(dir.path(), "sharding");
+    let run = terrace(dir.path(), &["plan", "--phase", "sharding"]);
+    assert!(!run.stdout.contains("shards: the rule"), "{}", run.stdout);
+}

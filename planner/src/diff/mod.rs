@@ -223,6 +223,9 @@ pub fn plan(
     }
 
     let mut warnings = warnings;
+    if let Some(desired) = desired {
+        warnings.extend(crate::migrate::reshard_warnings(desired, prior));
+    }
     if options.skip_hosts && desired.is_some_and(|c| c.resources.iter().any(|(_, r)| r.kind == Kind::Host)) {
         warnings.push(
             "--hosts=false: the configuration on the services' servers (the `host` members) is left out of this plan; \

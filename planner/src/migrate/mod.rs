@@ -226,6 +226,40 @@ pub fn detect(desired: &Compiled, prior: &State, finish: bool) -> (Vec<Migration
     (found, refusals)
 }
 
+/// A sharded service whose shard count changes: how many organizations the seed's rule sends to
+/// another shard. terrace does not move their rows (yet), so this is said loudly, never left to a
+/// silent change of the shard map.
+pub fn reshard_warnings(desired: &Compiled, prior: &State) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut seen = BTreeSet::new();
+    for composite in desired.composites.iter().filter(|c| c.kind == Kind::Postgres) {
+        let Some(key) = composite.attrs.get("shard_key").and_then(crate::value::Value::as_str) else { continue };
+        let block = composite.address.block();
+        if !seen.insert(block.clone()) {
+            continue;
+        }
+        let now = desired.composites.iter().filter(|c| c.address.block() == block).count();
+        let before: BTreeSet<&str> = prior
+            .resources
+            .values()
+            .filter_map(|r| r.composite.as_deref())
+            .filter(|c| c.parse::<Address>().is_ok_and(|a| a.block() == block))
+            .collect();
+        if before.is_empty() || before.len() == now {
+            continue;
+        }
+        let share = crate::compile::shard::moving_share(before.len() as u32, now as u32);
+        warnings.push(format!(
+            "`{block}` goes from {} to {now} shards: the rule parseInt(md5({key})[0:8], 16) % {now} sends about \
+             {:.0}% of the organizations to another shard, and terrace does not move their rows: the SHARD_MAP \
+             changes, and rows of a moved organization stay on the shard that has them",
+            before.len(),
+            share * 100.0
+        ));
+    }
+    warnings
+}
+
 /// The addresses a migration keeps, and whether they are to be deleted (`--finish-migration`).
 pub fn kept(migrations: &[Migration]) -> BTreeSet<(Address, bool)> {
     migrations.iter().flat_map(|m| m.kept.iter().map(move |a| (a.clone(), m.status == Status::Finishes))).collect()
