@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::lab::{self, Host, Lab, Options, connect_command};
 use crate::support::{
-    From, PATH, outputs, password, psql, psql_ok, redis, stack, superuser, terrace, terrace_ok, text, texts,
+    From, PATH, outputs, password, psql, psql_ok, redis, stack, state, superuser, terrace, terrace_ok, text, texts,
 };
 
 /// The servers of the app in a phase, by name.
@@ -143,6 +143,8 @@ fn the_seed_path_runs_on_live_hosts_with_every_consumer_reaching_its_service() {
                         let unit = format!("postgresql@{}-main.service", lab.pg_version());
                         let old = apps[0].run(&format!("systemctl is-active {unit}"));
                         assert!(!old.status.success(), "the app server's PostgreSQL is stopped");
+                        let kept = &state(&dir)["migrations"]["postgres.main"];
+                        assert_eq!(kept["step"], "switchover", "the migration is done and keeps the old copy: {kept}");
                         assert_eq!(superuser(&primary, "SHOW archive_mode"), "off");
                     } else {
                         // The replica streams, the app reads there what it wrote on the primary.
@@ -166,6 +168,8 @@ fn the_seed_path_runs_on_live_hosts_with_every_consumer_reaching_its_service() {
                 }
                 "sharding" | "multi-region" => {
                     let apps = app_hosts(lab, phase);
+                    // postgres.main is gone, and with it the record of its migration.
+                    assert!(state(&dir).get("migrations").is_none(), "{}", state(&dir)["migrations"]);
                     let urls = texts(&outputs, "SHARD_DATABASE_URLS");
                     let hosts = texts(&outputs, "SHARD_HOSTS");
                     assert_eq!((urls.len(), hosts.len()), (3, 3));

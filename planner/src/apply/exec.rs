@@ -259,6 +259,12 @@ pub async fn apply(
             for migration in plan.migrations.iter().filter(|m| m.status == crate::migrate::Status::Finishes) {
                 state.migrations.remove(&migration.service.to_string());
             }
+            // A service removed altogether takes its migration's record with it.
+            let resources = &state.resources;
+            state.migrations.retain(|service, _| {
+                let prefix = format!("{service}.");
+                resources.keys().any(|address| address.starts_with(&prefix))
+            });
         }) {
             report.state_error = Some(error);
         }
