@@ -62,18 +62,49 @@ fn a_database_that_moves_is_migrated_and_one_that_is_removed_is_refused() {
         assert!(run.stdout.contains(step), "{step}:\n{}", run.stdout);
     }
     assert!(run.stdout.contains("postgres.main.volume.data"), "the old volume is kept:\n{}", run.stdout);
-    // 3 -> 4 removes `postgres.main` for three new shards: no move terrace carries yet.
+    // 3 -> 4 removes `postgres.main` for three new shards: its data is resharded into them.
     let dir = stack_copy();
     record_phase(dir.path(), "read-replicas");
-    let run = terrace(dir.path(), &["plan", "--phase", "sharding"]);
-    assert_eq!(run.code, 1);
+    let run = terrace(dir.path(), &["plan", "--phase", "sharding", "--detailed-exitcode"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(!run.stdout.contains("DATA LOSS"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("Data migration: postgres.main is resharded into 3 shards by organization_id"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("5. split: on each shard i of 3"), "{}", run.stdout);
+    assert!(run.stdout.contains("0 to destroy"), "the old database is kept:\n{}", run.stdout);
+    // The same after a finished move of `postgres.main` (1 -> 2), whose record gives way.
+    let mut moved =
+        terrace_state::LocalBackend::new(dir.path().join("terrace.state.json")).read().expect("read").expect("a state");
+    moved.migrations.insert(
+        "postgres.main".to_owned(),
+        serde_json::json!({"from": "postgres.main.host.shared", "to": "postgres.main.host.primary",
+            "step": "switchover", "kept": [], "started": "2026-12-04T12:00:00Z"}),
+    );
+    moved.serial += 1;
+    terrace_state::LocalBackend::new(dir.path().join("terrace.state.json")).write(&moved).expect("the state");
+    let again = terrace(dir.path(), &["plan", "--phase", "sharding", "--detailed-exitcode"]);
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    assert!(again.stdout.contains("postgres.main is resharded into 3 shards"), "{}", again.stdout);
+    // A phase that removes the database and puts nothing in its place loses it: refused.
+    let phase = "phase \"no-database\" {\n  extends = \"read-replicas\"\n  remove  = [\"postgres.main\", \
+                 \"output.DB_HOST\", \"output.DB_READ_HOST\", \"output.DATABASE_URL\", \"output.RESTORE_PROCEDURE\"]\n}\n";
+    std::fs::write(dir.path().join("no-database.hcl"), phase).expect("a phase file");
+    let stack = std::fs::read_to_string(dir.path().join("terrace.hcl")).expect("the stack");
+    let listed = stack.replacen("\"multi-region\"]", "\"multi-region\", \"no-database\"]", 1);
+    assert_ne!(listed, stack, "the phase is listed");
+    std::fs::write(dir.path().join("terrace.hcl"), listed).expect("the stack");
+    let run = terrace(dir.path(), &["plan", "--phase", "no-database"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stderr.contains("`postgres.main.volume.primary`: this plan destroys it and loses its data"),
         "{}",
         run.stderr
     );
     assert!(run.stdout.contains("DATA LOSS"), "the plan is still shown:\n{}", run.stdout);
-    let allowed = terrace(dir.path(), &["plan", "--phase", "sharding", "--allow-data-loss", "--detailed-exitcode"]);
+    let allowed = terrace(dir.path(), &["plan", "--phase", "no-database", "--allow-data-loss", "--detailed-exitcode"]);
     assert_eq!(allowed.code, 2, "{}", allowed.stderr);
 }
 
@@ -152,4 +183,61 @@ fn a_change_of_shard_count_is_a_warning_with_the_share_that_moves() {
     record_phase(dir.path(), "sharding");
     let run = terrace(dir.path(), &["plan", "--phase", "sharding"]);
     assert!(!run.stdout.contains("shards: the rule"), "{}", run.stdout);
+}
+
+#[test]
+fn a_finished_reshard_keeps_the_old_database_until_asked_and_status_names_the_shards() {
+    let dir = stack_copy();
+    let before = stack_copy();
+    let old = record_phase(before.path(), "read-replicas");
+    let mut state = record_phase(dir.path(), "sharding");
+    let kept: Vec<String> = old.resources.keys().filter(|a| a.starts_with("postgres.main.")).cloned().collect();
+    for address in &kept {
+        state.resources.insert(address.clone(), old.resources[address].clone());
+    }
+    let shards: Vec<String> = (0..3).map(|i| format!("postgres.shard[{i}].host.primary")).collect();
+    state.migrations.insert(
+        "postgres.main".to_owned(),
+        serde_json::json!({
+            "from": "postgres.main.host.primary", "to": shards, "shard_key": "organization_id", "step": "split",
+            "kept": kept, "started": "2026-12-05T12:00:00Z",
+        }),
+    );
+    state.serial = 2;
+    terrace_state::LocalBackend::new(dir.path().join("terrace.state.json")).write(&state).expect("the state");
+    let run = terrace(dir.path(), &["plan", "--phase", "sharding", "--detailed-exitcode"]);
+    assert_eq!(run.code, 0, "kept is not a change:\n{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("postgres.main was resharded into 3 shards by organization_id"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("until terrace apply --finish-migration: postgres.main.firewall.postgres"),
+        "{}",
+        run.stdout
+    );
+    let status = terrace(dir.path(), &["migrate", "status"]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert!(
+        status.stdout.contains("resharded by organization_id into 3 shards: postgres.shard[0].host.primary"),
+        "{}",
+        status.stdout
+    );
+    assert!(status.stdout.contains("step: split done (5 of 5)"), "{}", status.stdout);
+    // A reshard under way that this phase no longer has a shard of is refused.
+    let mut under_way = state.clone();
+    let record = under_way.migrations.get_mut("postgres.main").expect("the record");
+    record["step"] = "clone".into();
+    record["to"] = serde_json::json!(["postgres.shard[0].host.primary", "postgres.shard[5].host.primary"]);
+    under_way.serial = 3;
+    terrace_state::LocalBackend::new(dir.path().join("terrace.state.json")).write(&under_way).expect("the state");
+    let run = terrace(dir.path(), &["plan", "--phase", "sharding"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stderr.contains("is being resharded into `postgres.shard[5].host.primary`"), "{}", run.stderr);
+    // --finish-migration deletes the old database, with no data-loss refusal: its data is on the shards.
+    state.serial = 4;
+    terrace_state::LocalBackend::new(dir.path().join("terrace.state.json")).write(&state).expect("the state");
+    let run = terrace(dir.path(), &["plan", "--phase", "sharding", "--finish-migration", "--detailed-exitcode"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    for address in ["postgres.main.server.primary", "postgres.main.volume.primary", "postgres.main.volume.replica[0]"] {
+        assert!(run.stdout.contains(&format!("# {address} will be destroyed")), "{address}:\n{}", run.stdout);
+    }
+    assert!(!run.stdout.contains("DATA LOSS"), "{}", run.stdout);
 }

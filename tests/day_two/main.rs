@@ -8,4 +8,6 @@ mod faults;
 mod lab_smoke;
 mod migration;
 mod path;
+mod reshard;
 mod support;
+mod writer;

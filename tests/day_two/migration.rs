@@ -6,18 +6,16 @@
 //! each time continued by the next apply. The writer's longest interruption is printed, a figure,
 //! not an assertion.
 
-use std::fs;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::lab::{self, Host, Lab, describe};
-use crate::support::{From, outputs, psql, psql_ok, stack, state, superuser, terrace, terrace_command, text};
+use crate::lab::{self, describe};
+use crate::support::{From, outputs, psql_ok, stack, state, superuser, terrace, terrace_command, text};
+use crate::writer::{Writer, hooked, killing_hook, unlock};
 
-const SEED: &str = "
+pub(crate) const SEED: &str = "
 CREATE TABLE organizations (organization_id text PRIMARY KEY, name text NOT NULL);
 CREATE TABLE documents (id serial PRIMARY KEY, organization_id text NOT NULL, body text, embedding VECTOR);
 CREATE TABLE plans (code text PRIMARY KEY, monthly_eur numeric NOT NULL);
@@ -35,66 +33,14 @@ const CHECKSUMS: &str = "SELECT string_agg(t || ':' || n || ':' || c, ';' ORDER 
   UNION ALL SELECT 'documents', count(*), md5(string_agg(d::text, ',' ORDER BY id)) FROM documents d
   UNION ALL SELECT 'plans', count(*), md5(string_agg(p::text, ',' ORDER BY code)) FROM plans p) s";
 
-/// What the writer saw.
-#[derive(Default)]
-struct Written {
-    committed: Vec<u64>,
-    failed: u64,
-    longest_gap: Duration,
+/// The writer's row: an id.
+fn insert(id: u64) -> String {
+    format!("INSERT INTO writes (id) VALUES ({id})")
 }
 
-/// Inserts rows one by one from the app server until stopped, through the URL the hook last handed
-/// over (the old one until the switchover).
-fn writer(app: Host, dir: &Path, first_url: String, stop: Arc<AtomicBool>, written: Arc<Mutex<Written>>) {
-    let handed = dir.join("outputs.json");
-    let mut last = Instant::now();
-    let mut id = 0u64;
-    while !stop.load(Ordering::SeqCst) {
-        id += 1;
-        let url = fs::read_to_string(&handed)
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .and_then(|v| v["DATABASE_URL"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| first_url.clone());
-        let ok = psql(From::Host(&app), &url, &format!("INSERT INTO writes (id) VALUES ({id})")).is_ok();
-        let mut w = written.lock().expect("the writer's record");
-        if ok {
-            w.longest_gap = w.longest_gap.max(last.elapsed());
-            last = Instant::now();
-            w.committed.push(id);
-        } else {
-            w.failed += 1;
-            drop(w);
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-/// The hook: hands the new outputs to the writer at the switchover, and kills the apply (SIGKILL,
-/// its parent) the first time it sees each step.
-fn hook(dir: &Path) -> String {
-    let script = dir.join("hook.sh");
-    fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nset -e\ncd {dir}\n\
-             if [ -n \"$TERRACE_OUTPUTS\" ]; then cp \"$TERRACE_OUTPUTS\" outputs.json.new && mv outputs.json.new outputs.json; fi\n\
-             echo \"$TERRACE_MIGRATION $TERRACE_MIGRATION_STEP\" >> hook.log\n\
-             if [ ! -e \"killed-$TERRACE_MIGRATION_STEP\" ]; then touch \"killed-$TERRACE_MIGRATION_STEP\"; kill -9 $PPID; fi\n",
-            dir = dir.display()
-        ),
-    )
-    .expect("the hook");
-    // Sourced, so that $PPID is terrace (the hook runs under `sh -c`).
-    format!(". {}", script.display())
-}
-
-/// Breaks the lock a killed apply left, as its message says to.
-fn unlock(lab: &Lab, dir: &Path) {
-    let Ok(lock) = fs::read_to_string(dir.join("terrace.state.json.lock")) else { return };
-    let id = serde_json::from_str::<Value>(&lock).expect("a lock record")["id"].as_str().expect("its id").to_owned();
-    let out = terrace(lab, dir, &["state", "unlock", &id]);
-    assert!(out.status.success(), "{}", describe(&out));
+/// The old DATABASE_URL until the hook hands over the new one.
+fn route(outputs: Option<&Value>, _: u64) -> Option<String> {
+    outputs.and_then(|o| o["DATABASE_URL"].as_str()).map(str::to_owned)
 }
 
 #[test]
@@ -110,14 +56,9 @@ fn the_database_moves_to_its_own_server_with_every_row_while_the_app_writes() {
         psql_ok(From::Host(&app), &old_url, &seed);
         let before = psql_ok(From::Host(&app), &old_url, CHECKSUMS);
 
-        let stop = Arc::new(AtomicBool::new(false));
-        let written = Arc::new(Mutex::new(Written::default()));
-        let writing = {
-            let (app, dir, url, stop, written) =
-                (app.clone(), dir.clone(), old_url.clone(), stop.clone(), written.clone());
-            std::thread::spawn(move || writer(app, &dir, url, stop, written))
-        };
-        let hook = hook(&dir);
+        let writer = Writer { app: app.clone(), dir: dir.clone(), first_url: old_url.clone(), insert, route };
+        let (stop, written, writing) = writer.start();
+        let hook = killing_hook(&dir);
         let mut killed = 0;
         let finished = loop {
             let out = terrace_command(
@@ -153,9 +94,8 @@ fn the_database_moves_to_its_own_server_with_every_row_while_the_app_writes() {
         stop.store(true, Ordering::SeqCst);
         writing.join().expect("the writer");
         assert_eq!(killed, 4, "killed once after each step");
-        let log = fs::read_to_string(dir.join("hook.log")).unwrap_or_default();
         assert_eq!(
-            log.lines().collect::<Vec<_>>(),
+            hooked(&dir),
             ["postgres.main prepare", "postgres.main clone", "postgres.main catch-up", "postgres.main switchover"],
             "each step ran once, in order"
         );

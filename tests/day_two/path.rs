@@ -1,11 +1,12 @@
 //! The seed's whole path, 1 -> 2 -> 3 -> 4 -> 5, applied on live hosts: after each step, from each
 //! app host's own address, the outputs the app uses (DATABASE_URL, DB_READ_HOST, REDIS_URL, every
-//! shard) accept a login and run a query; what the app wrote before a step that keeps or carries its
-//! database (1 -> 2, a data migration; 2 -> 3, with its restart for archiving; 4 -> 5) is all there
-//! after it; 3 -> 4, which replaces the database by shards and loses its data until terrace carries
-//! it, is refused without `--allow-data-loss` and leaves the data as it was; replicas stream; WAL archiving
-//! is on from phase 3; Redis has the memory the phase renders; nothing listens where the internet
-//! reaches it; and a second plan, refreshed over SSH too, shows no changes.
+//! shard) accept a login and run a query; what the app wrote before a step is all there after it,
+//! through the outputs of the new phase: 1 -> 2 carries the database to its own server, 2 -> 3
+//! restarts it for archiving, 3 -> 4 reshards it (each row on the shard the seed's rule routes its
+//! organization to, and only there), 4 -> 5 keeps the shards; none needs `--allow-data-loss`;
+//! replicas stream; WAL archiving is on from phase 3; Redis has the memory the phase renders;
+//! nothing listens where the internet reaches it; and a second plan, refreshed over SSH too, shows
+//! no changes.
 
 use std::time::Duration;
 
@@ -60,7 +61,8 @@ fn rows(from: From<'_>, url: &str, marker: &str) -> String {
 fn write_and_read(from: From<'_>, url: &str, marker: &str, written: &mut Vec<(String, String)>) {
     written.push((url.to_owned(), marker.to_owned()));
     let sql = format!(
-        "CREATE TABLE IF NOT EXISTS day_two_checks (marker text); INSERT INTO day_two_checks VALUES ('{marker}'); \
+        "CREATE TABLE IF NOT EXISTS day_two_checks (organization_id text, marker text); \
+         INSERT INTO day_two_checks VALUES ('{marker}', '{marker}'); \
          SELECT count(*) FROM day_two_checks WHERE marker = '{marker}'"
     );
     assert_eq!(psql_ok(from, url, &sql), "1", "{marker}");
@@ -73,36 +75,27 @@ fn the_seed_path_runs_on_live_hosts_with_every_consumer_reaching_its_service() {
         // What the app wrote in the step before, and where: checked again after the next step.
         let mut before: Vec<(String, String)> = Vec::new();
         for (step, phase) in PATH.into_iter().enumerate() {
-            let mut args = vec!["apply", "--phase", phase, "--auto-approve"];
-            // 1 -> 2 carries the database to its own server (a data migration); 3 -> 4 replaces
-            // it by shards, which terrace does not carry yet.
-            let moves = phase == "sharding";
-            if moves {
-                // The database moves to other servers, which loses its data until terrace carries
-                // it (issue 12): refused without the flag, and nothing changed by the refusal.
-                let refused = terrace(lab, &dir, &args);
-                let said = String::from_utf8_lossy(&refused.stderr);
-                assert_eq!(refused.status.code(), Some(1), "{phase}: moving the database must be refused:\n{said}");
-                assert!(said.contains("loses its data; pass --allow-data-loss"), "{said}");
-                let app = &app_hosts(lab, PATH[step - 1])[0];
-                for (url, written) in &before {
-                    let from = if step == 1 { From::Container(app) } else { From::Host(app) };
-                    assert_eq!(rows(from, url, written), "1", "{phase}: the refused apply kept the row {written}");
-                }
-                args.push("--allow-data-loss");
-            }
+            let args = ["apply", "--phase", phase, "--auto-approve"];
             let applied = terrace_ok(lab, &dir, &args);
             eprintln!("day two: applied {phase}");
             let outputs = outputs(lab, &dir);
             let marker = format!("step-{step}");
-            if !moves {
-                // The database stayed, or was carried: every row the app wrote before this step is
-                // there, through the URL the app uses now.
-                let app = &app_hosts(lab, phase)[0];
-                for (url, written) in &before {
-                    let url = if phase == "managed-db" { text(&outputs, "DATABASE_URL") } else { url.as_str() };
-                    assert_eq!(rows(From::Host(app), url, written), "1", "{phase}: the row {written} after the step");
+            // The database stayed, or was carried: every row the app wrote before this step is
+            // there, through the URL the app uses now.
+            let app = &app_hosts(lab, phase)[0];
+            for (url, written) in &before {
+                if phase == "sharding" {
+                    // Resharded: on the shard the rule routes the row's organization to, only there.
+                    let shards = texts(&outputs, "SHARD_DATABASE_URLS");
+                    let routed = terrace::compile::shard::route(written, shards.len());
+                    for (i, shard) in shards.iter().enumerate() {
+                        let expected = if i == routed { "1" } else { "0" };
+                        assert_eq!(rows(From::Host(app), shard, written), expected, "{written} on shard {i}");
+                    }
+                    continue;
                 }
+                let url = if phase == "managed-db" { text(&outputs, "DATABASE_URL") } else { url.as_str() };
+                assert_eq!(rows(From::Host(app), url, written), "1", "{phase}: the row {written} after the step");
             }
             before.clear();
             match phase {
@@ -168,8 +161,9 @@ fn the_seed_path_runs_on_live_hosts_with_every_consumer_reaching_its_service() {
                 }
                 "sharding" | "multi-region" => {
                     let apps = app_hosts(lab, phase);
-                    // postgres.main is gone, and with it the record of its migration.
-                    assert!(state(&dir).get("migrations").is_none(), "{}", state(&dir)["migrations"]);
+                    // postgres.main was resharded; it is kept, stopped, until --finish-migration.
+                    let kept = &state(&dir)["migrations"]["postgres.main"];
+                    assert_eq!(kept["step"], "split", "the reshard is done and keeps the old copy: {kept}");
                     let urls = texts(&outputs, "SHARD_DATABASE_URLS");
                     let hosts = texts(&outputs, "SHARD_HOSTS");
                     assert_eq!((urls.len(), hosts.len()), (3, 3));

@@ -169,11 +169,13 @@ pub async fn apply(
     let mut graph = order(&changes, compiled.as_deref(), &recorder.state);
     let migrations: BTreeMap<Address, crate::migrate::Migration> =
         plan.migrations.iter().filter(|m| m.runs()).map(|m| (m.service.clone(), m.clone())).collect();
-    // A migration runs once its new host is up and its old server is on the private network.
+    // A migration runs once its new hosts are up and its old server is on the private network.
     for migration in migrations.values() {
         graph.add(migration.service.clone(), ());
         for (address, change) in &changes {
-            let part = address.is_within(&migration.service) || Some(address) == migration.from_server.as_ref();
+            let part = address.is_within(&migration.service)
+                || Some(address) == migration.from_server.as_ref()
+                || migration.to.iter().any(|t| address.is_within(&t.service));
             if part && change.action != Action::Delete {
                 graph.depend(&migration.service, address);
             }

@@ -30,10 +30,11 @@ pub(super) async fn run(context: &Context, migration: &Migration) -> Result<(), 
 struct Parts {
     record: Record,
     source: (Target, Login),
-    target: (Target, Login),
-    ends: Ends,
+    /// Each new primary: how to reach it, and what its scripts need to know.
+    targets: Vec<(Target, Login, Ends)>,
     password: String,
     timers: Vec<String>,
+    version: u32,
 }
 
 async fn run_steps(context: &Context, migration: &Migration) -> Result<(), String> {
@@ -43,40 +44,27 @@ async fn run_steps(context: &Context, migration: &Migration) -> Result<(), Strin
     let source = Session::connect_until(&parts.source.0, &parts.source.1, deadline())
         .await
         .map_err(|e| format!("`{service}`: the old database's server cannot be reached: {e}"))?;
-    let target = Session::connect_until(&parts.target.0, &parts.target.1, deadline())
-        .await
-        .map_err(|e| format!("`{service}`: the new server cannot be reached: {e}"))?;
+    let mut targets = Vec::new();
+    for ((target, login, ends), planned) in parts.targets.iter().zip(&migration.to) {
+        let session = Session::connect_until(target, login, deadline())
+            .await
+            .map_err(|e| format!("`{service}`: the new server `{}` cannot be reached: {e}", planned.host))?;
+        targets.push((session, ends));
+    }
     let mut record = parts.record.clone();
-    for step in Step::after(record.step) {
+    for step in Step::after(record.steps(), record.step) {
         note(context, service, format!("step {step}"));
         match step {
-            Step::Prepare => {
-                let old = facts(&source, "the old database").await?;
-                let new = facts(&target, "the new database").await?;
-                if old.major() != new.major() {
-                    return Err(format!(
-                        "`{service}`: the old database runs PostgreSQL {} and the new server {}: a streaming copy \
-                         needs the same major version (nothing was changed)",
-                        old.major(),
-                        new.major()
-                    ));
-                }
-                // The copy needs the data and room to grow while it catches up.
-                if new.available < old.bytes + old.bytes / 10 {
-                    return Err(format!(
-                        "`{service}`: the new server's volume has {} free, and the old database takes {}: raise \
-                         storage_gb (nothing was changed)",
-                        bytes(new.available),
-                        bytes(old.bytes)
-                    ));
-                }
-                checked(&source, "prepare the old database", commands::prepare(&parts.ends, &parts.password)).await?;
-            }
+            Step::Prepare => prepare(context, migration, &parts, &source, &targets).await?,
             Step::Clone => {
-                checked(&target, "copy the old database", commands::clone(&parts.ends, &parts.password)).await?;
+                for (target, ends) in &targets {
+                    let what = format!("copy the old database to {}", ends.target_ip);
+                    checked(target, &what, commands::clone(ends, &parts.password)).await?;
+                }
             }
-            Step::CatchUp => catch_up(context, service, &source).await?,
-            Step::Switchover => switchover(context, service, &parts, &source, &target).await?,
+            Step::CatchUp => catch_up(context, service, &source, &targets).await?,
+            Step::Switchover => switchover(context, service, &parts, &source, &targets).await?,
+            Step::Split => split(context, migration, &targets).await?,
         }
         record.step = Some(step);
         let json = record.to_json();
@@ -86,21 +74,127 @@ async fn run_steps(context: &Context, migration: &Migration) -> Result<(), Strin
         hook(context, migration, step).await?;
     }
     source.close().await;
-    target.close().await;
+    for (target, _) in targets {
+        target.close().await;
+    }
     Ok(())
 }
 
-/// The record (started now when there is none), how to reach both hosts, their private
+/// Checks both ends (same major version, room for a full copy on every new server, and for a
+/// reshard, tables with the shard key), then lets every new server replicate from the source.
+async fn prepare(
+    context: &Context,
+    migration: &Migration,
+    parts: &Parts,
+    source: &Session,
+    targets: &[(Session, &Ends)],
+) -> Result<(), String> {
+    let service = &migration.service;
+    let old = facts(source, "the old database").await?;
+    for ((target, _), planned) in targets.iter().zip(&migration.to) {
+        let new = facts(target, &format!("the new database on `{}`", planned.host)).await?;
+        if old.major() != new.major() {
+            return Err(format!(
+                "`{service}`: the old database runs PostgreSQL {} and `{}` {}: a streaming copy needs the same major \
+                 version (nothing was changed)",
+                old.major(),
+                planned.host,
+                new.major()
+            ));
+        }
+        // The copy needs all the data and room to grow while it catches up.
+        if new.available < old.bytes + old.bytes / 10 {
+            return Err(format!(
+                "`{service}`: the volume of `{}` has {} free, and the old database takes {}: raise storage_gb \
+                 (nothing was changed)",
+                planned.host,
+                bytes(new.available),
+                bytes(old.bytes)
+            ));
+        }
+    }
+    if let (Some(key), Some((_, ends))) = (&migration.shard_key, targets.first()) {
+        let count = targets.len();
+        let out = checked(source, "count the rows per shard", commands::routed_rows(&ends.database, key, count))
+            .await
+            .map_err(|e| {
+                format!("`{service}`: the old database has no database `{}` to reshard: {e}", ends.database)
+            })?;
+        let Routed { tables, keyed, rows } = routed(&out, count)?;
+        if keyed == 0 && tables > 0 {
+            return Err(format!(
+                "`{service}`: none of the {tables} tables of the database `{}` has the shard key column `{key}`: \
+                 there is nothing to route by (nothing was changed)",
+                ends.database
+            ));
+        }
+        let total: u64 = rows.iter().sum();
+        let per: Vec<String> = rows.iter().enumerate().map(|(i, n)| format!("shard {i}: {n}")).collect();
+        note(
+            context,
+            service,
+            format!(
+                "{keyed} of {tables} tables carry `{key}`, {total} rows: {}; the other tables are reference tables, \
+                 copied whole",
+                per.join(", ")
+            ),
+        );
+    }
+    for (_, ends) in targets {
+        checked(source, "prepare the old database", commands::prepare(ends, &parts.password)).await?;
+    }
+    Ok(())
+}
+
+/// What `commands::routed_rows` found.
+#[derive(Debug, PartialEq, Eq)]
+struct Routed {
+    /// Tables of the database, and those with the shard key.
+    tables: u64,
+    keyed: u64,
+    /// Rows of the keyed tables the rule routes to each shard.
+    rows: Vec<u64>,
+}
+
+/// `user_tables=N`, `tables=N` and `shard|rows` lines, for `count` shards.
+fn routed(out: &str, count: usize) -> Result<Routed, String> {
+    let unexpected = || format!("unexpected answer {out:?} counting rows per shard");
+    let (mut tables, mut keyed) = (None, None);
+    let mut rows = vec![0; count];
+    for line in out.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(n) = line.strip_prefix("tables=") {
+            keyed = n.parse().ok();
+        } else if let Some(n) = line.strip_prefix("user_tables=") {
+            tables = n.parse().ok();
+        } else {
+            let (shard, n) = line.split_once('|').ok_or_else(unexpected)?;
+            let (Ok(shard), Ok(n)) = (shard.parse::<usize>(), n.parse::<u64>()) else { return Err(unexpected()) };
+            *rows.get_mut(shard).ok_or_else(unexpected)? = n;
+        }
+    }
+    Ok(Routed { tables: tables.ok_or_else(unexpected)?, keyed: keyed.ok_or_else(unexpected)?, rows })
+}
+
+/// The record (started now when there is none), how to reach the hosts, their private
 /// addresses, the replication password and the old host's timers.
 fn parts(context: &Context, migration: &Migration) -> Result<Parts, String> {
     let service = &migration.service;
     let mut recorder = context.recorder.lock().map_err(poisoned)?;
+    let planned: Vec<String> = migration.to.iter().map(|t| t.host.to_string()).collect();
     let record = match Record::of(&recorder.state, service)? {
-        Some(record) => record,
-        None => {
+        Some(record) if record.to == planned && record.shard_key == migration.shard_key => record,
+        Some(record) if !record.done() => {
+            return Err(format!(
+                "`{service}`: a migration to {} is under way; it must finish before another starts",
+                record.to.join(", ")
+            ));
+        }
+        // A finished move of the service gives way to its reshard, which keeps all it kept.
+        _ => {
             let record = Record {
                 from: migration.from.to_string(),
-                to: migration.to.to_string(),
+                to: planned,
+                shard_key: migration.shard_key.clone(),
                 step: None,
                 kept: migration.kept.iter().map(Address::to_string).collect(),
                 started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
@@ -116,8 +210,6 @@ fn parts(context: &Context, migration: &Migration) -> Result<Parts, String> {
     let host = |address: &Address| {
         state.resources.get(&address.to_string()).ok_or_else(|| format!("`{service}`: `{address}` is not recorded"))
     };
-    let from = host(&migration.from)?;
-    let to = host(&migration.to)?;
     let private_ip = |server: &Option<Address>, what: &str| -> Result<String, String> {
         server
             .as_ref()
@@ -128,18 +220,34 @@ fn parts(context: &Context, migration: &Migration) -> Result<Parts, String> {
             .map(str::to_owned)
             .ok_or_else(|| {
                 format!(
-                    "`{service}`: {what} has no private address: the old and the new server must share a \
-                     private network for the copy (nothing was changed)"
+                    "`{service}`: {what} has no private address: the old and the new servers must share a private \
+                     network for the copy (nothing was changed)"
                 )
             })
     };
-    let version = to.attributes.get("version").and_then(Json::as_u64).unwrap_or(16) as u32;
-    let database = context
-        .compiled()
-        .and_then(|c| c.composite(service))
-        .and_then(|c| c.attrs.get("database"))
-        .and_then(|d| d.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "app".to_owned());
+    let from = host(&migration.from)?;
+    let source_ip = private_ip(&migration.from_server, "the old server")?;
+    let mut version = None;
+    let mut targets = Vec::new();
+    for (index, target) in migration.to.iter().enumerate() {
+        let to = host(&target.host)?;
+        version = version.or_else(|| to.attributes.get("version").and_then(Json::as_u64).map(|v| v as u32));
+        let database = context
+            .compiled()
+            .and_then(|c| c.composite(&target.service))
+            .and_then(|c| c.attrs.get("database"))
+            .and_then(|d| d.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "app".to_owned());
+        let (reached, login) = reach(&target.host.to_string(), to);
+        let ends = Ends {
+            version: version.unwrap_or(16),
+            source_ip: source_ip.clone(),
+            target_ip: private_ip(&target.server, &format!("`{}`", target.host))?,
+            database,
+            slot: commands::slot(index, migration.to.len()),
+        };
+        targets.push((reached, login, ends));
+    }
     let password = state
         .resources
         .get(&service.child(crate::kind::Kind::Secret, "replication", None).to_string())
@@ -154,15 +262,10 @@ fn parts(context: &Context, migration: &Migration) -> Result<Parts, String> {
         .collect();
     Ok(Parts {
         source: reach(&migration.from.to_string(), from),
-        target: reach(&migration.to.to_string(), to),
-        ends: Ends {
-            version,
-            source_ip: private_ip(&migration.from_server, "the old server")?,
-            target_ip: private_ip(&migration.to_server, "the new server")?,
-            database,
-        },
+        targets,
         password,
         timers,
+        version: version.unwrap_or(16),
         record,
     })
 }
@@ -185,21 +288,31 @@ fn note(context: &Context, service: &Address, message: String) {
     context.progress.event(Event::Note { address: service.clone(), message });
 }
 
-/// Waits until the copy is less than `CAUGHT_UP_BYTES` behind, showing the lag.
-async fn catch_up(context: &Context, service: &Address, source: &Session) -> Result<(), String> {
+/// Waits until every copy is less than `CAUGHT_UP_BYTES` behind, showing the lag.
+async fn catch_up(
+    context: &Context,
+    service: &Address,
+    source: &Session,
+    targets: &[(Session, &Ends)],
+) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + context.services.hosts.boot;
     let mut shown = tokio::time::Instant::now() - Duration::from_secs(60);
     loop {
-        let lag: i64 = checked(source, "read the copy's lag", commands::lag()).await?.parse().unwrap_or(-1);
-        if (0..CAUGHT_UP_BYTES).contains(&lag) {
-            note(context, service, format!("the copy is caught up (lag {})", bytes(lag as u64)));
+        let mut worst: i64 = 0;
+        for (_, ends) in targets {
+            let lag: i64 =
+                checked(source, "read the copy's lag", commands::lag(&ends.slot)).await?.parse().unwrap_or(-1);
+            worst = if lag < 0 || worst < 0 { -1 } else { worst.max(lag) };
+        }
+        if (0..CAUGHT_UP_BYTES).contains(&worst) {
+            note(context, service, format!("caught up (lag {})", bytes(worst as u64)));
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(format!("`{service}`: the copy did not catch up in time (lag {lag} bytes)"));
+            return Err(format!("`{service}`: the copy did not catch up in time (lag {worst} bytes)"));
         }
         if shown.elapsed() >= Duration::from_secs(5) {
-            let lag = if lag < 0 { "not streaming yet".to_owned() } else { format!("lag {}", bytes(lag as u64)) };
+            let lag = if worst < 0 { "not streaming yet".to_owned() } else { format!("lag {}", bytes(worst as u64)) };
             note(context, service, format!("waiting for the copy: {lag}"));
             shown = tokio::time::Instant::now();
         }
@@ -207,17 +320,18 @@ async fn catch_up(context: &Context, service: &Address, source: &Session) -> Res
     }
 }
 
-/// Writes pause and the source stops; once the target has replayed the source's shutdown
-/// checkpoint (every committed transaction), it is promoted. When it does not get there, the
-/// source is started again, writable: nothing is lost and the application carries on.
+/// Writes pause and the source stops; once every target has replayed the source's shutdown
+/// checkpoint (every committed transaction), they are promoted, none before all have it. When one
+/// does not get there, the source is started again, writable: nothing is lost and the
+/// application carries on.
 async fn switchover(
     context: &Context,
     service: &Address,
     parts: &Parts,
     source: &Session,
-    target: &Session,
+    targets: &[(Session, &Ends)],
 ) -> Result<(), String> {
-    let version = parts.ends.version;
+    let version = parts.version;
     let stopped =
         checked(source, "pause writes and stop the old database", commands::stop_source(version, &parts.timers))
             .await?;
@@ -236,17 +350,40 @@ async fn switchover(
     }
     note(context, service, format!("writes paused; the old database stopped at {lsn}"));
     let deadline = tokio::time::Instant::now() + REPLAY_WAIT;
-    loop {
-        if checked(target, "check the copy", commands::replayed(lsn)).await? == "t" {
-            break;
+    for (target, ends) in targets {
+        loop {
+            if checked(target, "check the copy", commands::replayed(lsn)).await? == "t" {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let why = format!("the copy on {} did not receive everything up to {lsn}", ends.target_ip);
+                return Err(rollback(why).await);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        if tokio::time::Instant::now() > deadline {
-            return Err(rollback(format!("the copy did not receive everything up to {lsn}")).await);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    checked(target, "promote the new database", commands::promote()).await?;
+    for (target, ends) in targets {
+        checked(target, &format!("promote the new database on {}", ends.target_ip), commands::promote()).await?;
+    }
     note(context, service, "the new database is the primary".to_owned());
+    Ok(())
+}
+
+/// A reshard's last step: each shard deletes the organizations routed to another shard.
+async fn split(context: &Context, migration: &Migration, targets: &[(Session, &Ends)]) -> Result<(), String> {
+    let Some(key) = &migration.shard_key else { return Ok(()) };
+    let count = targets.len();
+    for (index, (target, ends)) in targets.iter().enumerate() {
+        let what = format!("keep on shard {index} only its organizations");
+        checked(target, &what, commands::split(&ends.database, key, index, count)).await?;
+        let out = checked(target, "count the shard's rows", commands::routed_rows(&ends.database, key, count)).await?;
+        let rows = routed(&out, count)?.rows;
+        let stray: u64 = rows.iter().enumerate().filter(|(i, _)| *i != index).map(|(_, n)| n).sum();
+        if stray > 0 {
+            return Err(format!("`{}`: shard {index} still holds {stray} rows of other shards", migration.service));
+        }
+        note(context, &migration.service, format!("shard {index} holds its {} rows", rows[index]));
+    }
     Ok(())
 }
 
@@ -312,8 +449,8 @@ fn bytes(n: u64) -> String {
     }
 }
 
-/// The copy's lag in bytes, read on the old database while the copy streams (after `clone`,
-/// before `switchover`); `None` at other steps.
+/// The copies' lag in bytes (the largest), read on the old database while they stream (after
+/// `clone`, before `switchover`); `None` at other steps.
 pub async fn migration_lag(state: &terrace_state::State, record: &Record) -> Result<Option<i64>, String> {
     if !matches!(record.step, Some(Step::Clone | Step::CatchUp)) {
         return Ok(None);
@@ -322,7 +459,32 @@ pub async fn migration_lag(state: &terrace_state::State, record: &Record) -> Res
     let (target, login) = reach(&record.from, host);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let session = Session::connect_until(&target, &login, deadline).await.map_err(|e| e.to_string())?;
-    let lag = checked(&session, "read the copy's lag", commands::lag()).await;
+    let mut worst = Ok(0);
+    for index in 0..record.to.len() {
+        let slot = commands::slot(index, record.to.len());
+        let lag = checked(&session, "read the copy's lag", commands::lag(&slot)).await;
+        worst = match (worst, lag) {
+            (Ok(worst), Ok(lag)) => {
+                let lag: i64 = lag.parse().unwrap_or(-1);
+                Ok(if lag < 0 || worst < 0 { -1 } else { worst.max(lag) })
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+    }
     session.close().await;
-    Ok(Some(lag?.parse().unwrap_or(-1)))
+    Ok(Some(worst?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rows_per_shard_are_read_strictly() {
+        let out = "tables=2\nuser_tables=3\n0|700\n2|650\n";
+        assert_eq!(routed(out, 3), Ok(Routed { tables: 3, keyed: 2, rows: vec![700, 0, 650] }));
+        assert!(routed("tables=2\n", 3).is_err(), "the table count is missing");
+        assert!(routed("tables=2\nuser_tables=3\n5|1\n", 3).is_err(), "no shard 5 of 3");
+        assert!(routed("tables=2\nuser_tables=3\nERROR\n", 3).is_err());
+    }
 }

@@ -5,12 +5,23 @@
 
 use crate::services::REPLICATION_USER;
 use crate::services::converge::{Command, psql_command, wait_ready_command};
-use crate::services::postgres::CONF_DIR;
+use crate::services::postgres::{CLUSTER, CONF_DIR};
 use crate::services::shell::sh;
 
-/// The physical replication slot the copy streams through: the old database keeps every WAL
-/// segment the copy has not received.
+/// The physical replication slot a copy streams through: the old database keeps every WAL
+/// segment the copy has not received. One per copy: `terrace_migration` for a move, and
+/// `terrace_migration_<i>` for the shards of a reshard.
 pub const SLOT: &str = "terrace_migration";
+
+/// The slot of copy `index` of `count`.
+pub fn slot(index: usize, count: usize) -> String {
+    if count == 1 { SLOT.to_owned() } else { format!("{SLOT}_{index}") }
+}
+
+/// The target's pgBackRest backups, stopped while it is copied and promoted: a backup of the empty
+/// cluster it was born with holds pgBackRest's lock, and has nothing worth keeping.
+/// (Named one by one: systemctl's patterns match only loaded units.)
+const BACKUP_UNITS: &str = "terrace-pgbackrest@full.service terrace-pgbackrest@diff.service";
 
 /// Where the target keeps the replication password while it copies.
 const PASSFILE: &str = "/etc/terrace/postgres/migration.pgpass";
@@ -25,6 +36,8 @@ pub struct Ends {
     pub target_ip: String,
     /// The application's database.
     pub database: String,
+    /// The slot this copy streams through (`slot`).
+    pub slot: String,
 }
 
 /// The cluster's data directory, running or not (Debian's postgresql-common knows it).
@@ -105,8 +118,8 @@ pub fn prepare(ends: &Ends, replication_password: &str) -> Command {
              \x20 chown --reference=\"$hba\" \"$hba.terrace-new\" && chmod --reference=\"$hba\" \"$hba.terrace-new\"\n\
              \x20 mv \"$hba.terrace-new\" \"$hba\"\n\
              fi\n\
-             {psql} --command=\"SELECT pg_create_physical_replication_slot('{SLOT}') WHERE NOT EXISTS \
-             (SELECT FROM pg_replication_slots WHERE slot_name = '{SLOT}')\" > /dev/null\n\
+             {psql} --command=\"SELECT pg_create_physical_replication_slot('{slot}') WHERE NOT EXISTS \
+             (SELECT FROM pg_replication_slots WHERE slot_name = '{slot}')\" > /dev/null\n\
              listen=$({psql} --command='SHOW listen_addresses' | tr -d ' ')\n\
              case \",$listen,\" in\n\
              \x20 *,{ip},*|*,\\*,*) {psql} --command='SELECT pg_reload_conf()' > /dev/null ;;\n\
@@ -114,6 +127,7 @@ pub fn prepare(ends: &Ends, replication_password: &str) -> Command {
              \x20    systemctl restart {unit} && {wait} ;;\n\
              esac\n",
             line = sh(&line),
+            slot = ends.slot,
             ip = ends.source_ip,
             unit = unit(ends.version),
             wait = wait_ready_command(),
@@ -131,8 +145,8 @@ pub fn prepare(ends: &Ends, replication_password: &str) -> Command {
 pub fn clone(ends: &Ends, replication_password: &str) -> Command {
     let psql = psql();
     let conninfo = format!(
-        "host={} port=5432 user={REPLICATION_USER} passfile={PASSFILE} application_name={SLOT} sslmode=prefer",
-        ends.source_ip
+        "host={} port=5432 user={REPLICATION_USER} passfile={PASSFILE} application_name={} sslmode=prefer",
+        ends.source_ip, ends.slot
     );
     Command {
         shell: format!(
@@ -146,25 +160,27 @@ pub fn clone(ends: &Ends, replication_password: &str) -> Command {
              \x20   exit 3\n\
              \x20 fi\n\
              fi\n\
-             systemctl stop pgbouncer.service 2> /dev/null || true\n\
+             systemctl stop pgbouncer.service {backups} 2> /dev/null || true\n\
              systemctl stop {unit}\n\
              (umask 077 && cat > {passfile})\n\
              chown postgres:postgres {passfile}\n\
              rm -rf \"$data.partial\"\n\
              runuser -u postgres -- pg_basebackup --pgdata=\"$data.partial\" --wal-method=stream --checkpoint=fast \
-             --slot={SLOT} --dbname={conninfo}\n\
+             --slot={slot} --dbname={conninfo}\n\
              rm -rf \"$data\"\n\
              mv \"$data.partial\" \"$data\"\n\
-             printf \"%s\\n\" {primary_conninfo} \"primary_slot_name = '{SLOT}'\" > \"$data/postgresql.auto.conf\"\n\
+             printf \"%s\\n\" {primary_conninfo} \"primary_slot_name = '{slot}'\" > \"$data/postgresql.auto.conf\"\n\
              touch \"$data/standby.signal\"\n\
              chown postgres:postgres \"$data/postgresql.auto.conf\" \"$data/standby.signal\"\n\
              chmod 0600 \"$data/postgresql.auto.conf\" \"$data/standby.signal\"\n\
              systemctl start {unit} && {wait}\n",
             data = data_directory(ends.version),
             database = sh(&ends.database),
+            backups = BACKUP_UNITS,
             unit = unit(ends.version),
             passfile = sh(PASSFILE),
             conninfo = sh(&conninfo),
+            slot = ends.slot,
             primary_conninfo = sh(&format!("primary_conninfo = '{conninfo}'")),
             wait = wait_ready_command(),
         ),
@@ -172,13 +188,15 @@ pub fn clone(ends: &Ends, replication_password: &str) -> Command {
     }
 }
 
-/// On the source: how far the copy is behind, in bytes of WAL (`-1` while it is not connected).
-pub fn lag() -> Command {
+/// On the source: how far the copy streaming through `slot` is behind, in bytes of WAL (`-1`
+/// while it is not connected).
+pub fn lag(slot: &str) -> Command {
     Command {
         shell: format!(
             "{} --command=\"SELECT coalesce((SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint \
-             FROM pg_stat_replication WHERE application_name = '{SLOT}' AND replay_lsn IS NOT NULL LIMIT 1), -1)\"",
-            psql()
+             FROM pg_stat_replication WHERE application_name = '{}' AND replay_lsn IS NOT NULL LIMIT 1), -1)\"",
+            psql(),
+            identifier(slot)
         ),
         stdin: None,
     }
@@ -252,7 +270,10 @@ pub fn replayed(lsn: &str) -> Command {
 }
 
 /// On the target: promoted (unless it is already), no longer configured to follow the source, its
-/// own setup run (roles, slots of its replicas), PgBouncer started, the password file gone.
+/// own setup run (roles, slots of its replicas), PgBouncer started, the password file gone. Where
+/// WAL is archived, the pgBackRest stanza, made for the empty cluster the server was born with,
+/// learns the copy's system id (`stanza-upgrade` adds it to the stanza's history, deleting
+/// nothing; a missing stanza is created) and a first full backup of the copy starts.
 pub fn promote() -> Command {
     let psql = psql();
     Command {
@@ -266,12 +287,91 @@ pub fn promote() -> Command {
              {psql} --command='SELECT pg_reload_conf()' > /dev/null\n\
              {psql} --file={setup} > /dev/null\n\
              if systemctl is-enabled pgbouncer.service > /dev/null 2>&1; then systemctl restart pgbouncer.service; fi\n\
-             rm -f {passfile}\n",
+             rm -f {passfile}\n\
+             if [ \"$({psql} --command='SHOW archive_mode')\" = on ]; then\n\
+             \x20 systemctl stop {backups} 2> /dev/null || true\n\
+             \x20 stanza() {{ runuser -u postgres -- pgbackrest --stanza={CLUSTER} \"$1\" > /dev/null 2>&1; }}\n\
+             \x20 for _ in $(seq 30); do stanza stanza-upgrade && break; stanza stanza-create && break; sleep 2; done\n\
+             \x20 runuser -u postgres -- pgbackrest --stanza={CLUSTER} stanza-upgrade > /dev/null\n\
+             \x20 systemctl start --no-block terrace-pgbackrest@full.service\n\
+             fi\n",
             setup = sh(&format!("{CONF_DIR}/setup.sql")),
             passfile = sh(PASSFILE),
+            backups = BACKUP_UNITS,
         ),
         stdin: None,
     }
+}
+
+/// The seed's rule in SQL, for the column `column` (an identifier, quoted by the caller) among
+/// `count` shards: the first 8 hex digits of the MD5 of the key's text as an unsigned 32-bit
+/// number (`bit(32)::bigint` does not sign-extend), modulo the count.
+pub fn route_sql(column: &str, count: usize) -> String {
+    format!("('x' || substr(md5({column}::text), 1, 8))::bit(32)::bigint % {count}")
+}
+
+/// The tables of `database` that carry the shard key: base and partitioned tables outside the
+/// system schemas (not partitions, whose parent answers for them), as psql `format()` arguments.
+fn keyed_tables(key: &str) -> String {
+    format!(
+        "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE a.attname = {key} AND a.attnum > 0 AND NOT a.attisdropped \
+         AND (c.relkind = 'p' OR (c.relkind = 'r' AND NOT c.relispartition)) \
+         AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'",
+        key = literal(key)
+    )
+}
+
+/// On the source, before a reshard (and on each shard after its split): the tables of `database`,
+/// those with the column `key`, and the rows the rule routes to each of `count` shards. Prints
+/// `user_tables=N`, `tables=N`, then `shard|rows` per shard that has rows. Fails when the database
+/// does not exist.
+pub fn routed_rows(database: &str, key: &str, count: usize) -> Command {
+    let route = route_sql("%I", count).replace('%', "%%").replace("%%I", "%I");
+    Command {
+        shell: format!("set -euo pipefail; {} --dbname={} --file=-", psql(), sh(database)),
+        stdin: Some(format!(
+            "SELECT count(*) AS tables, coalesce('SELECT shard, count(*) FROM (' || string_agg(format('SELECT \
+             {route} AS shard FROM %s', a.attname, c.oid::regclass), ' UNION ALL ') || ') AS routed WHERE shard IS \
+             NOT NULL GROUP BY shard ORDER BY shard', 'SELECT NULL LIMIT 0') AS query {tables} \\gset\n\
+             \\echo tables=:tables\n\
+             SELECT count(*) AS user_tables FROM pg_stat_user_tables \\gset\n\
+             \\echo user_tables=:user_tables\n\
+             SELECT :'query' \\gexec\n",
+            route = route.replace('\'', "''"),
+            tables = keyed_tables(key),
+        )),
+    }
+}
+
+/// On shard `index` of `count`, after the switchover: in one transaction, deletes from every table
+/// of `database` with the column `key` the rows whose organization the rule routes to another
+/// shard. Foreign keys are not checked while it deletes (`session_replication_role`): every row
+/// of an organization goes, or none. Rows whose key is NULL stay. Safe to run again.
+pub fn split(database: &str, key: &str, index: usize, count: usize) -> Command {
+    let route = route_sql("%I", count).replace('%', "%%").replace("%%I", "%I");
+    Command {
+        shell: format!("set -euo pipefail; {} --dbname={} --file=-", psql(), sh(database)),
+        stdin: Some(format!(
+            "BEGIN;\n\
+             SET LOCAL session_replication_role = replica;\n\
+             SELECT format('DELETE FROM %s WHERE {route} <> {index}', c.oid::regclass, a.attname) {tables} \\gexec\n\
+             COMMIT;\n\
+             VACUUM ANALYZE;\n",
+            route = route.replace('\'', "''"),
+            tables = keyed_tables(key),
+        )),
+    }
+}
+
+/// A SQL string literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Keeps only what a slot name may hold.
+fn identifier(text: &str) -> String {
+    text.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
 }
 
 /// A field of a .pgpass line, where `:` and `\` are escaped with `\`.
@@ -289,6 +389,7 @@ mod tests {
             source_ip: "10.0.1.2".into(),
             target_ip: "10.0.1.3".into(),
             database: "business_logic_app".into(),
+            slot: slot(0, 1),
         }
     }
 
@@ -299,7 +400,9 @@ mod tests {
             facts(),
             prepare(&ends(), "pw"),
             clone(&ends(), "pw"),
-            lag(),
+            lag("terrace_migration_1"),
+            routed_rows("business_logic_app", "organization_id", 3),
+            split("business_logic_app", "organization_id", 1, 3),
             stop_source(16, &["terrace-backup.timer".into()]),
             stop_source(16, &[]),
             restart_source(16),
@@ -331,6 +434,37 @@ mod tests {
         let clone = clone(&ends(), "pw").shell;
         assert!(clone.contains("host=10.0.1.2 port=5432 user=replicator"), "{clone}");
         assert!(clone.contains("--slot=terrace_migration"), "{clone}");
+    }
+
+    #[test]
+    fn each_shard_streams_through_a_slot_of_its_own() {
+        assert_eq!(slot(0, 1), "terrace_migration");
+        assert_eq!(slot(2, 3), "terrace_migration_2");
+        let ends = Ends { slot: slot(2, 3), ..ends() };
+        assert!(clone(&ends, "pw").shell.contains("--slot=terrace_migration_2"));
+        assert!(prepare(&ends, "pw").shell.contains("pg_create_physical_replication_slot('terrace_migration_2')"));
+        assert!(lag("x'; DROP").shell.contains("application_name = 'xDROP'"));
+    }
+
+    /// The split deletes by the seed's rule, with `%` doubled for format() and quotes doubled for
+    /// the literal, so the statement format() makes is the rule itself.
+    #[test]
+    fn the_split_deletes_what_the_rule_routes_elsewhere() {
+        assert_eq!(
+            route_sql("organization_id", 3),
+            "('x' || substr(md5(organization_id::text), 1, 8))::bit(32)::bigint % 3"
+        );
+        let sql = split("app", "organization_id", 1, 3).stdin.expect("sql");
+        assert!(
+            sql.contains(
+                "format('DELETE FROM %s WHERE (''x'' || substr(md5(%I::text), 1, 8))::bit(32)::bigint %% 3 <> 1'"
+            ),
+            "{sql}"
+        );
+        assert!(sql.contains("a.attname = 'organization_id'"), "{sql}");
+        assert!(sql.contains("SET LOCAL session_replication_role = replica"), "{sql}");
+        let weird = split("app", "o'k", 0, 2).stdin.expect("sql");
+        assert!(weird.contains("a.attname = 'o''k'"), "{weird}");
     }
 
     #[test]

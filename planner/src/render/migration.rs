@@ -12,7 +12,22 @@ pub(super) fn title(migration: &Migration) -> String {
         Status::Kept => "moved to",
         Status::Finishes => "moved to",
     };
-    format!("`{}` {what} `{}` with its data (from `{}`)", migration.service, migration.to, migration.from)
+    let to: Vec<String> = migration.to.iter().map(|t| format!("`{}`", t.host)).collect();
+    match &migration.shard_key {
+        None => format!("`{}` {what} {} with its data (from `{}`)", migration.service, to.join(", "), migration.from),
+        Some(key) => format!(
+            "`{}` {} into {} shards by `{key}`: {} (from `{}`)",
+            migration.service,
+            match migration.status {
+                Status::Starts => "is resharded",
+                Status::Resumes => "is being resharded (resumed)",
+                Status::Kept | Status::Finishes => "was resharded",
+            },
+            to.len(),
+            to.join(", "),
+            migration.from
+        ),
+    }
 }
 
 /// The steps, one line each: `1. prepare: ... [downtime: ...] [app: ...]`.
@@ -59,13 +74,18 @@ pub(super) fn kept(migration: &Migration) -> Option<String> {
 /// was read (`None` when it does not stream), or why it could not be.
 pub fn status(service: &str, record: &crate::migrate::Record, lag: Result<Option<i64>, String>) -> String {
     use crate::migrate::Step;
-    let done = record.step.map_or(0, |step| Step::ALL.iter().position(|s| *s == step).map_or(0, |i| i + 1));
-    let mut text = format!("{service}: from {} to {}, started {}\n", record.from, record.to, record.started);
+    let steps = record.steps();
+    let done = record.step.map_or(0, |step| steps.iter().position(|s| *s == step).map_or(0, |i| i + 1));
+    let what = match &record.shard_key {
+        Some(key) => format!("resharded by {key} into {} shards: {}", record.to.len(), record.to.join(", ")),
+        None => format!("to {}", record.to.join(", ")),
+    };
+    let mut text = format!("{service}: from {} {what}, started {}\n", record.from, record.started);
     match record.step {
-        Some(step) => text.push_str(&format!("  step: {step} done ({done} of {})\n", Step::ALL.len())),
-        None => text.push_str(&format!("  step: none done yet (0 of {})\n", Step::ALL.len())),
+        Some(step) => text.push_str(&format!("  step: {step} done ({done} of {})\n", steps.len())),
+        None => text.push_str(&format!("  step: none done yet (0 of {})\n", steps.len())),
     }
-    match Step::after(record.step).next() {
+    match Step::after(steps, record.step).next() {
         Some(next) => text.push_str(&format!("  next: {next} (`terrace apply` continues it)\n")),
         None => text.push_str("  finished: the new database is the primary\n"),
     }
