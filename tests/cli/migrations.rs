@@ -4,7 +4,19 @@
 
 use super::recorded::record_phase;
 use super::support::{stack_copy, terrace};
-use terrace_state::Backend;
+use std::path::Path;
+
+use terrace_state::{Backend, LocalBackend, State};
+
+fn backend(dir: &Path) -> LocalBackend {
+    LocalBackend::new(dir.join("terrace.state.json"))
+}
+
+/// Writes `state` over the recorded one, as its next serial.
+fn replace_state(dir: &Path, state: &mut State) {
+    state.serial = backend(dir).read().expect("read").map_or(1, |recorded| recorded.serial + 1);
+    backend(dir).write(state).expect("the state");
+}
 
 const PATH: [&str; 5] = ["block-storage", "managed-db", "read-replicas", "sharding", "multi-region"];
 
@@ -76,15 +88,13 @@ fn a_database_that_moves_is_migrated_and_one_that_is_removed_is_refused() {
     assert!(run.stdout.contains("5. split: on each shard i of 3"), "{}", run.stdout);
     assert!(run.stdout.contains("0 to destroy"), "the old database is kept:\n{}", run.stdout);
     // The same after a finished move of `postgres.main` (1 -> 2), whose record gives way.
-    let mut moved =
-        terrace_state::LocalBackend::new(dir.path().join("terrace.state.json")).read().expect("read").expect("a state");
+    let mut moved = backend(dir.path()).read().expect("read").expect("a state");
     moved.migrations.insert(
         "postgres.main".to_owned(),
         serde_json::json!({"from": "postgres.main.host.shared", "to": "postgres.main.host.primary",
             "step": "switchover", "kept": [], "started": "2026-12-04T12:00:00Z"}),
     );
-    moved.serial += 1;
-    terrace_state::LocalBackend::new(dir.path().join("terrace.state.json")).write(&moved).expect("the state");
+    replace_state(dir.path(), &mut moved);
     let again = terrace(dir.path(), &["plan", "--phase", "sharding", "--detailed-exitcode"]);
     assert_eq!(again.code, 2, "{}", again.stderr);
     assert!(again.stdout.contains("postgres.main is resharded into 3 shards"), "{}", again.stdout);
@@ -125,8 +135,7 @@ fn a_finished_migration_keeps_the_old_copy_until_asked_to_delete_it() {
             "kept": kept, "started": "2026-12-04T12:00:00Z",
         }),
     );
-    state.serial = 2;
-    terrace_state::LocalBackend::new(dir.path().join("terrace.state.json")).write(&state).expect("the state");
+    replace_state(dir.path(), &mut state);
     let run = terrace(dir.path(), &["plan", "--phase", "managed-db", "--detailed-exitcode"]);
     assert_eq!(run.code, 0, "kept is not a change:\n{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("No changes."), "{}", run.stdout);
@@ -150,8 +159,7 @@ fn a_finished_migration_keeps_the_old_copy_until_asked_to_delete_it() {
     assert!(!run.stdout.contains("DATA LOSS"), "the data lives on the new host:\n{}", run.stdout);
     // A record that does not read is refused, never guessed at.
     state.migrations.insert("postgres.main".to_owned(), serde_json::json!({"step": "sideways"}));
-    state.serial = 3;
-    terrace_state::LocalBackend::new(dir.path().join("terrace.state.json")).write(&state).expect("the state");
+    replace_state(dir.path(), &mut state);
     let run = terrace(dir.path(), &["plan", "--phase", "managed-db"]);
     assert_eq!(run.code, 1);
     assert!(
@@ -203,8 +211,7 @@ fn a_finished_reshard_keeps_the_old_database_until_asked_and_status_names_the_sh
             "kept": kept, "started": "2026-12-05T12:00:00Z",
         }),
     );
-    state.serial = 2;
-    terrace_state::LocalBackend::new(dir.path().join("terrace.state.json")).write(&state).expect("the state");
+    replace_state(dir.path(), &mut state);
     let run = terrace(dir.path(), &["plan", "--phase", "sharding", "--detailed-exitcode"]);
     assert_eq!(run.code, 0, "kept is not a change:\n{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("postgres.main was resharded into 3 shards by organization_id"), "{}", run.stdout);
@@ -226,14 +233,12 @@ fn a_finished_reshard_keeps_the_old_database_until_asked_and_status_names_the_sh
     let record = under_way.migrations.get_mut("postgres.main").expect("the record");
     record["step"] = "clone".into();
     record["to"] = serde_json::json!(["postgres.shard[0].host.primary", "postgres.shard[5].host.primary"]);
-    under_way.serial = 3;
-    terrace_state::LocalBackend::new(dir.path().join("terrace.state.json")).write(&under_way).expect("the state");
+    replace_state(dir.path(), &mut under_way);
     let run = terrace(dir.path(), &["plan", "--phase", "sharding"]);
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert!(run.stderr.contains("is being resharded into `postgres.shard[5].host.primary`"), "{}", run.stderr);
     // --finish-migration deletes the old database, with no data-loss refusal: its data is on the shards.
-    state.serial = 4;
-    terrace_state::LocalBackend::new(dir.path().join("terrace.state.json")).write(&state).expect("the state");
+    replace_state(dir.path(), &mut state);
     let run = terrace(dir.path(), &["plan", "--phase", "sharding", "--finish-migration", "--detailed-exitcode"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     for address in ["postgres.main.server.primary", "postgres.main.volume.primary", "postgres.main.volume.replica[0]"] {

@@ -12,31 +12,14 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::lab::{self, describe};
-use crate::support::{From, outputs, psql_ok, stack, state, superuser, terrace, terrace_command, text};
-use crate::writer::{Writer, hooked, killing_hook, unlock};
-
-pub(crate) const SEED: &str = "
-CREATE TABLE organizations (organization_id text PRIMARY KEY, name text NOT NULL);
-CREATE TABLE documents (id serial PRIMARY KEY, organization_id text NOT NULL, body text, embedding VECTOR);
-CREATE TABLE plans (code text PRIMARY KEY, monthly_eur numeric NOT NULL);
-INSERT INTO plans VALUES ('free', 0), ('pro', 49), ('business', 199);
-INSERT INTO organizations SELECT 'org-' || i, 'Organization ' || i FROM generate_series(1, 200) i;
-INSERT INTO documents (organization_id, body, embedding)
-  SELECT 'org-' || (i % 200 + 1), md5(i::text), ('{' || i || ',' || (i % 7) || ',1}')::VECTOR
-  FROM generate_series(1, 2000) i;
-CREATE TABLE writes (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());
-";
+use crate::support::{From, outputs, psql_ok, stack, state, superuser, terrace, text};
+use crate::writer::{Writer, apply_killed_after_each_step, seeded};
 
 /// Each seeded table's row count and checksum, `table:count:md5;...`.
 const CHECKSUMS: &str = "SELECT string_agg(t || ':' || n || ':' || c, ';' ORDER BY t) FROM (
   SELECT 'organizations' t, count(*) n, md5(string_agg(o::text, ',' ORDER BY organization_id)) c FROM organizations o
   UNION ALL SELECT 'documents', count(*), md5(string_agg(d::text, ',' ORDER BY id)) FROM documents d
   UNION ALL SELECT 'plans', count(*), md5(string_agg(p::text, ',' ORDER BY code)) FROM plans p) s";
-
-/// The writer's row: an id.
-fn insert(id: u64) -> String {
-    format!("INSERT INTO writes (id) VALUES ({id})")
-}
 
 /// The old DATABASE_URL until the hook hands over the new one.
 fn route(outputs: Option<&Value>, _: u64) -> Option<String> {
@@ -47,59 +30,20 @@ fn route(outputs: Option<&Value>, _: u64) -> Option<String> {
 fn the_database_moves_to_its_own_server_with_every_row_while_the_app_writes() {
     lab::isolated_with(lab::Options { timeout: Duration::from_secs(1500), ..lab::Options::default() }, |lab| {
         let dir = stack(lab);
-        let applied = terrace(lab, &dir, &["apply", "--phase", "block-storage", "--auto-approve"]);
-        assert!(applied.status.success(), "{}", describe(&applied));
-        let app = lab.wait_booted("fastbots-app", Duration::from_secs(60));
-        let old_url = text(&outputs(lab, &dir), "DATABASE_URL").to_owned();
-        // Embeddings as real[]: the lab's app role does not see the pgvector type (left to find out).
-        let seed = SEED.replace("VECTOR", "real[]");
-        psql_ok(From::Host(&app), &old_url, &seed);
+        let (app, old_url) = seeded(lab, &dir, "block-storage", "fastbots-app");
         let before = psql_ok(From::Host(&app), &old_url, CHECKSUMS);
 
-        let writer = Writer { app: app.clone(), dir: dir.clone(), first_url: old_url.clone(), insert, route };
+        let writer = Writer { app: app.clone(), dir: dir.clone(), first_url: old_url.clone(), route };
         let (stop, written, writing) = writer.start();
-        let hook = killing_hook(&dir);
-        let mut killed = 0;
-        let finished = loop {
-            let out = terrace_command(
-                lab,
-                &dir,
-                &["apply", "--phase", "managed-db", "--auto-approve", "--migration-hook", &hook],
-            )
-            .output()
-            .expect("terrace runs");
-            let said = String::from_utf8_lossy(&out.stderr).into_owned();
-            assert!(!said.contains("panicked"), "{said}");
-            assert!(!said.contains("--allow-data-loss"), "the move needs no --allow-data-loss:\n{said}");
-            if out.status.success() {
-                break out;
-            }
-            // Killed by the hook: the state says where the migration stands, and the next apply
-            // continues from there.
-            assert!(out.status.code().is_none(), "the apply failed rather than being killed:\n{}", describe(&out));
-            killed += 1;
-            assert!(killed <= 4, "killed more often than there are steps");
-            let recorded = state(&dir)["migrations"]["postgres.main"]["step"].clone();
-            eprintln!("day two: apply killed after the migration's step {recorded}");
-            unlock(lab, &dir);
-            // `migrate status` says where it stands, with the copy's lag read live while it streams.
-            let status = terrace(lab, &dir, &["migrate", "status"]);
-            let status = String::from_utf8_lossy(&status.stdout).into_owned();
-            let step = recorded.as_str().unwrap_or_default();
-            assert!(status.contains(&format!("step: {step} done")), "{status}");
+        let steps = ["prepare", "clone", "catch-up", "switchover"];
+        apply_killed_after_each_step(lab, &dir, "managed-db", "postgres.main", &steps, |step, status| {
+            // The copy's lag, read live while it streams.
             if step == "clone" || step == "catch-up" {
                 assert!(status.contains("bytes of WAL behind"), "{status}");
             }
-        };
+        });
         stop.store(true, Ordering::SeqCst);
         writing.join().expect("the writer");
-        assert_eq!(killed, 4, "killed once after each step");
-        assert_eq!(
-            hooked(&dir),
-            ["postgres.main prepare", "postgres.main clone", "postgres.main catch-up", "postgres.main switchover"],
-            "each step ran once, in order"
-        );
-        eprintln!("day two: {}", String::from_utf8_lossy(&finished.stdout).lines().last().unwrap_or_default());
 
         let outputs = outputs(lab, &dir);
         let new_url = text(&outputs, "DATABASE_URL");

@@ -15,19 +15,10 @@ use serde_json::Value;
 use terrace::compile::shard::route;
 
 use crate::lab::{self, describe};
-use crate::migration::SEED;
-use crate::support::{From, outputs, psql_ok, stack, state, terrace, terrace_command, text, texts};
-use crate::writer::{Writer, hooked, killing_hook, unlock};
+use crate::support::{From, outputs, psql_ok, stack, state, terrace, text, texts};
+use crate::writer::{Writer, apply_killed_after_each_step, organization, seeded};
 
 const SHARDS: usize = 3;
-
-fn organization(id: u64) -> String {
-    format!("org-{}", id % 200 + 1)
-}
-
-fn insert(id: u64) -> String {
-    format!("INSERT INTO writes (id, organization_id) VALUES ({id}, '{}')", organization(id))
-}
 
 /// The old DATABASE_URL until the hook hands over the shards; then the shard of the row's
 /// organization.
@@ -45,57 +36,38 @@ fn lines(text: &str) -> BTreeSet<String> {
 fn one_database_is_resharded_into_three_by_the_seeds_rule_while_the_app_writes() {
     lab::isolated_with(lab::Options { timeout: Duration::from_secs(1800), ..lab::Options::default() }, |lab| {
         let dir = stack(lab);
-        let applied = terrace(lab, &dir, &["apply", "--phase", "read-replicas", "--auto-approve"]);
-        assert!(applied.status.success(), "{}", describe(&applied));
-        let app = lab.wait_booted("fastbots-app-0", Duration::from_secs(60));
-        let old_url = text(&outputs(lab, &dir), "DATABASE_URL").to_owned();
-        let seed = SEED.replace("VECTOR", "real[]").replace(
-            "CREATE TABLE writes (id bigint PRIMARY KEY,",
-            "CREATE TABLE writes (id bigint PRIMARY KEY, organization_id text NOT NULL,",
-        );
-        psql_ok(From::Host(&app), &old_url, &seed);
+        let (app, old_url) = seeded(lab, &dir, "read-replicas", "fastbots-app-0");
         let organizations = lines(&psql_ok(From::Host(&app), &old_url, "SELECT o::text FROM organizations o"));
         let documents = lines(&psql_ok(From::Host(&app), &old_url, "SELECT d::text FROM documents d"));
         let plans = psql_ok(From::Host(&app), &old_url, "SELECT string_agg(p::text, ';' ORDER BY code) FROM plans p");
         assert_eq!((organizations.len(), documents.len()), (200, 2000));
 
-        let writer = Writer { app: app.clone(), dir: dir.clone(), first_url: old_url.clone(), insert, route: by_shard };
+        let writer = Writer { app: app.clone(), dir: dir.clone(), first_url: old_url.clone(), route: by_shard };
         let (stop, written, writing) = writer.start();
-        let hook = killing_hook(&dir);
-        let mut killed = 0;
-        loop {
-            let args = ["apply", "--phase", "sharding", "--auto-approve", "--migration-hook", &hook];
-            let out = terrace_command(lab, &dir, &args).output().expect("terrace runs");
-            let said = String::from_utf8_lossy(&out.stderr).into_owned();
-            assert!(!said.contains("panicked"), "{said}");
-            assert!(!said.contains("--allow-data-loss"), "the reshard needs no --allow-data-loss:\n{said}");
-            if out.status.success() {
-                eprintln!("{said}");
-                break;
-            }
-            assert!(out.status.code().is_none(), "the apply failed rather than being killed:\n{}", describe(&out));
-            killed += 1;
-            assert!(killed <= 5, "killed more often than there are steps");
-            let recorded = state(&dir)["migrations"]["postgres.main"]["step"].clone();
-            eprintln!("day two: apply killed after the reshard's step {recorded}");
-            unlock(lab, &dir);
-            let status = terrace(lab, &dir, &["migrate", "status"]);
-            let status = String::from_utf8_lossy(&status.stdout).into_owned();
-            assert!(status.contains(&format!("step: {} done", recorded.as_str().unwrap_or_default())), "{status}");
+        let steps = ["prepare", "clone", "catch-up", "switchover", "split"];
+        apply_killed_after_each_step(lab, &dir, "sharding", "postgres.main", &steps, |_, status| {
             assert!(status.contains("resharded by organization_id into 3 shards"), "{status}");
-        }
+        });
         stop.store(true, Ordering::SeqCst);
         writing.join().expect("the writer");
-        assert_eq!(killed, 5, "killed once after each step");
-        let steps: Vec<String> = ["prepare", "clone", "catch-up", "switchover", "split"]
-            .iter()
-            .map(|s| format!("postgres.main {s}"))
-            .collect();
-        assert_eq!(hooked(&dir), steps, "each step ran once, in order");
 
         let outputs = outputs(lab, &dir);
         let urls = texts(&outputs, "SHARD_DATABASE_URLS");
         assert_eq!(urls.len(), SHARDS);
+        // An app that routes by the SHARD_MAP reaches, for shard i, the URL checked below as shard i.
+        let map: Value = serde_json::from_str(text(&outputs, "SHARD_MAP")).expect("the shard map is JSON");
+        assert_eq!(map["count"], SHARDS, "{map}");
+        for (i, url) in urls.iter().enumerate() {
+            let shard = &map["shards"][i];
+            assert_eq!(shard["index"], i, "{map}");
+            let at = format!(
+                "@{}:{}/{}",
+                shard["host"].as_str().expect("a host"),
+                shard["port"],
+                shard["database"].as_str().expect("a database")
+            );
+            assert!(url.contains(&at), "shard {i} of the map ({at}) is not SHARD_DATABASE_URLS[{i}]");
+        }
         let written = written.lock().expect("the writer's record");
         let (mut all_organizations, mut all_documents, mut all_writes) = (BTreeSet::new(), BTreeSet::new(), Vec::new());
         for (i, url) in urls.iter().enumerate() {

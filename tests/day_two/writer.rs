@@ -1,6 +1,6 @@
-//! What the data-migration tests share: a writer that inserts without pause through a migration
-//! and records what it committed, a hook that hands the new outputs to it and kills the apply
-//! after each step, and the unlock a killed apply needs.
+//! What the data-migration tests share: the seeded dataset, a writer that inserts without pause
+//! through a migration and records what it committed, and an apply that a hook kills after each
+//! step of the migration (handing the new outputs to the writer), continued each time.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,38 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::lab::{Host, Lab, describe};
-use crate::support::{From, psql, terrace};
+use crate::support::{From, outputs, psql, psql_ok, state, terrace, terrace_command, text};
+
+/// 200 organizations over tables that carry `organization_id` (organizations, documents with an
+/// embedding), a reference table without it (plans), and the writer's table.
+const SEED: &str = "
+CREATE TABLE organizations (organization_id text PRIMARY KEY, name text NOT NULL);
+CREATE TABLE documents (id serial PRIMARY KEY, organization_id text NOT NULL, body text, embedding VECTOR);
+CREATE TABLE plans (code text PRIMARY KEY, monthly_eur numeric NOT NULL);
+INSERT INTO plans VALUES ('free', 0), ('pro', 49), ('business', 199);
+INSERT INTO organizations SELECT 'org-' || i, 'Organization ' || i FROM generate_series(1, 200) i;
+INSERT INTO documents (organization_id, body, embedding)
+  SELECT 'org-' || (i % 200 + 1), md5(i::text), ('{' || i || ',' || (i % 7) || ',1}')::VECTOR
+  FROM generate_series(1, 2000) i;
+CREATE TABLE writes (id bigint PRIMARY KEY, organization_id text NOT NULL, at timestamptz NOT NULL DEFAULT now());
+";
+
+/// Applies `phase` from empty and seeds its database from the app host `app`: returns the host and
+/// the DATABASE_URL the app uses.
+pub(crate) fn seeded(lab: &Lab, dir: &Path, phase: &str, app: &str) -> (Host, String) {
+    let applied = terrace(lab, dir, &["apply", "--phase", phase, "--auto-approve"]);
+    assert!(applied.status.success(), "{}", describe(&applied));
+    let app = lab.wait_booted(app, Duration::from_secs(60));
+    let url = text(&outputs(lab, dir), "DATABASE_URL").to_owned();
+    // Embeddings as real[]: the lab's app role does not see the pgvector type (left to find out).
+    psql_ok(From::Host(&app), &url, &SEED.replace("VECTOR", "real[]"));
+    (app, url)
+}
+
+/// The organization of the writer's row `id`.
+pub(crate) fn organization(id: u64) -> String {
+    format!("org-{}", id % 200 + 1)
+}
 
 /// What the writer saw.
 #[derive(Default)]
@@ -25,13 +56,12 @@ pub(crate) struct Written {
 /// before the switchover), or `None` to use the first URL.
 pub(crate) type Route = fn(Option<&Value>, u64) -> Option<String>;
 
-/// A writer inserting rows one by one from `app` until stopped; `insert` is the statement for a
-/// row, `route` picks its URL.
+/// A writer inserting rows (an id and its organization) one by one from `app` until stopped;
+/// `route` picks each row's URL.
 pub(crate) struct Writer {
     pub app: Host,
     pub dir: PathBuf,
     pub first_url: String,
-    pub insert: fn(u64) -> String,
     pub route: Route,
 }
 
@@ -53,7 +83,8 @@ impl Writer {
             id += 1;
             let outputs = fs::read_to_string(&handed).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok());
             let url = (self.route)(outputs.as_ref(), id).unwrap_or_else(|| self.first_url.clone());
-            let ok = psql(From::Host(&self.app), &url, &(self.insert)(id)).is_ok();
+            let insert = format!("INSERT INTO writes (id, organization_id) VALUES ({id}, '{}')", organization(id));
+            let ok = psql(From::Host(&self.app), &url, &insert).is_ok();
             let mut w = written.lock().expect("the writer's record");
             if ok {
                 w.longest_gap = w.longest_gap.max(last.elapsed());
@@ -68,9 +99,51 @@ impl Writer {
     }
 }
 
+/// Applies `phase` with a hook that kills the apply (SIGKILL) the first time it sees each step of
+/// the migration of `service`, and continues it each time, until it succeeds: each step ran once,
+/// in order (`steps`), and after each kill `terrace migrate status` names the step recorded,
+/// which `status` checks further. Returns the last apply's standard error.
+pub(crate) fn apply_killed_after_each_step(
+    lab: &Lab,
+    dir: &Path,
+    phase: &str,
+    service: &str,
+    steps: &[&str],
+    status: impl Fn(&str, &str),
+) -> String {
+    let hook = killing_hook(dir);
+    let mut killed = 0;
+    let said = loop {
+        let args = ["apply", "--phase", phase, "--auto-approve", "--migration-hook", &hook];
+        let out = terrace_command(lab, dir, &args).output().expect("terrace runs");
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!said.contains("panicked"), "{said}");
+        assert!(!said.contains("--allow-data-loss"), "the migration needs no --allow-data-loss:\n{said}");
+        if out.status.success() {
+            break said;
+        }
+        // Killed by the hook: the state says where the migration stands, and the next apply
+        // continues from there.
+        assert!(out.status.code().is_none(), "the apply failed rather than being killed:\n{}", describe(&out));
+        killed += 1;
+        assert!(killed <= steps.len(), "killed more often than there are steps");
+        let recorded = state(dir)["migrations"][service]["step"].as_str().unwrap_or_default().to_owned();
+        eprintln!("day two: apply killed after the migration's step {recorded}");
+        unlock(lab, dir);
+        let out = terrace(lab, dir, &["migrate", "status"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(text.contains(&format!("step: {recorded} done")), "{text}");
+        status(&recorded, &text);
+    };
+    assert_eq!(killed, steps.len(), "killed once after each step");
+    let expected: Vec<String> = steps.iter().map(|step| format!("{service} {step}")).collect();
+    assert_eq!(hooked(dir), expected, "each step ran once, in order");
+    said
+}
+
 /// The hook: hands the new outputs to the writer from the switchover on, and kills the apply
 /// (SIGKILL, its parent) the first time it sees each step.
-pub(crate) fn killing_hook(dir: &Path) -> String {
+fn killing_hook(dir: &Path) -> String {
     let script = dir.join("hook.sh");
     fs::write(
         &script,
@@ -88,12 +161,12 @@ pub(crate) fn killing_hook(dir: &Path) -> String {
 }
 
 /// The steps the hook saw, in order.
-pub(crate) fn hooked(dir: &Path) -> Vec<String> {
+fn hooked(dir: &Path) -> Vec<String> {
     fs::read_to_string(dir.join("hook.log")).unwrap_or_default().lines().map(str::to_owned).collect()
 }
 
 /// Breaks the lock a killed apply left, as its message says to.
-pub(crate) fn unlock(lab: &Lab, dir: &Path) {
+fn unlock(lab: &Lab, dir: &Path) {
     let Ok(lock) = fs::read_to_string(dir.join("terrace.state.json.lock")) else { return };
     let id = serde_json::from_str::<Value>(&lock).expect("a lock record")["id"].as_str().expect("its id").to_owned();
     let out = terrace(lab, dir, &["state", "unlock", &id]);

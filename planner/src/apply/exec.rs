@@ -262,10 +262,9 @@ pub async fn apply(
                 state.migrations.remove(&migration.service.to_string());
             }
             // A service removed altogether takes its migration's record with it.
-            let resources = &state.resources;
+            let recorded: Vec<Address> = state.resources.keys().filter_map(|a| a.parse().ok()).collect();
             state.migrations.retain(|service, _| {
-                let prefix = format!("{service}.");
-                resources.keys().any(|address| address.starts_with(&prefix))
+                service.parse::<Address>().is_ok_and(|service| recorded.iter().any(|a| a.is_within(&service)))
             });
         }) {
             report.state_error = Some(error);

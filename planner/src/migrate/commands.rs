@@ -4,8 +4,9 @@
 //! interruption at any point, which is what lets a killed apply continue.
 
 use crate::services::REPLICATION_USER;
+use crate::services::backup::{PGBACKREST_BACKUP_UNITS, START_FULL_BACKUP, pgbackrest_command};
 use crate::services::converge::{Command, psql_command, wait_ready_command};
-use crate::services::postgres::{CLUSTER, CONF_DIR};
+use crate::services::postgres::CONF_DIR;
 use crate::services::shell::sh;
 
 /// The physical replication slot a copy streams through: the old database keeps every WAL
@@ -17,11 +18,6 @@ pub const SLOT: &str = "terrace_migration";
 pub fn slot(index: usize, count: usize) -> String {
     if count == 1 { SLOT.to_owned() } else { format!("{SLOT}_{index}") }
 }
-
-/// The target's pgBackRest backups, stopped while it is copied and promoted: a backup of the empty
-/// cluster it was born with holds pgBackRest's lock, and has nothing worth keeping.
-/// (Named one by one: systemctl's patterns match only loaded units.)
-const BACKUP_UNITS: &str = "terrace-pgbackrest@full.service terrace-pgbackrest@diff.service";
 
 /// Where the target keeps the replication password while it copies.
 const PASSFILE: &str = "/etc/terrace/postgres/migration.pgpass";
@@ -139,7 +135,9 @@ pub fn prepare(ends: &Ends, replication_password: &str) -> Command {
     }
 }
 
-/// On the target: refuses to overwrite a database that holds tables of its own; stops it, copies
+/// On the target: refuses to overwrite a database that holds tables of its own; stops it (and a
+/// pgBackRest backup of the empty cluster it was born with, which would hold pgBackRest's lock
+/// when the stanza learns the copy at the promotion), copies
 /// the source beside the data directory (moved into place only when complete), and starts it as a
 /// replica streaming through the slot. The replication password comes on standard input.
 pub fn clone(ends: &Ends, replication_password: &str) -> Command {
@@ -176,7 +174,7 @@ pub fn clone(ends: &Ends, replication_password: &str) -> Command {
              systemctl start {unit} && {wait}\n",
             data = data_directory(ends.version),
             database = sh(&ends.database),
-            backups = BACKUP_UNITS,
+            backups = PGBACKREST_BACKUP_UNITS,
             unit = unit(ends.version),
             passfile = sh(PASSFILE),
             conninfo = sh(&conninfo),
@@ -290,14 +288,16 @@ pub fn promote() -> Command {
              rm -f {passfile}\n\
              if [ \"$({psql} --command='SHOW archive_mode')\" = on ]; then\n\
              \x20 systemctl stop {backups} 2> /dev/null || true\n\
-             \x20 stanza() {{ runuser -u postgres -- pgbackrest --stanza={CLUSTER} \"$1\" > /dev/null 2>&1; }}\n\
+             \x20 stanza() {{ {pgbackrest} \"$1\" > /dev/null 2>&1; }}\n\
              \x20 for _ in $(seq 30); do stanza stanza-upgrade && break; stanza stanza-create && break; sleep 2; done\n\
-             \x20 runuser -u postgres -- pgbackrest --stanza={CLUSTER} stanza-upgrade > /dev/null\n\
-             \x20 systemctl start --no-block terrace-pgbackrest@full.service\n\
+             \x20 {upgrade} > /dev/null\n\
+             \x20 {START_FULL_BACKUP}\n\
              fi\n",
             setup = sh(&format!("{CONF_DIR}/setup.sql")),
             passfile = sh(PASSFILE),
-            backups = BACKUP_UNITS,
+            backups = PGBACKREST_BACKUP_UNITS,
+            pgbackrest = pgbackrest_command(""),
+            upgrade = pgbackrest_command("stanza-upgrade"),
         ),
         stdin: None,
     }
@@ -322,10 +322,9 @@ fn keyed_tables(key: &str) -> String {
     )
 }
 
-/// On the source, before a reshard (and on each shard after its split): the tables of `database`,
-/// those with the column `key`, and the rows the rule routes to each of `count` shards. Prints
-/// `user_tables=N`, `tables=N`, then `shard|rows` per shard that has rows. Fails when the database
-/// does not exist.
+/// On the source, before a reshard: the tables of `database`, those with the column `key`, and
+/// the rows the rule routes to each of `count` shards. Prints `user_tables=N`, `tables=N`, then
+/// `shard|rows` per shard that has rows. Fails when the database does not exist.
 pub fn routed_rows(database: &str, key: &str, count: usize) -> Command {
     let route = route_sql("%I", count).replace('%', "%%").replace("%%I", "%I");
     Command {

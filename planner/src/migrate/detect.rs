@@ -338,8 +338,9 @@ fn planned(migration: &Migration, step: Step, done: Option<Step>) -> PlannedStep
             (
                 format!(
                     "on each shard i of {count}, delete the rows of every table with the column `{key}` whose \
-                     organization the rule routes elsewhere: ('x' || substr(md5({key}::text), 1, 8))::bit(32)::bigint \
-                     % {count} <> i; tables without the column are reference tables, kept whole on every shard"
+                     organization the rule routes elsewhere: {} <> i; tables without the column are reference \
+                     tables, kept whole on every shard",
+                    commands::route_sql(key, count)
                 ),
                 None,
                 Some(

@@ -11,6 +11,15 @@ use super::{BackupSchedule, BackupSpec, File, PgRole, PostgresSpec};
 pub(crate) const S3CFG: &str = "/etc/terrace/backup/s3cfg";
 pub(crate) const BACKUP_SCRIPT: &str = "/usr/local/sbin/terrace-backup";
 pub(crate) const PGBACKREST_CONF: &str = "/etc/pgbackrest/pgbackrest.conf";
+/// Starts a full pgBackRest backup without waiting for it.
+pub(crate) const START_FULL_BACKUP: &str = "systemctl start --no-block terrace-pgbackrest@full.service";
+/// The pgBackRest backup units, one by one (systemctl's patterns match only loaded units).
+pub(crate) const PGBACKREST_BACKUP_UNITS: &str = "terrace-pgbackrest@full.service terrace-pgbackrest@diff.service";
+
+/// A pgBackRest command on the cluster's stanza, as the `postgres` user.
+pub(crate) fn pgbackrest_command(command: &str) -> String {
+    format!("runuser -u postgres -- pgbackrest --stanza={CLUSTER} {command}")
+}
 
 /// The packages, files and first-boot commands of the backups.
 pub(crate) struct Parts {
@@ -206,9 +215,9 @@ pub(crate) fn render(spec: &PostgresSpec, backup: &BackupSpec) -> Parts {
         // PostgreSQL keeps the WAL and retries. The first full backup starts at once, so that
         // recovery is possible from the first day on.
         parts.runcmd.extend([
-            format!("runuser -u postgres -- pgbackrest --stanza={CLUSTER} stanza-create"),
+            pgbackrest_command("stanza-create"),
             "systemctl enable --now terrace-pgbackrest-full.timer terrace-pgbackrest-diff.timer".into(),
-            "systemctl start --no-block terrace-pgbackrest@full.service".into(),
+            START_FULL_BACKUP.into(),
         ]);
     }
     parts

@@ -540,8 +540,9 @@ impl Step {
             Step::PostgresRestart { .. } => plain(format!("systemctl restart {pg_unit} && {wait_ready}")),
             Step::PostgresSetup => plain(format!("{psql} --file={CONF_DIR}/setup.sql")),
             Step::PgBackRestStanza => plain(format!(
-                "runuser -u postgres -- pgbackrest --stanza={CLUSTER} stanza-create && \
-                 systemctl start --no-block terrace-pgbackrest@full.service"
+                "{} && {}",
+                super::backup::pgbackrest_command("stanza-create"),
+                super::backup::START_FULL_BACKUP
             )),
             Step::PgBouncerReload => plain("systemctl reload pgbouncer.service".into()),
             Step::PgBouncerRestart { .. } => plain("systemctl restart pgbouncer.service".into()),

@@ -8,7 +8,7 @@
 //! rendered scripts. Secrets are given by the caller and written only into files that are not
 //! readable by everyone (see [`File::permissions`]).
 
-mod backup;
+pub(crate) mod backup;
 mod cloud_config;
 pub mod converge;
 pub(crate) mod postgres;
