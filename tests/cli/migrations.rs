@@ -169,16 +169,24 @@ fn a_finished_migration_keeps_the_old_copy_until_asked_to_delete_it() {
     );
 }
 
+/// The bundled `sharding` phase with `count` shards.
+fn with_shards(dir: &Path, count: u32) {
+    let file = dir.join("sharding.hcl");
+    let text = std::fs::read_to_string(&file).expect("the phase");
+    let block = "postgres \"shard\" {\n  count       = ";
+    let at = text.find(block).expect("the shard block") + block.len();
+    let end = at + text[at..].find('\n').expect("the count's line");
+    let edited = format!("{}{count}{}", &text[..at], &text[end..]);
+    std::fs::write(&file, edited).expect("write the phase");
+}
+
 #[test]
-fn a_change_of_shard_count_is_a_warning_with_the_share_that_moves() {
+fn a_change_of_shard_count_is_a_rebalance_with_the_share_that_moves() {
     let dir = stack_copy();
     record_phase(dir.path(), "sharding");
-    let file = dir.path().join("sharding.hcl");
-    let text = std::fs::read_to_string(&file).expect("the phase");
-    let four = text.replacen("postgres \"shard\" {\n  count       = 3", "postgres \"shard\" {\n  count       = 4", 1);
-    assert_ne!(four, text, "the shard block's count is edited");
-    std::fs::write(&file, four).expect("write the phase");
-    let run = terrace(dir.path(), &["plan", "--phase", "sharding"]);
+    with_shards(dir.path(), 4);
+    let run = terrace(dir.path(), &["plan", "--phase", "sharding", "--detailed-exitcode"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stdout.contains("Warning: `postgres.shard` goes from 3 to 4 shards")
             && run.stdout.contains("sends about 75% of the organizations to another shard"),
@@ -186,11 +194,86 @@ fn a_change_of_shard_count_is_a_warning_with_the_share_that_moves() {
         run.stdout,
         run.stderr
     );
-    // The recorded count planned again: no warning.
+    assert!(
+        run.stdout.contains("postgres.shard is rebalanced from 3 to 4 shards by organization_id"),
+        "{}",
+        run.stdout
+    );
+    for step in ["1. prepare:", "2. pause:", "3. copy:", "4. prune:", "5. switchover:", "6. resume:"] {
+        assert!(run.stdout.contains(step), "{step}:\n{}", run.stdout);
+    }
+    for format in ["text", "markdown", "json"] {
+        let run = terrace(dir.path(), &["plan", "--phase", "sharding", "--format", format]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        insta::assert_snapshot!(format!("rebalance_3_to_4_{format}"), run.stdout);
+    }
+    // 3 -> 2: the third shard's rows move to the two that stay; it is kept, not destroyed.
+    let dir = stack_copy();
+    record_phase(dir.path(), "sharding");
+    with_shards(dir.path(), 2);
+    let run = terrace(dir.path(), &["plan", "--phase", "sharding", "--detailed-exitcode"]);
+    assert_eq!(run.code, 2, "no --allow-data-loss is needed:\n{}\n{}", run.stdout, run.stderr);
+    assert!(!run.stdout.contains("DATA LOSS"), "{}", run.stdout);
+    assert!(run.stdout.contains("postgres.shard is rebalanced from 3 to 2 shards"), "{}", run.stdout);
+    assert!(run.stdout.contains("postgres.shard[2] keep theirs"), "{}", run.stdout);
+    assert!(!run.stdout.contains("# postgres.shard[2].volume.primary will be destroyed"), "{}", run.stdout);
+    assert!(run.stdout.contains("postgres.shard[2].volume.primary"), "kept:\n{}", run.stdout);
+    // The recorded count planned again: no warning and no migration.
     let dir = stack_copy();
     record_phase(dir.path(), "sharding");
     let run = terrace(dir.path(), &["plan", "--phase", "sharding"]);
-    assert!(!run.stdout.contains("shards: the rule"), "{}", run.stdout);
+    assert!(!run.stdout.contains("shards: the rule") && !run.stdout.contains("rebalanced"), "{}", run.stdout);
+}
+
+#[test]
+fn a_rebalance_resumes_keeps_the_emptied_shard_until_asked_and_status_names_its_step() {
+    let dir = stack_copy();
+    let mut state = record_phase(dir.path(), "sharding");
+    with_shards(dir.path(), 2);
+    let host = |i: u32| format!("postgres.shard[{i}].host.primary");
+    let kept: Vec<String> = state.resources.keys().filter(|a| a.starts_with("postgres.shard[2].")).cloned().collect();
+    assert!(!kept.is_empty());
+    state.migrations.insert(
+        "postgres.shard".to_owned(),
+        serde_json::json!({
+            "from": host(0), "from_shards": [host(0), host(1), host(2)], "to": [host(0), host(1)],
+            "shard_key": "organization_id", "step": "copy", "kept": kept, "started": "2026-12-05T12:00:00Z",
+        }),
+    );
+    replace_state(dir.path(), &mut state);
+    let run = terrace(dir.path(), &["plan", "--phase", "sharding", "--detailed-exitcode"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stdout.contains("postgres.shard is being rebalanced (resumed) from 3 to 2 shards"), "{}", run.stdout);
+    assert!(run.stdout.contains("3. copy:") && run.stdout.contains("(done)"), "{}", run.stdout);
+    let status = terrace(dir.path(), &["migrate", "status"]);
+    assert!(status.stdout.contains("rebalanced by organization_id from 3 shards"), "{}", status.stdout);
+    assert!(status.stdout.contains("step: copy done (3 of 6)"), "{}", status.stdout);
+    assert!(status.stdout.contains("next: prune"), "{}", status.stdout);
+    // Under way, the shard count cannot change again.
+    with_shards(dir.path(), 4);
+    let run = terrace(dir.path(), &["plan", "--phase", "sharding"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stderr.contains("is being rebalanced into 2 shards, and this phase has 4"), "{}", run.stderr);
+    // Finished: the emptied shard is kept, and --finish-migration deletes it with no refusal.
+    with_shards(dir.path(), 2);
+    state.migrations.get_mut("postgres.shard").expect("the record")["step"] = "resume".into();
+    replace_state(dir.path(), &mut state);
+    let run = terrace(dir.path(), &["plan", "--phase", "sharding"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("postgres.shard was rebalanced from 3 to 2 shards"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("until terrace apply --finish-migration: postgres.shard[2]."),
+        "the emptied shard is kept:\n{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("postgres.shard[2].volume.primary will be destroyed"), "{}", run.stdout);
+    assert!(!run.stdout.contains("Warning: `postgres.shard` goes from"), "{}", run.stdout);
+    let status = terrace(dir.path(), &["migrate", "status"]);
+    assert!(status.stdout.contains("step: resume done (6 of 6)"), "{}", status.stdout);
+    let run = terrace(dir.path(), &["plan", "--phase", "sharding", "--finish-migration", "--detailed-exitcode"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stdout.contains("# postgres.shard[2].volume.primary will be destroyed"), "{}", run.stdout);
+    assert!(!run.stdout.contains("DATA LOSS"), "{}", run.stdout);
 }
 
 #[test]

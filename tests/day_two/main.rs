@@ -4,10 +4,12 @@
 #[path = "../lab/mod.rs"]
 mod lab;
 
+mod dataset;
 mod faults;
 mod lab_smoke;
 mod migration;
 mod path;
+mod rebalance;
 mod reshard;
 mod support;
 mod writer;

@@ -34,9 +34,32 @@ pub(crate) fn seeded(lab: &Lab, dir: &Path, phase: &str, app: &str) -> (Host, St
     assert!(applied.status.success(), "{}", describe(&applied));
     let app = lab.wait_booted(app, Duration::from_secs(60));
     let url = text(&outputs(lab, dir), "DATABASE_URL").to_owned();
-    // Embeddings as real[]: the lab's app role does not see the pgvector type (left to find out).
-    psql_ok(From::Host(&app), &url, &SEED.replace("VECTOR", "real[]"));
+    psql_ok(From::Host(&app), &url, &seed());
     (app, url)
+}
+
+/// The seed's SQL. Embeddings as real[]: the lab's app role does not see the pgvector type (left
+/// to find out).
+pub(crate) fn seed() -> String {
+    SEED.replace("VECTOR", "real[]")
+}
+
+/// The seed's rule in SQL over `count` shards, for deleting what a shard does not hold.
+pub(crate) fn rule_sql(count: usize) -> String {
+    format!("('x' || substr(md5(organization_id), 1, 8))::bit(32)::bigint % {count}")
+}
+
+/// The old DATABASE_URL until the hook hands over the shards; then the shard of the row's
+/// organization among the handed SHARD_DATABASE_URLS.
+pub(crate) fn by_shard(outputs: Option<&Value>, id: u64) -> Option<String> {
+    let urls = outputs?["SHARD_DATABASE_URLS"].as_array()?;
+    urls.get(terrace::compile::shard::route(&organization(id), urls.len()))?.as_str().map(str::to_owned)
+}
+
+/// Hands `outputs` to the writer, as the hook does.
+pub(crate) fn hand_over(dir: &Path, outputs: &serde_json::Map<String, Value>) {
+    fs::write(dir.join("outputs.json"), serde_json::to_vec(outputs).expect("JSON"))
+        .expect("the outputs for the writer");
 }
 
 /// The organization of the writer's row `id`.

@@ -169,6 +169,14 @@ pub async fn apply(
     let mut graph = order(&changes, compiled.as_deref(), &recorder.state);
     let migrations: BTreeMap<Address, crate::migrate::Migration> =
         plan.migrations.iter().filter(|m| m.runs()).map(|m| (m.service.clone(), m.clone())).collect();
+    // A migration is recorded before the servers it needs are made, so that an apply killed while
+    // it makes them continues the migration rather than forgetting it.
+    for migration in migrations.values() {
+        if let Err(error) = super::migrate::started(&mut recorder, migration) {
+            report.state_error = Some(error);
+            return (recorder.state, report);
+        }
+    }
     // A migration runs once its new hosts are up and its old server is on the private network.
     for migration in migrations.values() {
         graph.add(migration.service.clone(), ());
@@ -265,6 +273,11 @@ pub async fn apply(
             let recorded: Vec<Address> = state.resources.keys().filter_map(|a| a.parse().ok()).collect();
             state.migrations.retain(|service, _| {
                 service.parse::<Address>().is_ok_and(|service| recorded.iter().any(|a| a.is_within(&service)))
+            });
+            // So does a migration that never ran a step and that this plan no longer has.
+            state.migrations.retain(|service, json| {
+                json.get("step").is_some_and(|step| !step.is_null())
+                    || plan.migrations.iter().any(|m| &m.service.to_string() == service)
             });
         }) {
             report.state_error = Some(error);

@@ -12,8 +12,8 @@ use terrace_providers::host::{Login, Session, Target};
 use super::exec::{Context, Event, poisoned};
 use super::host::{masked, reach};
 use crate::addr::Address;
-use crate::migrate::commands::{self, Ends, Facts};
-use crate::migrate::{Migration, Record, Step};
+use crate::migrate::commands::{self, Ends, Facts, Routed};
+use crate::migrate::{Migration, Motion, Record, Step};
 use crate::services::converge::Command;
 
 /// The copy is caught up when it is less than this many bytes of WAL behind.
@@ -23,7 +23,11 @@ const REPLAY_WAIT: Duration = Duration::from_secs(60);
 
 /// Carries `migration` out from its recorded step on.
 pub(super) async fn run(context: &Context, migration: &Migration) -> Result<(), String> {
-    run_steps(context, migration).await.map_err(|error| masked(context, &error))
+    let result = match migration.motion {
+        Motion::Rebalance => super::rebalance::run(context, migration).await,
+        Motion::Move | Motion::Reshard => run_steps(context, migration).await,
+    };
+    result.map_err(|error| masked(context, &error))
 }
 
 /// What a run needs from the state, read once.
@@ -65,13 +69,11 @@ async fn run_steps(context: &Context, migration: &Migration) -> Result<(), Strin
             Step::CatchUp => catch_up(context, service, &source, &targets).await?,
             Step::Switchover => switchover(context, service, &parts, &source, &targets).await?,
             Step::Split => split(context, migration, &targets).await?,
+            Step::Pause | Step::Copy | Step::Prune | Step::Resume => {
+                return Err(format!("`{service}`: step {step} is not one of a move or a reshard"));
+            }
         }
-        record.step = Some(step);
-        let json = record.to_json();
-        context.recorder.lock().map_err(poisoned)?.save(|state| {
-            state.migrations.insert(service.to_string(), json);
-        })?;
-        hook(context, migration, step).await?;
+        done(context, migration, &mut record, step).await?;
     }
     source.close().await;
     for (target, _) in targets {
@@ -120,7 +122,7 @@ async fn prepare(
             .map_err(|e| {
                 format!("`{service}`: the old database has no database `{}` to reshard: {e}", ends.database)
             })?;
-        let Routed { tables, keyed, rows } = routed(&out, count)?;
+        let Routed { tables, keyed, rows, .. } = Routed::parse(&out, count)?;
         if keyed == 0 && tables > 0 {
             return Err(format!(
                 "`{service}`: none of the {tables} tables of the database `{}` has the shard key column `{key}`: \
@@ -146,66 +148,12 @@ async fn prepare(
     Ok(())
 }
 
-/// What `commands::routed_rows` found.
-#[derive(Debug, PartialEq, Eq)]
-struct Routed {
-    /// Tables of the database, and those with the shard key.
-    tables: u64,
-    keyed: u64,
-    /// Rows of the keyed tables the rule routes to each shard.
-    rows: Vec<u64>,
-}
-
-/// `user_tables=N`, `tables=N` and `shard|rows` lines, for `count` shards.
-fn routed(out: &str, count: usize) -> Result<Routed, String> {
-    let unexpected = || format!("unexpected answer {out:?} counting rows per shard");
-    let (mut tables, mut keyed) = (None, None);
-    let mut rows = vec![0; count];
-    for line in out.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Some(n) = line.strip_prefix("tables=") {
-            keyed = n.parse().ok();
-        } else if let Some(n) = line.strip_prefix("user_tables=") {
-            tables = n.parse().ok();
-        } else {
-            let (shard, n) = line.split_once('|').ok_or_else(unexpected)?;
-            let (Ok(shard), Ok(n)) = (shard.parse::<usize>(), n.parse::<u64>()) else { return Err(unexpected()) };
-            *rows.get_mut(shard).ok_or_else(unexpected)? = n;
-        }
-    }
-    Ok(Routed { tables: tables.ok_or_else(unexpected)?, keyed: keyed.ok_or_else(unexpected)?, rows })
-}
-
 /// The record (started now when there is none), how to reach the hosts, their private
 /// addresses, the replication password and the old host's timers.
 fn parts(context: &Context, migration: &Migration) -> Result<Parts, String> {
     let service = &migration.service;
     let mut recorder = context.recorder.lock().map_err(poisoned)?;
-    let planned: Vec<String> = migration.to.iter().map(|t| t.host.to_string()).collect();
-    let record = match Record::of(&recorder.state, service)? {
-        Some(record) if record.to == planned && record.shard_key == migration.shard_key => record,
-        Some(record) if !record.done() => {
-            return Err(format!(
-                "`{service}`: a migration to {} is under way; it must finish before another starts",
-                record.to.join(", ")
-            ));
-        }
-        // A finished move of the service gives way to its reshard, which keeps all it kept.
-        _ => {
-            let record = Record {
-                from: migration.from.to_string(),
-                to: planned,
-                shard_key: migration.shard_key.clone(),
-                step: None,
-                kept: migration.kept.iter().map(Address::to_string).collect(),
-                started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-            };
-            let json = record.to_json();
-            recorder.save(|state| {
-                state.migrations.insert(service.to_string(), json);
-            })?;
-            record
-        }
-    };
+    let record = started(&mut recorder, migration)?;
     let state = &recorder.state;
     let host = |address: &Address| {
         state.resources.get(&address.to_string()).ok_or_else(|| format!("`{service}`: `{address}` is not recorded"))
@@ -270,13 +218,54 @@ fn parts(context: &Context, migration: &Migration) -> Result<Parts, String> {
     })
 }
 
-async fn facts(session: &Session, what: &str) -> Result<Facts, String> {
+/// The record of `migration`: the state's, or a new one (saved) when there is none, or when the
+/// state's is of a migration that never ran a step or finished (which gives way, keeping what it
+/// kept).
+pub(super) fn started(recorder: &mut super::exec::Recorder, migration: &Migration) -> Result<Record, String> {
+    let service = &migration.service;
+    match Record::of(&recorder.state, service)? {
+        Some(record) if record.is_of(migration) => Ok(record),
+        Some(record) if !record.done() && record.step.is_some() => Err(format!(
+            "`{service}`: a migration to {} is under way; it must finish before another starts",
+            record.to.join(", ")
+        )),
+        _ => {
+            let record = Record::starting(migration);
+            let json = record.to_json();
+            recorder.save(|state| {
+                state.migrations.insert(service.to_string(), json);
+            })?;
+            Ok(record)
+        }
+    }
+}
+
+/// Records `step` as done, then runs the hook.
+pub(super) async fn done(
+    context: &Context,
+    migration: &Migration,
+    record: &mut Record,
+    step: Step,
+) -> Result<(), String> {
+    record.step = Some(step);
+    save(context, &migration.service, record)?;
+    hook(context, migration, step).await
+}
+
+pub(super) fn save(context: &Context, service: &Address, record: &Record) -> Result<(), String> {
+    let json = record.to_json();
+    context.recorder.lock().map_err(poisoned)?.save(|state| {
+        state.migrations.insert(service.to_string(), json);
+    })
+}
+
+pub(super) async fn facts(session: &Session, what: &str) -> Result<Facts, String> {
     let out = checked(session, &format!("read {what}"), commands::facts()).await?;
     Facts::parse(&out).map_err(|e| format!("{what}: {e}"))
 }
 
 /// Runs a script; its failure names what it was for, with what the server printed.
-async fn checked(session: &Session, what: &str, command: Command) -> Result<String, String> {
+pub(super) async fn checked(session: &Session, what: &str, command: Command) -> Result<String, String> {
     session
         .check(&command.shell, command.stdin.as_deref().map(str::as_bytes))
         .await
@@ -284,7 +273,7 @@ async fn checked(session: &Session, what: &str, command: Command) -> Result<Stri
         .map_err(|e| format!("{what}: {e}"))
 }
 
-fn note(context: &Context, service: &Address, message: String) {
+pub(super) fn note(context: &Context, service: &Address, message: String) {
     context.progress.event(Event::Note { address: service.clone(), message });
 }
 
@@ -378,7 +367,7 @@ async fn split(context: &Context, migration: &Migration, targets: &[(Session, &E
 }
 
 /// Runs the `--migration-hook` after `step`, with the outputs from the switchover on.
-async fn hook(context: &Context, migration: &Migration, step: Step) -> Result<(), String> {
+pub(super) async fn hook(context: &Context, migration: &Migration, step: Step) -> Result<(), String> {
     let Some(hook) = &context.services.migration_hook else { return Ok(()) };
     let mut command = tokio::process::Command::new("sh");
     command
@@ -387,7 +376,7 @@ async fn hook(context: &Context, migration: &Migration, step: Step) -> Result<()
         .env("TERRACE_MIGRATION", migration.service.to_string())
         .env("TERRACE_MIGRATION_STEP", step.as_str());
     let mut outputs_file = None;
-    if step >= Step::Switchover {
+    if Step::switched(migration.motion.steps(), step) {
         let outputs = {
             let recorder = context.recorder.lock().map_err(poisoned)?;
             super::exec::finish(context.compiled(), &recorder.state)
@@ -430,7 +419,7 @@ fn private_file(content: &[u8]) -> Result<std::path::PathBuf, String> {
     Ok(path)
 }
 
-fn bytes(n: u64) -> String {
+pub(super) fn bytes(n: u64) -> String {
     match n {
         n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / f64::from(1u32 << 30)),
         n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20)),
@@ -467,18 +456,4 @@ async fn lag(source: &Session, slots: &[&str]) -> Result<i64, String> {
         worst = worst.max(lag);
     }
     Ok(worst)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_rows_per_shard_are_read_strictly() {
-        let out = "tables=2\nuser_tables=3\n0|700\n2|650\n";
-        assert_eq!(routed(out, 3), Ok(Routed { tables: 3, keyed: 2, rows: vec![700, 0, 650] }));
-        assert!(routed("tables=2\n", 3).is_err(), "the table count is missing");
-        assert!(routed("tables=2\nuser_tables=3\n5|1\n", 3).is_err(), "no shard 5 of 3");
-        assert!(routed("tables=2\nuser_tables=3\nERROR\n", 3).is_err());
-    }
 }

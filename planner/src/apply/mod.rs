@@ -4,11 +4,14 @@
 
 pub mod exec;
 mod host;
+mod live;
 mod migrate;
+mod rebalance;
 pub mod refresh;
 pub mod resolve;
 
 pub use exec::{Event, Progress, Report, Services, apply};
 pub use host::{HostTimeouts, refresh_hosts};
+pub use live::count_live;
 pub use migrate::migration_lag;
 pub use refresh::{Refreshed, refresh};

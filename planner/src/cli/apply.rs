@@ -77,6 +77,23 @@ pub(crate) fn refresh(
     Ok(notes)
 }
 
+/// Counts live, over SSH, the rows of the reshards and rebalances the plan starts or resumes; what
+/// cannot be counted is a warning of the plan.
+pub(crate) fn count_live(
+    runtime: &tokio::runtime::Runtime,
+    services: &Services,
+    prior: &State,
+    compiled: Option<&terrace::model::Compiled>,
+    plan: &mut terrace::plan::Plan,
+) {
+    let Some(compiled) = compiled else { return };
+    if plan.migrations.iter().all(|m| m.shard_key.is_none() || !m.runs()) {
+        return;
+    }
+    let connect = services.hosts.connect;
+    plan.warnings.extend(runtime.block_on(apply::count_live(prior, compiled, &mut plan.migrations, connect)));
+}
+
 /// Runs the executor and prints the summary; the exit code says whether everything was done.
 #[expect(clippy::too_many_arguments, reason = "the parts of one run")]
 fn execute(
@@ -238,11 +255,14 @@ fn run(common: &super::args::ApplyCommon, run: Run<'_>) -> Result<ExitCode, CliE
     let options =
         PlanOptions { allow_data_loss: common.allow_data_loss, targets, skip_hosts: !common.hosts, finish_migration };
     let phase = (!destroy).then(|| phase_to_plan(phase, &prior, &stack));
-    let Some((plan, compiled)) =
+    let Some((mut plan, compiled)) =
         make_plan(&loaded, &stack, phase.as_deref(), &prior, &inputs, &catalog, &options, notes)
     else {
         return Ok(ExitCode::Error);
     };
+    if common.refresh && common.hosts {
+        count_live(&runtime, &services, &prior, compiled.as_ref(), &mut plan);
+    }
     print(&render::text::plan(&plan, Style { color: settings::stdout_color() }));
     if !plan.refusals.is_empty() {
         for refusal in &plan.refusals {

@@ -30,10 +30,12 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
     let mut prior = read_prior(backend.as_ref(), &stack)?.unwrap_or_else(|| State::new(Some(stack.name.clone())));
     let refreshed = args.refresh && !prior.resources.is_empty();
     let mut notes = Vec::new();
+    let mut reached = None;
     if refreshed {
         if std::env::var_os("HCLOUD_TOKEN").is_some_and(|t| !t.is_empty()) {
-            let services = super::apply::services()?;
-            notes = super::apply::refresh(&super::apply::runtime()?, &services, &mut prior, &stack.name, args.hosts)?;
+            let (services, runtime) = (super::apply::services()?, super::apply::runtime()?);
+            notes = super::apply::refresh(&runtime, &services, &mut prior, &stack.name, args.hosts)?;
+            reached = args.hosts.then_some((services, runtime));
         } else {
             eprintln!(
                 "note: the state was not refreshed from the API: HCLOUD_TOKEN is not set (--refresh=false says so)"
@@ -47,10 +49,14 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
         finish_migration: args.finish_migration,
     };
     let phase = (!args.destroy).then(|| phase_to_plan(args.phase.clone(), &prior, &stack));
-    let Some((plan, _)) = make_plan(&loaded, &stack, phase.as_deref(), &prior, &inputs, &catalog, &options, notes)
+    let Some((mut plan, compiled)) =
+        make_plan(&loaded, &stack, phase.as_deref(), &prior, &inputs, &catalog, &options, notes)
     else {
         return Ok(ExitCode::Error);
     };
+    if let Some((services, runtime)) = &reached {
+        super::apply::count_live(runtime, services, &prior, compiled.as_ref(), &mut plan);
+    }
     print(&match args.format {
         PlanFormat::Text => render::text::plan(&plan, Style { color: settings::stdout_color() }),
         PlanFormat::Json => render::json(&plan),

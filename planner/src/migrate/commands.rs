@@ -45,7 +45,7 @@ fn unit(version: u32) -> String {
     crate::services::converge::postgres_unit(version)
 }
 
-fn psql() -> String {
+pub(super) fn psql() -> String {
     format!("{} --tuples-only --no-align", psql_command())
 }
 
@@ -108,12 +108,7 @@ pub fn prepare(ends: &Ends, replication_password: &str) -> Command {
         shell: format!(
             "set -euo pipefail\n\
              {psql} --file=-\n\
-             hba=$({psql} --command='SHOW hba_file')\n\
-             if ! grep -qxF {line} \"$hba\"; then\n\
-             \x20 {{ printf '%s\\n' {line}; cat \"$hba\"; }} > \"$hba.terrace-new\"\n\
-             \x20 chown --reference=\"$hba\" \"$hba.terrace-new\" && chmod --reference=\"$hba\" \"$hba.terrace-new\"\n\
-             \x20 mv \"$hba.terrace-new\" \"$hba\"\n\
-             fi\n\
+             {hba}\
              {psql} --command=\"SELECT pg_create_physical_replication_slot('{slot}') WHERE NOT EXISTS \
              (SELECT FROM pg_replication_slots WHERE slot_name = '{slot}')\" > /dev/null\n\
              listen=$({psql} --command='SHOW listen_addresses' | tr -d ' ')\n\
@@ -122,7 +117,7 @@ pub fn prepare(ends: &Ends, replication_password: &str) -> Command {
              \x20 *) {psql} --command=\"ALTER SYSTEM SET listen_addresses = '$listen,{ip}'\"\n\
              \x20    systemctl restart {unit} && {wait} ;;\n\
              esac\n",
-            line = sh(&line),
+            hba = hba_lines(&[line]),
             slot = ends.slot,
             ip = ends.source_ip,
             unit = unit(ends.version),
@@ -133,6 +128,24 @@ pub fn prepare(ends: &Ends, replication_password: &str) -> Command {
             replication_password.replace('\'', "''")
         )),
     }
+}
+
+/// A shell fragment: puts each of `lines` at the top of pg_hba.conf unless it is there already
+/// (the file keeps its owner and mode). PostgreSQL reads it at the next reload.
+pub(super) fn hba_lines(lines: &[String]) -> String {
+    let psql = psql();
+    let mut script = format!("hba=$({psql} --command='SHOW hba_file')\n");
+    for line in lines {
+        script.push_str(&format!(
+            "if ! grep -qxF {line} \"$hba\"; then\n\
+             \x20 {{ printf '%s\\n' {line}; cat \"$hba\"; }} > \"$hba.terrace-new\"\n\
+             \x20 chown --reference=\"$hba\" \"$hba.terrace-new\" && chmod --reference=\"$hba\" \"$hba.terrace-new\"\n\
+             \x20 mv \"$hba.terrace-new\" \"$hba\"\n\
+             fi\n",
+            line = sh(line)
+        ));
+    }
+    script
 }
 
 /// On the target: refuses to overwrite a database that holds tables of its own; stops it (and a
@@ -312,7 +325,7 @@ pub fn route_sql(column: &str, count: usize) -> String {
 
 /// The tables of `database` that carry the shard key: base and partitioned tables outside the
 /// system schemas (not partitions, whose parent answers for them), as psql `format()` arguments.
-fn keyed_tables(key: &str) -> String {
+pub(super) fn keyed_tables(key: &str) -> String {
     format!(
         "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE a.attname = {key} AND a.attnum > 0 AND NOT a.attisdropped \
@@ -322,17 +335,19 @@ fn keyed_tables(key: &str) -> String {
     )
 }
 
-/// On the source, before a reshard: the tables of `database`, those with the column `key`, and
-/// the rows the rule routes to each of `count` shards. Prints `user_tables=N`, `tables=N`, then
-/// `shard|rows` per shard that has rows. Fails when the database does not exist.
+/// On a source, before a reshard or a rebalance: the tables of `database`, those with the column
+/// `key`, and the rows and the distinct keys (organizations) the rule routes to each of `count`
+/// shards. Prints `user_tables=N`, `tables=N`, then `shard|rows|keys` per shard that has rows
+/// (`Routed::parse`). Fails when the database does not exist.
 pub fn routed_rows(database: &str, key: &str, count: usize) -> Command {
     let route = route_sql("%I", count).replace('%', "%%").replace("%%I", "%I");
     Command {
         shell: format!("set -euo pipefail; {} --dbname={} --file=-", psql(), sh(database)),
         stdin: Some(format!(
-            "SELECT count(*) AS tables, coalesce('SELECT shard, count(*) FROM (' || string_agg(format('SELECT \
-             {route} AS shard FROM %s', a.attname, c.oid::regclass), ' UNION ALL ') || ') AS routed WHERE shard IS \
-             NOT NULL GROUP BY shard ORDER BY shard', 'SELECT NULL LIMIT 0') AS query {tables} \\gset\n\
+            "SELECT count(*) AS tables, coalesce('SELECT shard, count(*), count(DISTINCT k) FROM (' || \
+             string_agg(format('SELECT %I::text AS k, {route} AS shard FROM %s', a.attname, a.attname, \
+             c.oid::regclass), ' UNION ALL ') || ') AS routed WHERE shard IS NOT NULL GROUP BY shard ORDER BY \
+             shard', 'SELECT NULL LIMIT 0') AS query {tables} \\gset\n\
              \\echo tables=:tables\n\
              SELECT count(*) AS user_tables FROM pg_stat_user_tables \\gset\n\
              \\echo user_tables=:user_tables\n\
@@ -340,6 +355,42 @@ pub fn routed_rows(database: &str, key: &str, count: usize) -> Command {
             route = route.replace('\'', "''"),
             tables = keyed_tables(key),
         )),
+    }
+}
+
+/// What `routed_rows` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed {
+    /// Tables of the database, and those with the shard key.
+    pub tables: u64,
+    pub keyed: u64,
+    /// Rows of the keyed tables the rule routes to each shard, and their distinct keys.
+    pub rows: Vec<u64>,
+    pub keys: Vec<u64>,
+}
+
+impl Routed {
+    /// `user_tables=N`, `tables=N` and `shard|rows|keys` lines, for `count` shards; read strictly.
+    pub fn parse(out: &str, count: usize) -> Result<Routed, String> {
+        let unexpected = || format!("unexpected answer {out:?} counting rows per shard");
+        let (mut tables, mut keyed) = (None, None);
+        let (mut rows, mut keys) = (vec![0; count], vec![0; count]);
+        for line in out.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if let Some(n) = line.strip_prefix("tables=") {
+                keyed = n.parse().ok();
+            } else if let Some(n) = line.strip_prefix("user_tables=") {
+                tables = n.parse().ok();
+            } else {
+                let fields: Vec<&str> = line.split('|').collect();
+                let [shard, n, k] = fields[..] else { return Err(unexpected()) };
+                let (Ok(shard), Ok(n), Ok(k)) = (shard.parse::<usize>(), n.parse::<u64>(), k.parse::<u64>()) else {
+                    return Err(unexpected());
+                };
+                *rows.get_mut(shard).ok_or_else(unexpected)? = n;
+                *keys.get_mut(shard).ok_or_else(unexpected)? = k;
+            }
+        }
+        Ok(Routed { tables: tables.ok_or_else(unexpected)?, keyed: keyed.ok_or_else(unexpected)?, rows, keys })
     }
 }
 
@@ -364,7 +415,7 @@ pub fn split(database: &str, key: &str, index: usize, count: usize) -> Command {
 }
 
 /// A SQL string literal.
-fn literal(text: &str) -> String {
+pub(super) fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
@@ -374,7 +425,7 @@ fn identifier(text: &str) -> String {
 }
 
 /// A field of a .pgpass line, where `:` and `\` are escaped with `\`.
-fn pgpass_escape(value: &str) -> String {
+pub(super) fn pgpass_escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace(':', "\\:")
 }
 
@@ -464,6 +515,19 @@ mod tests {
         assert!(sql.contains("SET LOCAL session_replication_role = replica"), "{sql}");
         let weird = split("app", "o'k", 0, 2).stdin.expect("sql");
         assert!(weird.contains("a.attname = 'o''k'"), "{weird}");
+    }
+
+    #[test]
+    fn the_rows_per_shard_are_read_strictly() {
+        let out = "tables=2\nuser_tables=3\n0|700|70\n2|650|65\n";
+        assert_eq!(
+            Routed::parse(out, 3),
+            Ok(Routed { tables: 3, keyed: 2, rows: vec![700, 0, 650], keys: vec![70, 0, 65] })
+        );
+        assert!(Routed::parse("tables=2\n", 3).is_err(), "the table count is missing");
+        assert!(Routed::parse("tables=2\nuser_tables=3\n5|1|1\n", 3).is_err(), "no shard 5 of 3");
+        assert!(Routed::parse("tables=2\nuser_tables=3\n0|1\n", 3).is_err(), "no key count");
+        assert!(Routed::parse("tables=2\nuser_tables=3\nERROR\n", 3).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use terrace_state::State;
 
-use super::{Migration, PlannedStep, Record, Status, Step, Target, commands};
+use super::{Migration, Motion, PlannedStep, Record, Status, Step, Target, commands};
 use crate::addr::Address;
 use crate::kind::Kind;
 use crate::model::Compiled;
@@ -27,6 +27,10 @@ pub fn detect(desired: &Compiled, prior: &State, finish: bool) -> (Vec<Migration
         Ok(reshards) => found.extend(reshards),
         Err(refusal) => refusals.push(refusal),
     }
+    match rebalances(desired, prior, finish) {
+        Ok(rebalances) => found.extend(rebalances),
+        Err(refusal) => refusals.push(refusal),
+    }
     (found, refusals)
 }
 
@@ -46,7 +50,9 @@ fn recorded_id(prior: &State, address: &Address) -> bool {
 /// A move of `service`'s primary to another host, started now or recorded.
 fn moved(desired: &Compiled, prior: &State, finish: bool, service: &Address) -> Result<Option<Migration>, String> {
     let Some(to) = primary_host(service, |a| desired.resources.contains(a)) else { return Ok(None) };
-    let (from, done, status, kept) = match Record::of(prior, service)? {
+    // A record of a move that never ran a step gives way when the phase moves elsewhere.
+    let record = Record::of(prior, service)?.filter(|r| r.step.is_some() || r.to == [to.to_string()]);
+    let (from, done, status, kept) = match record {
         Some(record) if record.shard_key.is_none() => {
             let (Ok(from), [recorded_to]) = (record.from.parse::<Address>(), &record.to[..]) else {
                 return Err(format!("the state's record of the migration of `{service}` names no host"));
@@ -77,7 +83,18 @@ fn moved(desired: &Compiled, prior: &State, finish: bool, service: &Address) -> 
         }
     };
     let target = target(desired, service.clone(), to);
-    Ok(Some(migration(desired, prior, service, from, vec![target], None, status, done, kept)))
+    let found = Found {
+        service: service.clone(),
+        motion: Motion::Move,
+        from,
+        from_shards: Vec::new(),
+        to: vec![target],
+        shard_key: None,
+        status,
+        done,
+        kept,
+    };
+    Ok(Some(migration(desired, prior, found)))
 }
 
 /// Reshards: a removed `postgres` service whose data goes into the new shards of a sharded block,
@@ -89,15 +106,23 @@ fn reshards(desired: &Compiled, prior: &State, finish: bool) -> Result<Vec<Migra
         let Ok(service) = source.parse::<Address>() else { continue };
         let Some(record) = Record::of(prior, &service)? else { continue };
         let Some(key) = record.shard_key.clone() else { continue };
+        if record.motion() != Motion::Reshard {
+            continue;
+        }
+        // A reshard that never ran a step gives way when the phase has other shards.
+        if record.step.is_none() && record.to.iter().any(|h| h.parse().is_ok_and(|h| !desired.resources.contains(&h))) {
+            continue;
+        }
         let from: Address = record.from.parse().map_err(|_| format!("the migration of `{source}` names no host"))?;
         let mut targets = Vec::new();
         for host in &record.to {
             let host: Address =
                 host.parse().map_err(|_| format!("the migration of `{source}` names no host: {json}"))?;
             if !desired.resources.contains(&host) {
+                let what = if record.done() { "was resharded" } else { "is being resharded" };
                 return Err(format!(
-                    "`{source}` is being resharded into `{host}`, which this phase does not have: apply the phase \
-                     the reshard started in, and `terrace apply --finish-migration`, before changing the shards"
+                    "`{source}` {what} into `{host}`, which this phase does not have: apply the phase the reshard \
+                     started in, and `terrace apply --finish-migration`, before changing the shards"
                 ));
             }
             let service = host.parent().unwrap_or_else(|| host.clone());
@@ -106,7 +131,18 @@ fn reshards(desired: &Compiled, prior: &State, finish: bool) -> Result<Vec<Migra
         }
         let kept = record.kept.iter().filter_map(|a| a.parse().ok()).filter(|a| recorded(prior, a)).collect();
         let status = status_of(&record, finish);
-        found.push(migration(desired, prior, &service, from, targets, Some(key), status, record.step, kept));
+        let found_one = Found {
+            service,
+            motion: Motion::Reshard,
+            from,
+            from_shards: Vec::new(),
+            to: targets,
+            shard_key: Some(key),
+            status,
+            done: record.step,
+            kept,
+        };
+        found.push(migration(desired, prior, found_one));
     }
     // New reshards: a sharded block none of whose shards is recorded yet, and exactly one removed
     // service with a primary to fill it from.
@@ -134,9 +170,155 @@ fn reshards(desired: &Compiled, prior: &State, finish: bool) -> Result<Vec<Migra
             continue;
         }
         let kept = recorded_within(prior, &source, false).collect();
-        found.push(migration(desired, prior, &source, from, targets, Some(key.to_owned()), Status::Starts, None, kept));
+        let found_one = Found {
+            service: source,
+            motion: Motion::Reshard,
+            from,
+            from_shards: Vec::new(),
+            to: targets,
+            shard_key: Some(key.to_owned()),
+            status: Status::Starts,
+            done: None,
+            kept,
+        };
+        found.push(migration(desired, prior, found_one));
     }
     Ok(found)
+}
+
+/// Rebalances: a sharded block whose shard count changes (N -> M), started now, or recorded (by
+/// the block's address). The shards of the old count are the sources; those the phase no longer
+/// has are kept until `--finish-migration`.
+fn rebalances(desired: &Compiled, prior: &State, finish: bool) -> Result<Vec<Migration>, String> {
+    let mut found = Vec::new();
+    let mut blocks = BTreeSet::new();
+    for composite in desired.composites.iter().filter(|c| c.kind == Kind::Postgres) {
+        let Some(key) = composite.attrs.get("shard_key").and_then(crate::value::Value::as_str) else { continue };
+        let block = composite.address.block();
+        if !blocks.insert(block.clone()) {
+            continue;
+        }
+        let shards: Vec<&Address> =
+            desired.composites.iter().filter(|c| c.address.block() == block).map(|c| &c.address).collect();
+        let hosts: Vec<Address> =
+            shards.iter().filter_map(|shard| primary_host(shard, |a| desired.resources.contains(a))).collect();
+        if hosts.len() != shards.len() {
+            continue;
+        }
+        // A reshard into the block that is under way fills it first.
+        let resharding = prior.migrations.keys().filter_map(|s| s.parse::<Address>().ok()).any(|service| {
+            Record::of(prior, &service).ok().flatten().is_some_and(|r| {
+                r.motion() == Motion::Reshard
+                    && !r.done()
+                    && r.to.iter().any(|h| h.parse::<Address>().is_ok_and(|h| h.is_within(&block)))
+            })
+        });
+        if resharding {
+            continue;
+        }
+        let record = Record::of(prior, &block)?.filter(|r| r.motion() == Motion::Rebalance);
+        let mut kept_before = Vec::new();
+        if let Some(record) = &record {
+            let planned: Vec<String> = hosts.iter().map(Address::to_string).collect();
+            if record.to == planned || (!record.done() && record.step.is_some()) {
+                if record.to != planned {
+                    return Err(format!(
+                        "`{block}` is being rebalanced into {} shards, and this phase has {}: apply the phase the \
+                         rebalance started in before changing the shard count again",
+                        record.to.len(),
+                        planned.len()
+                    ));
+                }
+                found.push(recorded_rebalance(desired, prior, finish, &block, record, key)?);
+                continue;
+            }
+            // A finished rebalance gives way to the next, which keeps all it kept.
+            kept_before = record.kept.iter().filter_map(|a| a.parse::<Address>().ok()).collect();
+        }
+        // The shards the state records with a primary, by index.
+        let recorded_shards: BTreeSet<u32> = prior
+            .resources
+            .values()
+            .filter_map(|r| r.composite.as_deref()?.parse::<Address>().ok())
+            .filter(|c| c.block() == block && c.kind() == Kind::Postgres)
+            .filter(|c| primary_host(c, |a| recorded_id(prior, a) && is_primary(prior, a)).is_some())
+            .filter_map(|c| c.index())
+            .collect();
+        let before = recorded_shards.len();
+        if before == 0 || before == shards.len() {
+            continue;
+        }
+        if recorded_shards.iter().copied().ne(0..before as u32) {
+            return Err(format!(
+                "`{block}` records the shards {recorded_shards:?}, not 0 to {}: terrace cannot tell which \
+                 organizations each holds (nothing was changed)",
+                before - 1
+            ));
+        }
+        let mut from_shards = Vec::new();
+        for index in 0..before as u32 {
+            let shard = block.with_index(Some(index));
+            let Some(host) = primary_host(&shard, |a| recorded_id(prior, a) && is_primary(prior, a)) else {
+                continue;
+            };
+            let server = server_of_recorded(prior, &host);
+            from_shards.push(Target { service: shard, host, server });
+        }
+        let mut kept = kept_before;
+        for gone in from_shards.iter().skip(shards.len()) {
+            kept.extend(recorded_within(prior, &gone.service, false));
+        }
+        let to = shards.iter().zip(hosts).map(|(shard, host)| target(desired, (*shard).clone(), host)).collect();
+        let found_one = Found {
+            service: block.clone(),
+            motion: Motion::Rebalance,
+            from: from_shards[0].host.clone(),
+            from_shards,
+            to,
+            shard_key: Some(key.to_owned()),
+            status: Status::Starts,
+            done: None,
+            kept,
+        };
+        found.push(migration(desired, prior, found_one));
+    }
+    Ok(found)
+}
+
+/// A rebalance the state records, resumed, kept or finished.
+fn recorded_rebalance(
+    desired: &Compiled,
+    prior: &State,
+    finish: bool,
+    block: &Address,
+    record: &Record,
+    key: &str,
+) -> Result<Migration, String> {
+    let unreadable = || format!("the state's record of the rebalance of `{block}` names no host");
+    let parse = |host: &String| host.parse::<Address>().map_err(|_| unreadable());
+    let mut from_shards = Vec::new();
+    for host in &record.from_shards {
+        let host = parse(host)?;
+        let service = host.parent().ok_or_else(unreadable)?;
+        from_shards.push(Target { server: server_of_recorded(prior, &host), service, host });
+    }
+    let mut to = Vec::new();
+    for host in &record.to {
+        let host = parse(host)?;
+        to.push(target(desired, host.parent().ok_or_else(unreadable)?, host));
+    }
+    let found = Found {
+        service: block.clone(),
+        motion: Motion::Rebalance,
+        from: from_shards.first().map(|s| s.host.clone()).ok_or_else(unreadable)?,
+        from_shards,
+        to,
+        shard_key: Some(record.shard_key.clone().unwrap_or_else(|| key.to_owned())),
+        status: status_of(record, finish),
+        done: record.step,
+        kept: record.kept.iter().filter_map(|a| a.parse().ok()).filter(|a| recorded(prior, a)).collect(),
+    };
+    Ok(migration(desired, prior, found))
 }
 
 /// `postgres` services the state records with a primary, which the phase no longer has, and
@@ -179,43 +361,48 @@ fn target(desired: &Compiled, service: Address, host: Address) -> Target {
     Target { service, host, server }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn migration(
-    desired: &Compiled,
-    prior: &State,
-    service: &Address,
+/// A migration found, before its outputs and step texts.
+struct Found {
+    service: Address,
+    motion: Motion,
     from: Address,
+    from_shards: Vec<Target>,
     to: Vec<Target>,
     shard_key: Option<String>,
     status: Status,
     done: Option<Step>,
     kept: Vec<Address>,
-) -> Migration {
+}
+
+fn migration(desired: &Compiled, prior: &State, found: Found) -> Migration {
     let outputs = desired
         .outputs
         .iter()
-        .filter(|o| o.value.references().iter().any(|r| to.iter().any(|t| r.address.is_within(&t.service))))
+        .filter(|o| o.value.references().iter().any(|r| found.to.iter().any(|t| r.address.is_within(&t.service))))
         .map(|o| o.name.clone())
         .collect();
     let mut migration = Migration {
-        service: service.clone(),
-        from_server: server_of_recorded(prior, &from),
-        from,
-        to,
-        shard_key,
-        status,
+        service: found.service,
+        motion: found.motion,
+        from_server: server_of_recorded(prior, &found.from),
+        from: found.from,
+        from_shards: found.from_shards,
+        to: found.to,
+        shard_key: found.shard_key,
+        status: found.status,
         steps: Vec::new(),
-        kept,
+        kept: found.kept,
         outputs,
+        live: None,
     };
-    let steps = Step::all(migration.shard_key.is_some());
-    migration.steps = steps.iter().map(|step| planned(&migration, *step, done)).collect();
+    let steps = found.motion.steps();
+    migration.steps = steps.iter().map(|step| planned(&migration, *step, found.done)).collect();
     migration
 }
 
 /// A sharded service whose shard count changes: how many organizations the seed's rule sends to
-/// another shard. terrace does not move their rows between existing shards, so this is said
-/// loudly, never left to a silent change of the shard map.
+/// another shard, said loudly beside the rebalance that moves them, never left to a silent change
+/// of the shard map.
 pub fn reshard_warnings(desired: &Compiled, prior: &State) -> Vec<String> {
     let mut warnings = Vec::new();
     let mut seen = BTreeSet::new();
@@ -235,11 +422,16 @@ pub fn reshard_warnings(desired: &Compiled, prior: &State) -> Vec<String> {
         if before.is_empty() || before.len() == now {
             continue;
         }
+        // A finished rebalance to this count keeps the shards it emptied until --finish-migration.
+        let finished = Record::of(prior, &block).ok().flatten().is_some_and(|r| r.done() && r.to.len() == now);
+        if finished {
+            continue;
+        }
         let share = crate::compile::shard::moving_share(before.len() as u32, now as u32);
         warnings.push(format!(
             "`{block}` goes from {} to {now} shards: the rule parseInt(md5({key})[0:8], 16) % {now} sends about \
-             {:.0}% of the organizations to another shard, and terrace does not move their rows between existing \
-             shards: the SHARD_MAP changes, and rows of a moved organization stay on the shard that has them",
+             {:.0}% of the organizations to another shard; the rebalance in this plan moves their rows while writes pause, \
+             and the application must route by the new SHARD_MAP before they resume",
             before.len(),
             share * 100.0
         ));
@@ -290,6 +482,9 @@ fn planned(migration: &Migration, step: Step, done: Option<Step>) -> PlannedStep
         [one] => (one.clone(), one.clone()),
         many => (many.join(", "), "each new shard".to_owned()),
     };
+    if migration.motion == Motion::Rebalance {
+        return rebalance_step(migration, step, done);
+    }
     let (summary, downtime, app_action) = match step {
         Step::Prepare => (
             format!(
@@ -332,6 +527,7 @@ fn planned(migration: &Migration, step: Step, done: Option<Step>) -> PlannedStep
                 )
             }),
         ),
+        Step::Pause | Step::Copy | Step::Prune | Step::Resume => (String::new(), None, None),
         Step::Split => {
             let key = migration.shard_key.as_deref().unwrap_or("organization_id");
             let count = migration.to.len();
@@ -351,5 +547,80 @@ fn planned(migration: &Migration, step: Step, done: Option<Step>) -> PlannedStep
             )
         }
     };
-    PlannedStep { step, summary, downtime, app_action, done: done.is_some_and(|done| step <= done) }
+    planned_step(migration, step, done, (summary, downtime, app_action))
+}
+
+fn planned_step(
+    migration: &Migration,
+    step: Step,
+    done: Option<Step>,
+    (summary, downtime, app_action): (String, Option<String>, Option<String>),
+) -> PlannedStep {
+    let steps = migration.motion.steps();
+    let done = done.is_some_and(|done| Step::position(steps, step) <= Step::position(steps, done));
+    PlannedStep { step, summary, downtime, app_action, done }
+}
+
+/// The steps of a rebalance (N shards into M).
+fn rebalance_step(migration: &Migration, step: Step, done: Option<Step>) -> PlannedStep {
+    let key = migration.shard_key.as_deref().unwrap_or("organization_id");
+    let (before, after) = (migration.from_shards.len(), migration.to.len());
+    let new: Vec<String> = migration.to.iter().skip(before).map(|t| format!("`{}`", t.service)).collect();
+    let gone: Vec<String> = migration.from_shards.iter().skip(after).map(|t| format!("`{}`", t.service)).collect();
+    let paused = "writes fail (read-only) from here until `resume`".to_owned();
+    let texts = match step {
+        Step::Prepare => (
+            format!(
+                "check every shard (same major version, room for the rows that come in, tables with the column \
+                 `{key}`, and every row on the shard the rule of {before} routes it to), and count the rows \
+                 each shard of {after} gets"
+            ),
+            None,
+            None,
+        ),
+        Step::Pause => {
+            ("every shard turns read-only and ends the application's sessions".to_owned(), Some(paused.clone()), None)
+        }
+        Step::Copy => (
+            format!(
+                "the shards read each other over the private network (the replication role with \
+                 pg_read_all_data, a pg_hba.conf line per shard, until the switchover); each shard i of {after} \
+                 copies in, in one transaction, the rows of every table with `{key}` that {} = i routes to it \
+                 from the shards that hold them{}",
+                commands::route_sql(key, after),
+                if new.is_empty() {
+                    String::new()
+                } else {
+                    let verb = if new.len() == 1 { "gets" } else { "get" };
+                    format!("; {} first {verb} the schema and the reference tables", new.join(", "))
+                }
+            ),
+            Some(paused.clone()),
+            None,
+        ),
+        Step::Prune => (
+            format!(
+                "each shard that stays deletes, in one transaction, the organizations routed elsewhere{}",
+                if gone.is_empty() { String::new() } else { format!("; {} keep theirs", gone.join(", ")) }
+            ),
+            Some(paused.clone()),
+            None,
+        ),
+        Step::Switchover => (
+            if gone.is_empty() {
+                "the outputs name the shards of the new count".to_owned()
+            } else {
+                format!("the outputs name the shards of the new count; {} stop, kept read-only", gone.join(", "))
+            },
+            Some(paused),
+            Some(format!(
+                "route by the new {}: restart it with the values of `terrace output` after this apply, or from \
+                 the --migration-hook at step `switchover` (TERRACE_OUTPUTS), before writes resume",
+                migration.outputs.join(", ")
+            )),
+        ),
+        Step::Resume => ("every shard of the new count turns writable again".to_owned(), None, None),
+        Step::Clone | Step::CatchUp | Step::Split => (String::new(), None, None),
+    };
+    planned_step(migration, step, done, texts)
 }

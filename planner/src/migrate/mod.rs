@@ -3,7 +3,9 @@
 //! - a *move*: a `postgres` service whose primary lives on another host than the recorded one
 //!   (phase 1 -> 2: from the app server's own host to a server of its own);
 //! - a *reshard*: a phase that removes a `postgres` service and adds a sharded block
-//!   (`shard_key`) whose shards are all new (phase 3 -> 4: one primary into N shards).
+//!   (`shard_key`) whose shards are all new (phase 3 -> 4: one primary into N shards);
+//! - a *rebalance*: a sharded block whose shard count changes (N -> M shards): the rows of each
+//!   organization the rule now routes to another shard move there while writes pause.
 //!
 //! The plan holds either as ordered steps, each with its downtime and what the application must
 //! do; apply carries the steps out over SSH (`apply::migrate`), recording each finished step in the
@@ -14,6 +16,7 @@
 
 pub mod commands;
 mod detect;
+pub mod shards;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use terrace_state::State;
@@ -23,7 +26,7 @@ use crate::addr::Address;
 pub use detect::{detect, kept, reshard_warnings};
 
 /// One step of a migration, in the order they run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Step {
     /// The old database lets the new servers replicate from it.
@@ -36,6 +39,38 @@ pub enum Step {
     Switchover,
     /// A reshard only: each shard deletes the organizations the rule routes to another shard.
     Split,
+    /// A rebalance: every shard turns read-only (writes pause).
+    Pause,
+    /// A rebalance: each shard of the new count copies in, in one transaction, the rows of the
+    /// organizations routed to it from the shards that hold them (a new shard first gets the
+    /// schema and the reference tables).
+    Copy,
+    /// A rebalance: each shard that stays deletes the organizations routed elsewhere.
+    Prune,
+    /// A rebalance: the shards turn writable again.
+    Resume,
+}
+
+/// What a migration does, which fixes its steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Motion {
+    /// One primary to another host.
+    Move,
+    /// One primary into N new shards.
+    Reshard,
+    /// N shards into M.
+    Rebalance,
+}
+
+impl Motion {
+    pub fn steps(self) -> &'static [Step] {
+        match self {
+            Motion::Move => &Step::MOVE,
+            Motion::Reshard => &Step::RESHARD,
+            Motion::Rebalance => &Step::REBALANCE,
+        }
+    }
 }
 
 impl Step {
@@ -44,10 +79,9 @@ impl Step {
     /// The steps of a reshard.
     pub const RESHARD: [Step; 5] = [Step::Prepare, Step::Clone, Step::CatchUp, Step::Switchover, Step::Split];
 
-    /// The steps of a move (`false`) or a reshard (`true`).
-    pub fn all(reshard: bool) -> &'static [Step] {
-        if reshard { &Self::RESHARD } else { &Self::MOVE }
-    }
+    /// The steps of a rebalance: writes pause for all of them but the first.
+    pub const REBALANCE: [Step; 6] =
+        [Step::Prepare, Step::Pause, Step::Copy, Step::Prune, Step::Switchover, Step::Resume];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -56,12 +90,28 @@ impl Step {
             Step::CatchUp => "catch-up",
             Step::Switchover => "switchover",
             Step::Split => "split",
+            Step::Pause => "pause",
+            Step::Copy => "copy",
+            Step::Prune => "prune",
+            Step::Resume => "resume",
         }
     }
 
     /// Of `steps`, those still to run after `done` (the last one finished, `None` before the first).
     pub fn after(steps: &'static [Step], done: Option<Step>) -> impl Iterator<Item = Step> {
-        steps.iter().copied().filter(move |step| done.is_none_or(|done| *step > done))
+        let next = done.map_or(0, |done| Step::position(steps, done) + 1);
+        steps.iter().copied().skip(next)
+    }
+
+    /// Where `step` is in `steps` (after the last when it is not one of them).
+    pub fn position(steps: &[Step], step: Step) -> usize {
+        steps.iter().position(|s| *s == step).unwrap_or(steps.len())
+    }
+
+    /// Whether `step` is the switchover of `steps` or comes after it: the outputs name the new
+    /// servers from then on.
+    pub fn switched(steps: &[Step], step: Step) -> bool {
+        Step::position(steps, step) >= Step::position(steps, Step::Switchover)
     }
 }
 
@@ -84,6 +134,9 @@ pub struct Record {
     /// A reshard's column: each shard keeps the rows the rule routes to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard_key: Option<String>,
+    /// A rebalance's shards before it, in order (their hosts); empty for a move or a reshard.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from_shards: Vec<String>,
     /// The last step finished; `None` before the first.
     pub step: Option<Step>,
     /// What is kept until `--finish-migration`: the old volume, host and host key.
@@ -115,14 +168,41 @@ impl Record {
             .map_err(|error| format!("the state's record of the migration of `{service}` is unreadable: {error}"))
     }
 
+    /// The record of `migration` as it starts: no step done yet.
+    pub fn starting(migration: &Migration) -> Record {
+        Record {
+            from: migration.from.to_string(),
+            to: migration.to.iter().map(|t| t.host.to_string()).collect(),
+            shard_key: migration.shard_key.clone(),
+            from_shards: migration.from_shards.iter().map(|t| t.host.to_string()).collect(),
+            step: None,
+            kept: migration.kept.iter().map(Address::to_string).collect(),
+            started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        }
+    }
+
+    /// Whether it is `migration`'s (the same hosts, the same key).
+    pub fn is_of(&self, migration: &Migration) -> bool {
+        let fresh = Record::starting(migration);
+        (&self.to, &self.shard_key, &self.from_shards) == (&fresh.to, &fresh.shard_key, &fresh.from_shards)
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         // A struct of strings and lists always serializes.
         serde_json::to_value(self).unwrap_or_default()
     }
 
+    pub fn motion(&self) -> Motion {
+        match (&self.shard_key, self.from_shards.is_empty()) {
+            (_, false) => Motion::Rebalance,
+            (Some(_), true) => Motion::Reshard,
+            (None, true) => Motion::Move,
+        }
+    }
+
     /// Its steps, in order.
     pub fn steps(&self) -> &'static [Step] {
-        Step::all(self.shard_key.is_some())
+        self.motion().steps()
     }
 
     pub fn done(&self) -> bool {
@@ -147,12 +227,17 @@ pub enum Status {
 /// A data migration as the plan shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Migration {
-    /// The service the data comes from (`postgres.main`); the state records the migration by it.
+    /// The service the data comes from (`postgres.main`), or a rebalance's sharded block
+    /// (`postgres.shard`); the state records the migration by it.
     pub service: Address,
-    /// The host the data comes from, and the server under it.
+    pub motion: Motion,
+    /// The host the data comes from, and the server under it (a rebalance's first shard).
     pub from: Address,
     pub from_server: Option<Address>,
-    /// Where it goes: one target for a move, each shard in order for a reshard.
+    /// A rebalance's shards before it, in order; empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub from_shards: Vec<Target>,
+    /// Where it goes: one target for a move, each shard in order for a reshard or a rebalance.
     pub to: Vec<Target>,
     /// A reshard's column (`organization_id`); `None` for a move.
     pub shard_key: Option<String>,
@@ -162,6 +247,43 @@ pub struct Migration {
     pub kept: Vec<Address>,
     /// The outputs that change with the move: what the application must switch to.
     pub outputs: Vec<String>,
+    /// A reshard's or a rebalance's rows and organizations, counted live on the old database(s)
+    /// when the plan was made (`None` when they were not reached, or the rows already moved).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<Live>,
+}
+
+/// Rows and organizations with the shard key, counted live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Live {
+    /// Each shard's after the migration.
+    pub rows: Vec<u64>,
+    pub organizations: Vec<u64>,
+    /// Those that change database: every one for a reshard, those the new rule routes to another
+    /// shard for a rebalance.
+    pub moving_rows: u64,
+    pub moving_organizations: u64,
+}
+
+impl Live {
+    /// From each old database's count over the new rule (`commands::routed_rows`), in shard
+    /// order: one for a reshard, each old shard's for a rebalance.
+    pub fn from_counts(counts: &[commands::Routed], motion: Motion) -> Live {
+        let width = counts.iter().map(|c| c.rows.len()).max().unwrap_or(0);
+        let mut live =
+            Live { rows: vec![0; width], organizations: vec![0; width], moving_rows: 0, moving_organizations: 0 };
+        for (from, count) in counts.iter().enumerate() {
+            for (to, (rows, keys)) in count.rows.iter().zip(&count.keys).enumerate() {
+                live.rows[to] += rows;
+                live.organizations[to] += keys;
+                if motion != Motion::Rebalance || to != from {
+                    live.moving_rows += rows;
+                    live.moving_organizations += keys;
+                }
+            }
+        }
+        live
+    }
 }
 
 /// A new primary of a migration.

@@ -6,7 +6,15 @@ fn steps_run_in_order_and_resume_after_the_last_one_done() {
     assert_eq!(Step::after(&Step::MOVE, Some(Step::Clone)).collect::<Vec<_>>(), [Step::CatchUp, Step::Switchover]);
     assert_eq!(Step::after(&Step::MOVE, Some(Step::Switchover)).count(), 0);
     // A reshard has one step more: the split after the switchover.
-    assert_eq!(Step::after(Step::all(true), Some(Step::Switchover)).collect::<Vec<_>>(), [Step::Split]);
+    assert_eq!(Step::after(Motion::Reshard.steps(), Some(Step::Switchover)).collect::<Vec<_>>(), [Step::Split]);
+    // A rebalance pauses writes before it copies, and resumes them after the switchover.
+    assert_eq!(
+        Step::after(Motion::Rebalance.steps(), Some(Step::Copy)).collect::<Vec<_>>(),
+        [Step::Prune, Step::Switchover, Step::Resume]
+    );
+    assert!(Step::switched(Motion::Rebalance.steps(), Step::Resume));
+    assert!(!Step::switched(Motion::Rebalance.steps(), Step::Prune));
+    assert!(!Step::switched(Motion::Reshard.steps(), Step::CatchUp));
 }
 
 fn record() -> Record {
@@ -14,6 +22,7 @@ fn record() -> Record {
         from: "postgres.main.host.shared".into(),
         to: vec!["postgres.main.host.primary".into()],
         shard_key: None,
+        from_shards: Vec::new(),
         step: Some(Step::CatchUp),
         kept: vec!["postgres.main.volume.data".into()],
         started: "2026-12-04T12:00:00Z".into(),
@@ -49,4 +58,29 @@ fn a_record_of_one_target_reads_as_a_string_too_and_a_reshard_is_done_after_its_
     let mut moved = record();
     moved.step = Some(Step::Switchover);
     assert!(moved.done());
+    assert!(record().to_json().get("from_shards").is_none(), "a move writes no shards before");
+
+    let mut rebalance = reshard.clone();
+    rebalance.from_shards = vec!["postgres.shard[0].host.primary".into(), "postgres.shard[1].host.primary".into()];
+    assert_eq!(rebalance.motion(), Motion::Rebalance);
+    assert!(!rebalance.done(), "a rebalance resumes writes after its switchover");
+    rebalance.step = Some(Step::Resume);
+    assert!(rebalance.done());
+    let read: Record = serde_json::from_value(rebalance.to_json()).expect("a rebalance record reads back");
+    assert_eq!(read, rebalance);
+}
+
+#[test]
+fn live_counts_say_what_each_shard_holds_after_and_what_moves() {
+    use commands::Routed;
+    let shard = |rows: Vec<u64>, keys: Vec<u64>| Routed { tables: 3, keyed: 2, rows, keys };
+    // Two shards into three: old shard 0 keeps what the new rule routes to 0, and so on.
+    let counts = [shard(vec![400, 300, 390], vec![40, 30, 39]), shard(vec![300, 420, 200], vec![30, 42, 20])];
+    let live = Live::from_counts(&counts, Motion::Rebalance);
+    assert_eq!(live.rows, [700, 720, 590]);
+    assert_eq!(live.organizations, [70, 72, 59]);
+    assert_eq!((live.moving_rows, live.moving_organizations), (300 + 390 + 300 + 200, 30 + 39 + 30 + 20));
+    // A reshard moves everything out of the one old database.
+    let live = Live::from_counts(&counts[..1], Motion::Reshard);
+    assert_eq!((live.moving_rows, live.moving_organizations), (1090, 109));
 }

@@ -54,6 +54,9 @@ pub fn plan(plan: &Plan) -> String {
     }
     for migration in &plan.migrations {
         let _ = writeln!(out, "> [!IMPORTANT]\n> **Data migration:** {}", super::migration::title(migration));
+        if let Some(live) = super::migration::live(migration) {
+            let _ = writeln!(out, "> {live}");
+        }
         for step in super::migration::steps(migration) {
             let _ = writeln!(out, "> {step}");
         }

@@ -73,6 +73,9 @@ fn write_migrations(out: &mut String, plan: &Plan, style: Style) {
     for migration in &plan.migrations {
         let title = super::migration::title(migration).replace('`', "");
         let _ = writeln!(out, "\n{} {title}", style.bold("Data migration:"));
+        if let Some(live) = super::migration::live(migration) {
+            let _ = writeln!(out, "  {live}");
+        }
         for step in super::migration::steps(migration) {
             let _ = writeln!(out, "  {}", step.replace('`', ""));
         }
