@@ -8,6 +8,7 @@ mod faults;
 mod lab_smoke;
 mod migration;
 mod path;
+mod refusals;
 mod reshard;
 mod support;
 mod writer;
