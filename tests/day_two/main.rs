@@ -10,6 +10,7 @@ mod lab_smoke;
 mod migration;
 mod path;
 mod rebalance;
+mod refusals;
 mod reshard;
 mod support;
 mod writer;

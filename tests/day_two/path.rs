@@ -6,14 +6,20 @@
 //! organization to, and only there), 4 -> 5 keeps the shards; none needs `--allow-data-loss`;
 //! replicas stream; WAL archiving is on from phase 3; Redis has the memory the phase renders;
 //! nothing listens where the internet reaches it; and a second plan, refreshed over SSH too, shows
-//! no changes.
+//! no changes. A writer inserts without pause through 2 -> 3, which adds a replica to the live
+//! primary: every row it committed is on the primary and on the replica afterwards; its failed
+//! writes and longest interruption are printed, figures, not assertions.
 
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::lab::{self, Host, Lab, Options, connect_command};
 use crate::support::{
     From, PATH, outputs, password, psql, psql_ok, redis, stack, state, superuser, terrace, terrace_ok, text, texts,
 };
+use crate::writer::{Writer, Written};
 
 /// The servers of the app in a phase, by name.
 fn app_hosts(lab: &Lab, phase: &str) -> Vec<Host> {
@@ -68,6 +74,67 @@ fn write_and_read(from: From<'_>, url: &str, marker: &str, written: &mut Vec<(St
     assert_eq!(psql_ok(from, url, &sql), "1", "{marker}");
 }
 
+/// The ids of the writer's rows a database holds, through `conninfo`.
+fn written_ids(from: From<'_>, conninfo: &str) -> Result<BTreeSet<u64>, String> {
+    let ids = psql(from, conninfo, "SELECT coalesce(string_agg(id::text, ','), '') FROM writes")?;
+    Ok(ids.split(',').filter_map(|id| id.parse().ok()).collect())
+}
+
+/// A writer inserting without pause from the app server through DATABASE_URL (phase 2's, which
+/// phase 3 keeps), into a table of its own.
+fn start_writer(lab: &Lab, dir: &Path) -> impl FnOnce() -> Written {
+    let app = lab.wait_booted("fastbots-app", Duration::from_secs(60));
+    let url = text(&outputs(lab, dir), "DATABASE_URL").to_owned();
+    psql_ok(
+        From::Host(&app),
+        &url,
+        "CREATE TABLE writes (id bigint PRIMARY KEY, organization_id text NOT NULL, at timestamptz NOT NULL DEFAULT now())",
+    );
+    let writer = Writer { app, dir: dir.to_path_buf(), first_url: url, route: |_, _| None };
+    let (stop, written, thread) = writer.start();
+    move || {
+        stop.store(true, Ordering::SeqCst);
+        thread.join().expect("the writer");
+        std::mem::take(&mut *written.lock().expect("the writer's record"))
+    }
+}
+
+/// Every row the writer committed during 2 -> 3 is on the primary, and on the replica once it has
+/// caught up; the figures are printed.
+fn assert_written(lab: &Lab, outputs: &serde_json::Map<String, serde_json::Value>, written: &Written) {
+    let app = lab.wait_booted("fastbots-app-0", Duration::from_secs(60));
+    let url = text(outputs, "DATABASE_URL");
+    let missing = |present: &BTreeSet<u64>| -> Vec<u64> {
+        written.committed.iter().filter(|id| !present.contains(id)).copied().collect()
+    };
+    let on_primary = written_ids(From::Host(&app), url).expect("the writer's rows on the primary");
+    assert_eq!(missing(&on_primary), Vec::<u64>::new(), "committed rows lost on the primary during 2 -> 3");
+    let replica = format!(
+        "host={} port=6432 dbname=business_logic_app user=business_logic_user password={}",
+        text(outputs, "DB_READ_HOST"),
+        password(url)
+    );
+    lab::wait_for("the writer's rows on the replica", Duration::from_secs(120), || {
+        written_ids(From::Host(&app), &replica).ok().filter(|present| missing(present).is_empty())
+    });
+    // The writer wrote before and after the primary's restart (for archive_mode) during the apply.
+    let around = psql_ok(
+        From::Host(&app),
+        url,
+        "SELECT count(*) FILTER (WHERE at < pg_postmaster_start_time()) || '|' || \
+         count(*) FILTER (WHERE at > pg_postmaster_start_time()) FROM writes",
+    );
+    let (before, after) = around.split_once('|').expect("two counts");
+    assert!(before != "0" && after != "0", "rows written before|after the primary's restart: {around}");
+    eprintln!(
+        "day two: 2 -> 3 added a replica with {} rows written during it, {} failed writes; the writer's longest \
+         interruption: {:.1} s",
+        written.committed.len(),
+        written.failed,
+        written.longest_gap.as_secs_f64()
+    );
+}
+
 #[test]
 fn the_seed_path_runs_on_live_hosts_with_every_consumer_reaching_its_service() {
     lab::isolated_with(Options { timeout: Duration::from_secs(2400), ..Options::default() }, |lab| {
@@ -75,10 +142,16 @@ fn the_seed_path_runs_on_live_hosts_with_every_consumer_reaching_its_service() {
         // What the app wrote in the step before, and where: checked again after the next step.
         let mut before: Vec<(String, String)> = Vec::new();
         for (step, phase) in PATH.into_iter().enumerate() {
+            // 2 -> 3 restarts the live primary for archiving: the app writes through it.
+            let writer = (phase == "read-replicas").then(|| start_writer(lab, &dir));
             let args = ["apply", "--phase", phase, "--auto-approve"];
             let applied = terrace_ok(lab, &dir, &args);
+            let written = writer.map(|stop| stop());
             eprintln!("day two: applied {phase}");
             let outputs = outputs(lab, &dir);
+            if let Some(written) = &written {
+                assert_written(lab, &outputs, written);
+            }
             let marker = format!("step-{step}");
             // The database stayed, or was carried: every row the app wrote before this step is
             // there, through the URL the app uses now.

@@ -92,9 +92,16 @@ async fn prepare(
     targets: &[(Session, &Ends)],
 ) -> Result<(), String> {
     let service = &migration.service;
-    let old = facts(source, "the old database").await?;
+    // Unread, an end is refused like a bad one: nothing was changed yet.
+    let unread = |what: String| {
+        move |error: String| format!("`{service}`: {what} cannot be read (nothing was changed): {error}")
+    };
+    let old =
+        facts(source, "the old database").await.map_err(unread(format!("the old database on `{}`", migration.from)))?;
     for ((target, _), planned) in targets.iter().zip(&migration.to) {
-        let new = facts(target, &format!("the new database on `{}`", planned.host)).await?;
+        let new = facts(target, "the new database")
+            .await
+            .map_err(unread(format!("the new database on `{}`", planned.host)))?;
         if old.major() != new.major() {
             return Err(format!(
                 "`{service}`: the old database runs PostgreSQL {} and `{}` {}: a streaming copy needs the same major \
