@@ -624,7 +624,10 @@ fn pgbouncer_ini(spec: &PostgresSpec, bouncer: &PgBouncerSpec) -> String {
          ignore_startup_parameters = extra_float_digits,search_path\n\
          ; PostgreSQL allows {MAX_CONNECTIONS} connections; PgBouncer keeps well below, leaving room for the\n\
          ; replicas, backups and maintenance.\n\
-         max_db_connections = {max_db}\n",
+         max_db_connections = {max_db}\n\
+         ; A server login that fails (PostgreSQL still starting, after a boot or a restart) is tried again\n\
+         ; after a second, not after PgBouncer's default of 15 s, during which clients wait.\n\
+         server_login_retry = 1\n",
         database = spec.database,
         listen = spec.listen.join(","),
         port = bouncer.port,
