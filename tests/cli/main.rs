@@ -11,6 +11,8 @@ mod diff;
 mod docs;
 mod examples;
 mod migrations;
+#[path = "../shared/phases.rs"]
+mod phases;
 mod pipeline;
 mod plan;
 mod recorded;

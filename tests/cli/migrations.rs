@@ -2,6 +2,7 @@
 //! migration. Every step of the seed's path, 1 -> 2 -> 3 -> 4 -> 5, then 5 -> destroy, in all three
 //! formats; and a second plan of the recorded phase shows no changes.
 
+use super::phases::with_shards;
 use super::recorded::record_phase;
 use super::support::{stack_copy, terrace};
 use std::path::Path;
@@ -167,17 +168,6 @@ fn a_finished_migration_keeps_the_old_copy_until_asked_to_delete_it() {
         "{}",
         run.stderr
     );
-}
-
-/// The bundled `sharding` phase with `count` shards.
-fn with_shards(dir: &Path, count: u32) {
-    let file = dir.join("sharding.hcl");
-    let text = std::fs::read_to_string(&file).expect("the phase");
-    let block = "postgres \"shard\" {\n  count       = ";
-    let at = text.find(block).expect("the shard block") + block.len();
-    let end = at + text[at..].find('\n').expect("the count's line");
-    let edited = format!("{}{count}{}", &text[..at], &text[end..]);
-    std::fs::write(&file, edited).expect("write the phase");
 }
 
 #[test]

@@ -111,3 +111,19 @@ pub(crate) fn shard_urls(outputs: &serde_json::Map<String, Value>, count: usize)
     }
     urls
 }
+
+/// The application can write on every shard: 50 new documents of an organization routed to each,
+/// numbered by the shard's own sequence, go in without taking an id a row already has. The
+/// probe's transaction is rolled back: it leaves no row (ids a serial hands out on two shards are
+/// not unique across them, which a later move of rows would trip over).
+pub(crate) fn app_inserts_on_every_shard(app: &Host, urls: &[String]) {
+    for (i, url) in urls.iter().enumerate() {
+        let organization = (1..).map(|n| format!("org-{n}")).find(|o| route(o, urls.len()) == i).expect("one");
+        let insert = format!(
+            "BEGIN; INSERT INTO documents (organization_id, body) SELECT '{organization}', 'after the move' \
+             FROM generate_series(1, 50); ROLLBACK;"
+        );
+        crate::support::psql(From::Host(app), url, &insert)
+            .unwrap_or_else(|e| panic!("the app cannot insert on shard {i} of {}: {e}", urls.len()));
+    }
+}

@@ -9,6 +9,8 @@ mod faults;
 mod lab_smoke;
 mod migration;
 mod path;
+#[path = "../shared/phases.rs"]
+mod phases;
 mod rebalance;
 mod refusals;
 mod reshard;

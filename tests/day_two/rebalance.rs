@@ -5,28 +5,21 @@
 //! table whole on each. While it grows, a writer inserts without pause, routed by the SHARD_MAP
 //! the hook hands over, and the apply is killed with SIGKILL after every step, each time continued
 //! by the next apply: every row it committed is on its shard. The shard that the shrink empties is
-//! kept, stopped, until `--finish-migration`. The plan shows the rows per shard, counted live. The
-//! writer's longest interruption is printed.
+//! kept, stopped, until `--finish-migration`; before it, an id that two shards hold makes the copy
+//! fail, and it is taken back with writes resumed. After each move the application inserts on
+//! every shard (its ids come from the shard's own sequence, past every row that moved in). The
+//! plan shows the rows per shard, counted live. The writer's longest interruption is printed.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use terrace::compile::shard::route;
 
-use crate::dataset::{Dataset, on_their_shards, shard_urls};
+use crate::dataset::{Dataset, app_inserts_on_every_shard, on_their_shards, shard_urls};
 use crate::lab::{self, describe};
+use crate::phases::with_shards;
 use crate::support::{From, outputs, psql_ok, stack, state, terrace, terrace_ok};
 use crate::writer::{Writer, apply_killed_after_each_step, by_shard, hand_over, rule_sql, seed};
-
-/// The stack's `sharding` phase with `count` shards.
-fn with_shards(dir: &std::path::Path, count: usize) {
-    let file = dir.join("sharding.hcl");
-    let text = std::fs::read_to_string(&file).expect("the phase");
-    let block = "postgres \"shard\" {\n  count       = ";
-    let at = text.find(block).expect("the shard block") + block.len();
-    let end = at + text[at..].find('\n').expect("the count's line");
-    std::fs::write(&file, format!("{}{count}{}", &text[..at], &text[end..])).expect("write the phase");
-}
 
 #[test]
 fn shards_grow_from_two_to_three_and_shrink_back_with_every_row_while_the_app_writes() {
@@ -38,7 +31,7 @@ fn shards_grow_from_two_to_three_and_shrink_back_with_every_row_while_the_app_wr
         let first = outputs(lab, &dir);
         let urls = shard_urls(&first, 2);
         // Each shard holds the organizations the rule routes to it among two, as an app would have
-        // written them.
+        // written them; shard 1 then numbered 50 documents more, so the shards' id sequences differ.
         for (i, url) in urls.iter().enumerate() {
             let rule = rule_sql(2);
             let keep = format!(
@@ -47,28 +40,20 @@ fn shards_grow_from_two_to_three_and_shrink_back_with_every_row_while_the_app_wr
             );
             psql_ok(From::Host(&app), url, &keep);
         }
+        psql_ok(
+            From::Host(&app),
+            &urls[1],
+            "INSERT INTO documents (organization_id, body) \
+             SELECT organization_id, 'numbered on shard 1' FROM organizations ORDER BY organization_id LIMIT 50",
+        );
         let before = Dataset::across(&app, &urls);
-        assert_eq!((before.organizations.len(), before.documents.len()), (200, 2000));
+        assert_eq!((before.organizations.len(), before.documents.len()), (200, 2050));
         on_their_shards(&app, &urls, &before, &[]);
 
         // The plan of 2 -> 3 counts the rows live on the two shards, as the rule of three routes them.
         with_shards(&dir, 3);
         let plan = terrace_ok(lab, &dir, &["plan", "--phase", "sharding"]);
-        let key = |i: usize| format!("org-{i}");
-        let moving = (1..=200).filter(|i| route(&key(*i), 2) != route(&key(*i), 3)).count();
-        let after: Vec<String> = (0..3)
-            .map(|shard| {
-                let organizations = (1..=200).filter(|i| route(&key(*i), 3) == shard).count();
-                format!("shard {shard}: {} rows of {organizations} organizations", organizations * 11)
-            })
-            .collect();
-        let counted = format!(
-            "counted live: 2200 rows of 200 organizations; {} rows of {moving} organizations ({:.0}%) change database; \
-             after: {}",
-            moving * 11,
-            moving as f64 * 100.0 / 200.0,
-            after.join(", ")
-        );
+        let counted = live_line(&before, 2, 3);
         assert!(plan.contains(&counted), "{counted}\n{plan}");
 
         // 2 -> 3, while the app writes; killed after each step.
@@ -97,10 +82,31 @@ fn shards_grow_from_two_to_three_and_shrink_back_with_every_row_while_the_app_wr
         assert_eq!(state(&dir)["migrations"]["postgres.shard"]["step"], "resume");
         let replan = terrace(lab, &dir, &["plan", "--detailed-exitcode"]);
         assert_eq!(replan.status.code(), Some(0), "{}", describe(&replan));
+        app_inserts_on_every_shard(&app, &urls);
+
+        // 3 -> 2 with an id that two shards hold: the copy fails, what was copied is taken back,
+        // writes resume, and nothing moved.
+        let grown = Dataset::across(&app, &urls);
+        let rule = rule_sql(2);
+        let id = psql_ok(From::Host(&app), &urls[2], &format!("SELECT min(id) FROM documents WHERE {rule} = 0"));
+        let staying = (1..).map(|n| format!("org-{n}")).find(|o| route(o, 3) == 0 && route(o, 2) == 0).expect("one");
+        let collide = format!("INSERT INTO documents (id, organization_id, body) VALUES ({id}, '{staying}', 'twice')");
+        psql_ok(From::Host(&app), &urls[0], &collide);
+        with_shards(&dir, 2);
+        let refused = terrace(lab, &dir, &["apply", "--phase", "sharding", "--auto-approve"]);
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{}", describe(&refused));
+        assert!(
+            said.contains("duplicate key") && said.contains("taken back and writes resumed: nothing moved"),
+            "{said}"
+        );
+        assert_eq!(state(&dir)["migrations"]["postgres.shard"]["step"], "prepare", "the next apply pauses again");
+        app_inserts_on_every_shard(&app, &urls);
+        psql_ok(From::Host(&app), &urls[0], &format!("DELETE FROM documents WHERE id = {id} AND body = 'twice'"));
+        assert_eq!(Dataset::across(&app, &urls), grown, "every shard holds what it held before");
+        on_their_shards(&app, &urls, &grown, &[]);
 
         // 3 -> 2: the third shard's organizations move to the two that stay; it is kept, stopped.
-        let grown = Dataset::across(&app, &urls);
-        with_shards(&dir, 2);
         terrace_ok(lab, &dir, &["apply", "--phase", "sharding", "--auto-approve"]);
         let two = shard_urls(&outputs(lab, &dir), 2);
         on_their_shards(&app, &two, &grown, &[]);
@@ -120,5 +126,34 @@ fn shards_grow_from_two_to_three_and_shrink_back_with_every_row_while_the_app_wr
         assert!(left.is_empty(), "--finish-migration deletes the emptied shard: {left:?}");
         assert!(recorded["migrations"].get("postgres.shard").is_none(), "{}", recorded["migrations"]);
         on_their_shards(&app, &two, &grown, &[]);
+        app_inserts_on_every_shard(&app, &two);
     });
+}
+
+/// The plan's line for `dataset` going from `before` to `after` shards, computed with Rust's
+/// `route` over the organization of every row with the key (organizations and documents).
+fn live_line(dataset: &Dataset, before: usize, after: usize) -> String {
+    // A row's text starts with its organization (organizations) or its id then its organization.
+    let field = |row: &str, at: usize| row.trim_start_matches('(').split(',').nth(at).unwrap_or_default().to_owned();
+    let organizations: Vec<String> = dataset.organizations.iter().map(|r| field(r, 0)).collect();
+    let keys: Vec<String> =
+        organizations.iter().cloned().chain(dataset.documents.iter().map(|r| field(r, 1))).collect();
+    let moves = |k: &String| route(k, before) != route(k, after);
+    let moving_rows = keys.iter().filter(|k| moves(k)).count();
+    let moving = organizations.iter().filter(|k| moves(k)).count();
+    let per: Vec<String> = (0..after)
+        .map(|shard| {
+            let rows = keys.iter().filter(|k| route(k, after) == shard).count();
+            let organizations = organizations.iter().filter(|k| route(k, after) == shard).count();
+            format!("shard {shard}: {rows} rows of {organizations} organizations")
+        })
+        .collect();
+    format!(
+        "counted live: {} rows of {} organizations; {moving_rows} rows of {moving} organizations ({:.0}%) change \
+         database; after: {}",
+        keys.len(),
+        organizations.len(),
+        moving as f64 * 100.0 / organizations.len() as f64,
+        per.join(", ")
+    )
 }

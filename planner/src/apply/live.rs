@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use terrace_providers::host::Session;
 use terrace_state::State;
 
-use super::host::reach;
+use super::recorded;
+use crate::addr::Address;
 use crate::migrate::commands::{Routed, routed_rows};
 use crate::migrate::{Live, Migration, Motion, Step};
 use crate::model::Compiled;
@@ -30,20 +30,14 @@ pub async fn count_live(
         if migration.steps.iter().any(|s| s.step == moved && s.done) {
             continue;
         }
-        let database = migration
-            .to
-            .first()
-            .and_then(|t| compiled.composite(&t.service))
-            .and_then(|c| c.attrs.get("database"))
-            .and_then(|d| d.as_str().map(str::to_owned))
-            .unwrap_or_else(|| "app".to_owned());
-        let sources: Vec<String> = match migration.motion {
-            Motion::Rebalance => migration.from_shards.iter().map(|s| s.host.to_string()).collect(),
-            _ => vec![migration.from.to_string()],
+        let database = migration.to.first().map(|t| recorded::database(Some(compiled), &t.service)).unwrap_or_default();
+        let sources: Vec<Address> = match migration.motion {
+            Motion::Rebalance => migration.from_shards.iter().map(|s| s.host.clone()).collect(),
+            _ => vec![migration.from.clone()],
         };
         let mut counts = Vec::new();
         for host in &sources {
-            match count(state, host, &database, &key, migration.to.len(), connect).await {
+            match count(state, host, &database, &key, (sources.len(), migration.to.len()), connect).await {
                 Ok(routed) => counts.push(routed),
                 Err(error) => {
                     notes.push(format!("`{}`: the rows were not counted on `{host}`: {error}", migration.service));
@@ -60,20 +54,16 @@ pub async fn count_live(
 
 async fn count(
     state: &State,
-    host: &str,
+    host: &Address,
     database: &str,
     key: &str,
-    shards: usize,
+    (before, after): (usize, usize),
     connect: Duration,
 ) -> Result<Routed, String> {
-    let record = state.resources.get(host).ok_or_else(|| "it is not recorded".to_owned())?;
-    let (target, login) = reach(host, record);
-    let session = Session::connect_until(&target, &login, tokio::time::Instant::now() + connect)
-        .await
-        .map_err(|e| e.to_string())?;
-    let command = routed_rows(database, key, shards);
+    let session = recorded::connect(&recorded::reached(state, host)?, tokio::time::Instant::now() + connect).await?;
+    let command = routed_rows(database, key, before, after);
     let out =
         session.check(&command.shell, command.stdin.as_deref().map(str::as_bytes)).await.map_err(|e| e.to_string());
     session.close().await;
-    Routed::parse(&String::from_utf8_lossy(&out?), shards)
+    Routed::parse(&String::from_utf8_lossy(&out?), before, after)
 }

@@ -7,10 +7,11 @@
 use std::time::Duration;
 
 use serde_json::Value as Json;
-use terrace_providers::host::{Login, Session, Target};
+use terrace_providers::host::Session;
 
 use super::exec::{Context, Event, poisoned};
-use super::host::{masked, reach};
+use super::host::masked;
+use super::recorded::{self, Reached};
 use crate::addr::Address;
 use crate::migrate::commands::{self, Ends, Facts, Routed};
 use crate::migrate::{Migration, Motion, Record, Step};
@@ -18,6 +19,8 @@ use crate::services::converge::Command;
 
 /// The copy is caught up when it is less than this many bytes of WAL behind.
 const CAUGHT_UP_BYTES: i64 = 1 << 20;
+/// How long `migrate status` waits for the old server to answer.
+const LAG_WAIT: Duration = Duration::from_secs(15);
 /// How long the target may take to replay the source's last checkpoint once the source stopped.
 const REPLAY_WAIT: Duration = Duration::from_secs(60);
 
@@ -33,9 +36,9 @@ pub(super) async fn run(context: &Context, migration: &Migration) -> Result<(), 
 /// What a run needs from the state, read once.
 struct Parts {
     record: Record,
-    source: (Target, Login),
+    source: Reached,
     /// Each new primary: how to reach it, and what its scripts need to know.
-    targets: Vec<(Target, Login, Ends)>,
+    targets: Vec<(Reached, Ends)>,
     password: String,
     timers: Vec<String>,
     version: u32,
@@ -45,12 +48,12 @@ async fn run_steps(context: &Context, migration: &Migration) -> Result<(), Strin
     let service = &migration.service;
     let parts = parts(context, migration)?;
     let deadline = || tokio::time::Instant::now() + context.services.hosts.connect;
-    let source = Session::connect_until(&parts.source.0, &parts.source.1, deadline())
+    let source = recorded::connect(&parts.source, deadline())
         .await
         .map_err(|e| format!("`{service}`: the old database's server cannot be reached: {e}"))?;
     let mut targets = Vec::new();
-    for ((target, login, ends), planned) in parts.targets.iter().zip(&migration.to) {
-        let session = Session::connect_until(target, login, deadline())
+    for ((reached, ends), planned) in parts.targets.iter().zip(&migration.to) {
+        let session = recorded::connect(reached, deadline())
             .await
             .map_err(|e| format!("`{service}`: the new server `{}` cannot be reached: {e}", planned.host))?;
         targets.push((session, ends));
@@ -124,19 +127,9 @@ async fn prepare(
     }
     if let (Some(key), Some((_, ends))) = (&migration.shard_key, targets.first()) {
         let count = targets.len();
-        let out = checked(source, "count the rows per shard", commands::routed_rows(&ends.database, key, count))
-            .await
-            .map_err(|e| {
-                format!("`{service}`: the old database has no database `{}` to reshard: {e}", ends.database)
-            })?;
-        let Routed { tables, keyed, rows, .. } = Routed::parse(&out, count)?;
-        if keyed == 0 && tables > 0 {
-            return Err(format!(
-                "`{service}`: none of the {tables} tables of the database `{}` has the shard key column `{key}`: \
-                 there is nothing to route by (nothing was changed)",
-                ends.database
-            ));
-        }
+        let routed = count_routed(source, service, &ends.database, key, 1, count).await?;
+        keyed(service, &ends.database, key, &routed)?;
+        let Routed { tables, keyed, rows, .. } = routed;
         let total: u64 = rows.iter().sum();
         let per: Vec<String> = rows.iter().enumerate().map(|(i, n)| format!("shard {i}: {n}")).collect();
         note(
@@ -155,71 +148,70 @@ async fn prepare(
     Ok(())
 }
 
-/// The record (started now when there is none), how to reach the hosts, their private
-/// addresses, the replication password and the old host's timers.
+/// The rows of `database` on a source, counted by the shard the rule of `before` shards and that of
+/// `after` route them to (`commands::routed_rows`).
+pub(super) async fn count_routed(
+    source: &Session,
+    service: &Address,
+    database: &str,
+    key: &str,
+    before: usize,
+    after: usize,
+) -> Result<Routed, String> {
+    let out = checked(source, "count the rows per shard", commands::routed_rows(database, key, before, after))
+        .await
+        .map_err(|e| format!("`{service}`: the old database has no database `{database}` to move: {e}"))?;
+    Routed::parse(&out, before, after)
+}
+
+/// Refuses a database with tables but none with the shard key: there is nothing to route by.
+pub(super) fn keyed(service: &Address, database: &str, key: &str, routed: &Routed) -> Result<(), String> {
+    if routed.keyed == 0 && routed.tables > 0 {
+        return Err(format!(
+            "`{service}`: none of the {} tables of the database `{database}` has the shard key column `{key}`: \
+             there is nothing to route by (nothing was changed)",
+            routed.tables
+        ));
+    }
+    Ok(())
+}
+
+/// The record, how to reach the hosts, their private addresses, the replication password and the
+/// old host's timers.
 fn parts(context: &Context, migration: &Migration) -> Result<Parts, String> {
     let service = &migration.service;
-    let mut recorder = context.recorder.lock().map_err(poisoned)?;
-    let record = started(&mut recorder, migration)?;
+    let recorder = context.recorder.lock().map_err(poisoned)?;
     let state = &recorder.state;
-    let host = |address: &Address| {
-        state.resources.get(&address.to_string()).ok_or_else(|| format!("`{service}`: `{address}` is not recorded"))
+    let record = Record::of(state, service)?.ok_or_else(|| format!("`{service}`: the migration is not recorded"))?;
+    let within = |e: String| format!("`{service}`: {e}");
+    let private_ip = |server: Option<&Address>, what: &str| {
+        recorded::private_ip(state, server).ok_or_else(|| {
+            format!(
+                "`{service}`: {what} has no private address: the old and the new servers must share a private \
+                 network for the copy (nothing was changed)"
+            )
+        })
     };
-    let private_ip = |server: &Option<Address>, what: &str| -> Result<String, String> {
-        server
-            .as_ref()
-            .and_then(|s| state.resources.get(&s.to_string()))
-            .and_then(|r| r.attributes.get("private_ip"))
-            .and_then(Json::as_str)
-            .filter(|ip| !ip.is_empty())
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                format!(
-                    "`{service}`: {what} has no private address: the old and the new servers must share a private \
-                     network for the copy (nothing was changed)"
-                )
-            })
-    };
-    let from = host(&migration.from)?;
-    let source_ip = private_ip(&migration.from_server, "the old server")?;
+    let from = recorded::host(state, &migration.from).map_err(within)?;
+    let source_ip = private_ip(migration.from_server.as_ref(), "the old server")?;
     let mut version = None;
     let mut targets = Vec::new();
     for (index, target) in migration.to.iter().enumerate() {
-        let to = host(&target.host)?;
-        version = version.or_else(|| to.attributes.get("version").and_then(Json::as_u64).map(|v| v as u32));
-        let database = context
-            .compiled()
-            .and_then(|c| c.composite(&target.service))
-            .and_then(|c| c.attrs.get("database"))
-            .and_then(|d| d.as_str().map(str::to_owned))
-            .unwrap_or_else(|| "app".to_owned());
-        let (reached, login) = reach(&target.host.to_string(), to);
+        version = version.or(recorded::version(recorded::host(state, &target.host).map_err(within)?));
         let ends = Ends {
             version: version.unwrap_or(16),
             source_ip: source_ip.clone(),
-            target_ip: private_ip(&target.server, &format!("`{}`", target.host))?,
-            database,
+            target_ip: private_ip(target.server.as_ref(), &format!("`{}`", target.host))?,
+            database: recorded::database(context.compiled(), &target.service),
             slot: commands::slot(index, migration.to.len()),
         };
-        targets.push((reached, login, ends));
+        targets.push((recorded::reached(state, &target.host).map_err(within)?, ends));
     }
-    let password = state
-        .resources
-        .get(&service.child(crate::kind::Kind::Secret, "replication", None).to_string())
-        .and_then(|r| r.attributes.get("value"))
-        .and_then(Json::as_str)
-        .ok_or_else(|| format!("`{service}`: the replication password is not recorded"))?
-        .to_owned();
-    let timers = super::host::files_of(from)
-        .keys()
-        .filter(|path| path.starts_with("/etc/systemd/system/") && path.ends_with(".timer"))
-        .filter_map(|path| path.rsplit('/').next().map(str::to_owned))
-        .collect();
     Ok(Parts {
-        source: reach(&migration.from.to_string(), from),
+        source: recorded::reached(state, &migration.from).map_err(within)?,
         targets,
-        password,
-        timers,
+        password: recorded::replication_password(state, service).map_err(within)?,
+        timers: recorded::timers(from),
         version: version.unwrap_or(16),
         record,
     })
@@ -441,10 +433,8 @@ pub async fn migration_lag(state: &terrace_state::State, record: &Record) -> Res
     if !matches!(record.step, Some(Step::Clone | Step::CatchUp)) {
         return Ok(None);
     }
-    let host = state.resources.get(&record.from).ok_or_else(|| format!("`{}` is not recorded", record.from))?;
-    let (target, login) = reach(&record.from, host);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    let session = Session::connect_until(&target, &login, deadline).await.map_err(|e| e.to_string())?;
+    let from = record.from.parse().map_err(|_| format!("`{}` is not an address", record.from))?;
+    let session = recorded::connect(&recorded::reached(state, &from)?, tokio::time::Instant::now() + LAG_WAIT).await?;
     let slots: Vec<String> = (0..record.to.len()).map(|index| commands::slot(index, record.to.len())).collect();
     let worst = lag(&session, &slots.iter().map(String::as_str).collect::<Vec<_>>()).await;
     session.close().await;

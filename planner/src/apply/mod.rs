@@ -7,6 +7,7 @@ mod host;
 mod live;
 mod migrate;
 mod rebalance;
+mod recorded;
 pub mod refresh;
 pub mod resolve;
 

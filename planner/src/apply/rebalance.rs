@@ -5,20 +5,19 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value as Json;
 use terrace_providers::host::Session;
 
 use super::exec::{Context, poisoned};
-use super::host::reach;
-use super::migrate::{bytes, checked, done, facts, note, save, started};
+use super::migrate::{bytes, checked, count_routed, done, facts, keyed, note, save};
+use super::recorded::{self, Reached};
 use crate::addr::Address;
-use crate::kind::Kind;
-use crate::migrate::commands::{Routed, routed_rows, stop_source};
+use crate::migrate::commands::stop_source;
 use crate::migrate::shards::{self, Source};
 use crate::migrate::{Migration, Record, Step};
 
 /// A shard of the old or the new count, reached.
 struct Shard {
+    reached: Reached,
     ip: String,
     /// Its replication role's password (the other shards read it with it).
     password: String,
@@ -51,16 +50,10 @@ pub(super) async fn run(context: &Context, migration: &Migration) -> Result<(), 
     let service = &migration.service;
     let mut parts = parts(context, migration)?;
     let deadline = tokio::time::Instant::now() + context.services.hosts.connect;
-    for host in parts.shards.keys() {
-        let record = {
-            let recorder = context.recorder.lock().map_err(poisoned)?;
-            recorder.state.resources.get(&host.to_string()).cloned()
-        };
-        let record = record.ok_or_else(|| format!("`{service}`: `{host}` is not recorded"))?;
-        let (target, login) = reach(&host.to_string(), &record);
-        let session = Session::connect_until(&target, &login, deadline)
+    for (host, shard) in &parts.shards {
+        let session = recorded::connect(&shard.reached, deadline)
             .await
-            .map_err(|e| format!("`{service}`: the shard `{host}` cannot be reached: {e} (nothing was changed)"))?;
+            .map_err(|e| format!("`{service}`: the shard `{host}` cannot be reached: {e}"))?;
         parts.sessions.insert(host.clone(), session);
     }
     let mut record = parts.record.clone();
@@ -130,60 +123,34 @@ fn paused(service: &Address, error: String) -> String {
     format!("`{service}`: {error}; writes stay paused, and the next `terrace apply` continues from here")
 }
 
-/// The record, the shards (their private addresses, passwords and timers), the database and key.
+/// The record, the shards (how to reach them, their private addresses, passwords and timers), the
+/// database and key.
 fn parts(context: &Context, migration: &Migration) -> Result<Parts, String> {
     let service = &migration.service;
-    let mut recorder = context.recorder.lock().map_err(poisoned)?;
-    let record = started(&mut recorder, migration)?;
+    let recorder = context.recorder.lock().map_err(poisoned)?;
     let state = &recorder.state;
-    let key = migration.shard_key.clone().ok_or_else(|| format!("`{service}`: a rebalance needs a shard key"))?;
+    let within = |e: String| format!("`{service}`: {e}");
+    let record = Record::of(state, service)?.ok_or_else(|| within("the rebalance is not recorded".into()))?;
+    let key = migration.shard_key.clone().ok_or_else(|| within("a rebalance needs a shard key".into()))?;
     let mut shards = BTreeMap::new();
     let mut version = None;
     for shard in migration.from_shards.iter().chain(&migration.to) {
         if shards.contains_key(&shard.host) {
             continue;
         }
-        let host = state
-            .resources
-            .get(&shard.host.to_string())
-            .ok_or_else(|| format!("`{service}`: `{}` is not recorded", shard.host))?;
-        version = version.or_else(|| host.attributes.get("version").and_then(Json::as_u64).map(|v| v as u32));
-        let ip = shard
-            .server
-            .as_ref()
-            .and_then(|s| state.resources.get(&s.to_string()))
-            .and_then(|r| r.attributes.get("private_ip"))
-            .and_then(Json::as_str)
-            .filter(|ip| !ip.is_empty())
-            .ok_or_else(|| {
-                format!(
-                    "`{service}`: `{}` has no private address: the shards copy rows over the private network \
-                     (nothing was changed)",
-                    shard.host
-                )
-            })?
-            .to_owned();
-        let password = state
-            .resources
-            .get(&shard.service.child(Kind::Secret, "replication", None).to_string())
-            .and_then(|r| r.attributes.get("value"))
-            .and_then(Json::as_str)
-            .ok_or_else(|| format!("`{service}`: the replication password of `{}` is not recorded", shard.service))?
-            .to_owned();
-        let timers = super::host::files_of(host)
-            .keys()
-            .filter(|path| path.starts_with("/etc/systemd/system/") && path.ends_with(".timer"))
-            .filter_map(|path| path.rsplit('/').next().map(str::to_owned))
-            .collect();
-        shards.insert(shard.host.clone(), Shard { ip, password, timers });
+        let host = recorded::host(state, &shard.host).map_err(within)?;
+        version = version.or(recorded::version(host));
+        let ip = recorded::private_ip(state, shard.server.as_ref()).ok_or_else(|| {
+            within(format!(
+                "`{}` has no private address: the shards copy rows over the private network (nothing was changed)",
+                shard.host
+            ))
+        })?;
+        let password = recorded::replication_password(state, &shard.service).map_err(within)?;
+        let reached = recorded::reached(state, &shard.host).map_err(within)?;
+        shards.insert(shard.host.clone(), Shard { reached, ip, password, timers: recorded::timers(host) });
     }
-    let database = migration
-        .to
-        .first()
-        .and_then(|t| context.compiled().and_then(|c| c.composite(&t.service)))
-        .and_then(|c| c.attrs.get("database"))
-        .and_then(|d| d.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "app".to_owned());
+    let database = migration.to.first().map(|t| recorded::database(context.compiled(), &t.service)).unwrap_or_default();
     Ok(Parts { record, shards, sessions: BTreeMap::new(), database, key, version: version.unwrap_or(16) })
 }
 
@@ -209,19 +176,9 @@ async fn prepare(context: &Context, migration: &Migration, parts: &Parts) -> Res
     let mut rows_after = vec![0u64; after];
     let mut moving = 0u64;
     for (index, shard) in migration.from_shards.iter().enumerate() {
-        let session = parts.session(&shard.host)?;
-        let out = checked(session, "count the rows per shard", routed_rows(database, key, before))
-            .await
-            .map_err(|e| format!("`{service}`: `{}` has no database `{database}` to rebalance: {e}", shard.host))?;
-        let old = Routed::parse(&out, before)?;
-        if old.keyed == 0 && old.tables > 0 {
-            return Err(format!(
-                "`{service}`: none of the {} tables of `{database}` on `{}` has the shard key column `{key}`: \
-                 there is nothing to route by (nothing was changed)",
-                old.tables, shard.host
-            ));
-        }
-        let strays: u64 = old.rows.iter().enumerate().filter(|(i, _)| *i != index).map(|(_, n)| n).sum();
+        let new = count_routed(parts.session(&shard.host)?, service, database, key, before, after).await?;
+        keyed(service, database, key, &new)?;
+        let strays = new.strays(index);
         if strays > 0 {
             return Err(format!(
                 "`{service}`: `{}` (shard {index}) holds {strays} rows that the rule of {before} shards routes to \
@@ -229,8 +186,6 @@ async fn prepare(context: &Context, migration: &Migration, parts: &Parts) -> Res
                 shard.service
             ));
         }
-        let out = checked(session, "count the rows per shard", routed_rows(database, key, after)).await?;
-        let new = Routed::parse(&out, after)?;
         let total: u64 = new.rows.iter().sum();
         let size = facts_of.get(&shard.host).map_or(0, |f| f.bytes) as f64;
         for (to, rows) in new.rows.iter().enumerate() {

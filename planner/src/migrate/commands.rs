@@ -232,10 +232,7 @@ pub fn stop_source(version: u32, timers: &[String]) -> Command {
              {data}\n\
              {disable}\
              if {psql} --command='SELECT 1' > /dev/null 2>&1; then\n\
-             \x20 {psql} --command='ALTER SYSTEM SET default_transaction_read_only = on' > /dev/null\n\
-             \x20 {psql} --command='SELECT pg_reload_conf()' > /dev/null\n\
-             \x20 {psql} --command=\"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()\" > /dev/null\n\
+             {read_only}\
              \x20 systemctl stop {unit}\n\
              fi\n\
              echo manual > /etc/postgresql/{version}/main/start.conf\n\
@@ -245,9 +242,32 @@ pub fn stop_source(version: u32, timers: &[String]) -> Command {
              printf '%s|%s\\n' \"$state\" \"$lsn\"\n",
             data = data_directory(version),
             unit = unit(version),
+            read_only = read_only(),
         ),
         stdin: None,
     }
+}
+
+/// Shell lines: writes pause. New transactions are read-only, and the sessions of the application
+/// (every client but the superuser's) are ended, so none finishes a write later.
+pub(super) fn read_only() -> String {
+    let psql = psql();
+    format!(
+        "{psql} --command='ALTER SYSTEM SET default_transaction_read_only = on' > /dev/null\n\
+         {psql} --command='SELECT pg_reload_conf()' > /dev/null\n\
+         {psql} --command=\"SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a \
+         JOIN pg_roles r ON r.oid = a.usesysid WHERE a.backend_type = 'client backend' \
+         AND a.pid <> pg_backend_pid() AND NOT r.rolsuper\" > /dev/null\n"
+    )
+}
+
+/// Shell lines: writable again, as `read_only` found it.
+pub(super) fn writable() -> String {
+    let psql = psql();
+    format!(
+        "{psql} --command='ALTER SYSTEM RESET default_transaction_read_only' > /dev/null\n\
+         {psql} --command='SELECT pg_reload_conf()' > /dev/null\n"
+    )
 }
 
 /// On the source, when the switchover cannot finish: writable and running again, as before it.
@@ -257,11 +277,10 @@ pub fn restart_source(version: u32) -> Command {
             "set -euo pipefail\n\
              echo auto > /etc/postgresql/{version}/main/start.conf\n\
              systemctl start {unit} && {wait}\n\
-             {psql} --command='ALTER SYSTEM RESET default_transaction_read_only' > /dev/null\n\
-             {psql} --command='SELECT pg_reload_conf()' > /dev/null\n",
+             {writable}",
             unit = unit(version),
             wait = wait_ready_command(),
-            psql = psql(),
+            writable = writable(),
         ),
         stdin: None,
     }
@@ -326,33 +345,44 @@ pub fn route_sql(column: &str, count: usize) -> String {
 /// The tables of `database` that carry the shard key: base and partitioned tables outside the
 /// system schemas (not partitions, whose parent answers for them), as psql `format()` arguments.
 pub(super) fn keyed_tables(key: &str) -> String {
+    keyed_relations(key, false)
+}
+
+/// `keyed_tables`, with the partitions too when `partitions` (each holds rows of its own).
+pub(super) fn keyed_relations(key: &str, partitions: bool) -> String {
+    let kinds = if partitions {
+        "c.relkind IN ('p', 'r')"
+    } else {
+        "(c.relkind = 'p' OR (c.relkind = 'r' AND NOT c.relispartition))"
+    };
     format!(
         "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE a.attname = {key} AND a.attnum > 0 AND NOT a.attisdropped \
-         AND (c.relkind = 'p' OR (c.relkind = 'r' AND NOT c.relispartition)) \
+         WHERE a.attname = {key} AND a.attnum > 0 AND NOT a.attisdropped AND {kinds} \
          AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'",
         key = literal(key)
     )
 }
 
-/// On a source, before a reshard or a rebalance: the tables of `database`, those with the column
-/// `key`, and the rows and the distinct keys (organizations) the rule routes to each of `count`
-/// shards. Prints `user_tables=N`, `tables=N`, then `shard|rows|keys` per shard that has rows
+/// On a source, before a reshard or a rebalance, in one scan: the tables of `database`, those with
+/// the column `key`, and for each pair of shards (the one the rule of `before` shards routes a row
+/// to, the one the rule of `after` routes it to) the rows and the distinct keys (organizations).
+/// Prints `user_tables=N`, `tables=N`, then `old|new|rows|keys` per pair that has rows
 /// (`Routed::parse`). Fails when the database does not exist.
-pub fn routed_rows(database: &str, key: &str, count: usize) -> Command {
-    let route = route_sql("%I", count).replace('%', "%%").replace("%%I", "%I");
+pub fn routed_rows(database: &str, key: &str, before: usize, after: usize) -> Command {
+    let rule = |count| route_sql("%I", count).replace('%', "%%").replace("%%I", "%I").replace('\'', "''");
     Command {
         shell: format!("set -euo pipefail; {} --dbname={} --file=-", psql(), sh(database)),
         stdin: Some(format!(
-            "SELECT count(*) AS tables, coalesce('SELECT shard, count(*), count(DISTINCT k) FROM (' || \
-             string_agg(format('SELECT %I::text AS k, {route} AS shard FROM %s', a.attname, a.attname, \
-             c.oid::regclass), ' UNION ALL ') || ') AS routed WHERE shard IS NOT NULL GROUP BY shard ORDER BY \
-             shard', 'SELECT NULL LIMIT 0') AS query {tables} \\gset\n\
+            "SELECT count(*) AS tables, coalesce('SELECT old, new, count(*), count(DISTINCT k) FROM (' || \
+             string_agg(format('SELECT %I::text AS k, {old} AS old, {new} AS new FROM %s', a.attname, a.attname, \
+             a.attname, c.oid::regclass), ' UNION ALL ') || ') AS routed WHERE new IS NOT NULL GROUP BY old, new \
+             ORDER BY old, new', 'SELECT NULL LIMIT 0') AS query {tables} \\gset\n\
              \\echo tables=:tables\n\
              SELECT count(*) AS user_tables FROM pg_stat_user_tables \\gset\n\
              \\echo user_tables=:user_tables\n\
              SELECT :'query' \\gexec\n",
-            route = route.replace('\'', "''"),
+            old = rule(before),
+            new = rule(after),
             tables = keyed_tables(key),
         )),
     }
@@ -364,33 +394,46 @@ pub struct Routed {
     /// Tables of the database, and those with the shard key.
     pub tables: u64,
     pub keyed: u64,
-    /// Rows of the keyed tables the rule routes to each shard, and their distinct keys.
+    /// Rows of the keyed tables the new rule routes to each shard, and their distinct keys.
     pub rows: Vec<u64>,
     pub keys: Vec<u64>,
+    /// Rows the old rule routes to each shard.
+    pub rows_before: Vec<u64>,
 }
 
 impl Routed {
-    /// `user_tables=N`, `tables=N` and `shard|rows|keys` lines, for `count` shards; read strictly.
-    pub fn parse(out: &str, count: usize) -> Result<Routed, String> {
+    /// `user_tables=N`, `tables=N` and `old|new|rows|keys` lines, for `before` and `after` shards;
+    /// read strictly.
+    pub fn parse(out: &str, before: usize, after: usize) -> Result<Routed, String> {
         let unexpected = || format!("unexpected answer {out:?} counting rows per shard");
         let (mut tables, mut keyed) = (None, None);
-        let (mut rows, mut keys) = (vec![0; count], vec![0; count]);
+        let (mut rows, mut keys, mut rows_before) = (vec![0; after], vec![0; after], vec![0; before]);
         for line in out.lines().map(str::trim).filter(|l| !l.is_empty()) {
             if let Some(n) = line.strip_prefix("tables=") {
                 keyed = n.parse().ok();
             } else if let Some(n) = line.strip_prefix("user_tables=") {
                 tables = n.parse().ok();
             } else {
-                let fields: Vec<&str> = line.split('|').collect();
-                let [shard, n, k] = fields[..] else { return Err(unexpected()) };
-                let (Ok(shard), Ok(n), Ok(k)) = (shard.parse::<usize>(), n.parse::<u64>(), k.parse::<u64>()) else {
-                    return Err(unexpected());
-                };
-                *rows.get_mut(shard).ok_or_else(unexpected)? = n;
-                *keys.get_mut(shard).ok_or_else(unexpected)? = k;
+                let fields: Vec<u64> =
+                    line.split('|').map(str::parse).collect::<Result<_, _>>().map_err(|_| unexpected())?;
+                let [old, new, n, k] = fields[..] else { return Err(unexpected()) };
+                *rows.get_mut(new as usize).ok_or_else(unexpected)? += n;
+                *keys.get_mut(new as usize).ok_or_else(unexpected)? += k;
+                *rows_before.get_mut(old as usize).ok_or_else(unexpected)? += n;
             }
         }
-        Ok(Routed { tables: tables.ok_or_else(unexpected)?, keyed: keyed.ok_or_else(unexpected)?, rows, keys })
+        Ok(Routed {
+            tables: tables.ok_or_else(unexpected)?,
+            keyed: keyed.ok_or_else(unexpected)?,
+            rows,
+            keys,
+            rows_before,
+        })
+    }
+
+    /// Rows on old shard `index` that the old rule routes to another shard.
+    pub fn strays(&self, index: usize) -> u64 {
+        self.rows_before.iter().enumerate().filter(|(i, _)| *i != index).map(|(_, n)| n).sum()
     }
 }
 
@@ -451,7 +494,7 @@ mod tests {
             prepare(&ends(), "pw"),
             clone(&ends(), "pw"),
             lag("terrace_migration_1"),
-            routed_rows("business_logic_app", "organization_id", 3),
+            routed_rows("business_logic_app", "organization_id", 1, 3),
             split("business_logic_app", "organization_id", 1, 3),
             stop_source(16, &["terrace-backup.timer".into()]),
             stop_source(16, &[]),
@@ -519,15 +562,18 @@ mod tests {
 
     #[test]
     fn the_rows_per_shard_are_read_strictly() {
-        let out = "tables=2\nuser_tables=3\n0|700|70\n2|650|65\n";
+        let out = "tables=2\nuser_tables=3\n0|0|700|70\n0|2|50|5\n1|2|600|60\n";
+        let routed = Routed::parse(out, 2, 3).expect("counts");
         assert_eq!(
-            Routed::parse(out, 3),
-            Ok(Routed { tables: 3, keyed: 2, rows: vec![700, 0, 650], keys: vec![70, 0, 65] })
+            routed,
+            Routed { tables: 3, keyed: 2, rows: vec![700, 0, 650], keys: vec![70, 0, 65], rows_before: vec![750, 600] }
         );
-        assert!(Routed::parse("tables=2\n", 3).is_err(), "the table count is missing");
-        assert!(Routed::parse("tables=2\nuser_tables=3\n5|1|1\n", 3).is_err(), "no shard 5 of 3");
-        assert!(Routed::parse("tables=2\nuser_tables=3\n0|1\n", 3).is_err(), "no key count");
-        assert!(Routed::parse("tables=2\nuser_tables=3\nERROR\n", 3).is_err());
+        assert_eq!((routed.strays(0), routed.strays(1)), (600, 750));
+        assert!(Routed::parse("tables=2\n", 2, 3).is_err(), "the table count is missing");
+        assert!(Routed::parse("tables=2\nuser_tables=3\n0|5|1|1\n", 2, 3).is_err(), "no shard 5 of 3");
+        assert!(Routed::parse("tables=2\nuser_tables=3\n2|0|1|1\n", 2, 3).is_err(), "no old shard 2 of 2");
+        assert!(Routed::parse("tables=2\nuser_tables=3\n0|1\n", 2, 3).is_err(), "no key count");
+        assert!(Routed::parse("tables=2\nuser_tables=3\nERROR\n", 2, 3).is_err());
     }
 
     #[test]

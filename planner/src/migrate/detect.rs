@@ -146,29 +146,17 @@ fn reshards(desired: &Compiled, prior: &State, finish: bool) -> Result<Vec<Migra
     }
     // New reshards: a sharded block none of whose shards is recorded yet, and exactly one removed
     // service with a primary to fill it from.
-    let mut blocks = BTreeSet::new();
-    for composite in desired.composites.iter().filter(|c| c.kind == Kind::Postgres) {
-        let Some(key) = composite.attrs.get("shard_key").and_then(crate::value::Value::as_str) else { continue };
-        let block = composite.address.block();
-        if started_into.contains(&block) || !blocks.insert(block.clone()) {
+    for Sharded { block, key, shards } in sharded_blocks(desired) {
+        if started_into.contains(&block) || shards.is_empty() {
             continue;
         }
-        let shards: Vec<&Address> =
-            desired.composites.iter().filter(|c| c.address.block() == block).map(|c| &c.address).collect();
-        if shards.iter().any(|shard| recorded_within(prior, shard, true).next().is_some()) {
+        if shards.iter().any(|shard| recorded_within(prior, &shard.service, true).next().is_some()) {
             continue;
         }
         let [source] = &removed_primaries(desired, prior)[..] else { continue };
         let source = source.clone();
         let Some(from) = primary_host(&source, |a| recorded_id(prior, a) && is_primary(prior, a)) else { continue };
-        let targets: Vec<Target> = shards
-            .iter()
-            .filter_map(|shard| primary_host(shard, |a| desired.resources.contains(a)).map(|h| (shard, h)))
-            .map(|(shard, host)| target(desired, (*shard).clone(), host))
-            .collect();
-        if targets.len() != shards.len() {
-            continue;
-        }
+        let targets = shards;
         let kept = recorded_within(prior, &source, false).collect();
         let found_one = Found {
             service: source,
@@ -176,7 +164,7 @@ fn reshards(desired: &Compiled, prior: &State, finish: bool) -> Result<Vec<Migra
             from,
             from_shards: Vec::new(),
             to: targets,
-            shard_key: Some(key.to_owned()),
+            shard_key: Some(key),
             status: Status::Starts,
             done: None,
             kept,
@@ -191,18 +179,8 @@ fn reshards(desired: &Compiled, prior: &State, finish: bool) -> Result<Vec<Migra
 /// has are kept until `--finish-migration`.
 fn rebalances(desired: &Compiled, prior: &State, finish: bool) -> Result<Vec<Migration>, String> {
     let mut found = Vec::new();
-    let mut blocks = BTreeSet::new();
-    for composite in desired.composites.iter().filter(|c| c.kind == Kind::Postgres) {
-        let Some(key) = composite.attrs.get("shard_key").and_then(crate::value::Value::as_str) else { continue };
-        let block = composite.address.block();
-        if !blocks.insert(block.clone()) {
-            continue;
-        }
-        let shards: Vec<&Address> =
-            desired.composites.iter().filter(|c| c.address.block() == block).map(|c| &c.address).collect();
-        let hosts: Vec<Address> =
-            shards.iter().filter_map(|shard| primary_host(shard, |a| desired.resources.contains(a))).collect();
-        if hosts.len() != shards.len() {
+    for Sharded { block, key, shards } in sharded_blocks(desired) {
+        if shards.is_empty() {
             continue;
         }
         // A reshard into the block that is under way fills it first.
@@ -219,7 +197,7 @@ fn rebalances(desired: &Compiled, prior: &State, finish: bool) -> Result<Vec<Mig
         let record = Record::of(prior, &block)?.filter(|r| r.motion() == Motion::Rebalance);
         let mut kept_before = Vec::new();
         if let Some(record) = &record {
-            let planned: Vec<String> = hosts.iter().map(Address::to_string).collect();
+            let planned: Vec<String> = shards.iter().map(|s| s.host.to_string()).collect();
             if record.to == planned || (!record.done() && record.step.is_some()) {
                 if record.to != planned {
                     return Err(format!(
@@ -229,21 +207,13 @@ fn rebalances(desired: &Compiled, prior: &State, finish: bool) -> Result<Vec<Mig
                         planned.len()
                     ));
                 }
-                found.push(recorded_rebalance(desired, prior, finish, &block, record, key)?);
+                found.push(recorded_rebalance(desired, prior, finish, &block, record, &key)?);
                 continue;
             }
             // A finished rebalance gives way to the next, which keeps all it kept.
             kept_before = record.kept.iter().filter_map(|a| a.parse::<Address>().ok()).collect();
         }
-        // The shards the state records with a primary, by index.
-        let recorded_shards: BTreeSet<u32> = prior
-            .resources
-            .values()
-            .filter_map(|r| r.composite.as_deref()?.parse::<Address>().ok())
-            .filter(|c| c.block() == block && c.kind() == Kind::Postgres)
-            .filter(|c| primary_host(c, |a| recorded_id(prior, a) && is_primary(prior, a)).is_some())
-            .filter_map(|c| c.index())
-            .collect();
+        let recorded_shards = recorded_shards(prior, &block);
         let before = recorded_shards.len();
         if before == 0 || before == shards.len() {
             continue;
@@ -268,14 +238,13 @@ fn rebalances(desired: &Compiled, prior: &State, finish: bool) -> Result<Vec<Mig
         for gone in from_shards.iter().skip(shards.len()) {
             kept.extend(recorded_within(prior, &gone.service, false));
         }
-        let to = shards.iter().zip(hosts).map(|(shard, host)| target(desired, (*shard).clone(), host)).collect();
         let found_one = Found {
             service: block.clone(),
             motion: Motion::Rebalance,
             from: from_shards[0].host.clone(),
             from_shards,
-            to,
-            shard_key: Some(key.to_owned()),
+            to: shards,
+            shard_key: Some(key),
             status: Status::Starts,
             done: None,
             kept,
@@ -405,38 +374,71 @@ fn migration(desired: &Compiled, prior: &State, found: Found) -> Migration {
 /// of the shard map.
 pub fn reshard_warnings(desired: &Compiled, prior: &State) -> Vec<String> {
     let mut warnings = Vec::new();
-    let mut seen = BTreeSet::new();
-    for composite in desired.composites.iter().filter(|c| c.kind == Kind::Postgres) {
-        let Some(key) = composite.attrs.get("shard_key").and_then(crate::value::Value::as_str) else { continue };
-        let block = composite.address.block();
-        if !seen.insert(block.clone()) {
+    for Sharded { block, key, .. } in sharded_blocks(desired) {
+        let (before, now) = (recorded_shards(prior, &block).len(), desired_count(desired, &block));
+        if before == 0 || before == now {
             continue;
         }
-        let now = desired.composites.iter().filter(|c| c.address.block() == block).count();
-        let before: BTreeSet<&str> = prior
-            .resources
-            .values()
-            .filter_map(|r| r.composite.as_deref())
-            .filter(|c| c.parse::<Address>().is_ok_and(|a| a.block() == block))
-            .collect();
-        if before.is_empty() || before.len() == now {
-            continue;
-        }
-        // A finished rebalance to this count keeps the shards it emptied until --finish-migration.
-        let finished = Record::of(prior, &block).ok().flatten().is_some_and(|r| r.done() && r.to.len() == now);
-        if finished {
-            continue;
-        }
-        let share = crate::compile::shard::moving_share(before.len() as u32, now as u32);
+        let share = crate::compile::shard::moving_share(before as u32, now as u32);
         warnings.push(format!(
-            "`{block}` goes from {} to {now} shards: the rule parseInt(md5({key})[0:8], 16) % {now} sends about \
-             {:.0}% of the organizations to another shard; the rebalance in this plan moves their rows while writes pause, \
-             and the application must route by the new SHARD_MAP before they resume",
-            before.len(),
+            "`{block}` goes from {before} to {now} shards: the rule parseInt(md5({key})[0:8], 16) % {now} sends \
+             about {:.0}% of the organizations to another shard; the rebalance in this plan moves their rows while \
+             writes pause, and the application must route by the new SHARD_MAP before they resume",
             share * 100.0
         ));
     }
     warnings
+}
+
+/// A sharded block of the phase: its key, and its shards in order as migration targets (empty
+/// when the phase does not give every shard a primary host).
+struct Sharded {
+    block: Address,
+    key: String,
+    shards: Vec<Target>,
+}
+
+fn sharded_blocks(desired: &Compiled) -> Vec<Sharded> {
+    let mut blocks: Vec<Sharded> = Vec::new();
+    for composite in desired.composites.iter().filter(|c| c.kind == Kind::Postgres) {
+        let Some(key) = composite.attrs.get("shard_key").and_then(crate::value::Value::as_str) else { continue };
+        let block = composite.address.block();
+        if blocks.iter().any(|b| b.block == block) {
+            continue;
+        }
+        let members = desired.composites.iter().filter(|c| c.address.block() == block);
+        let shards: Option<Vec<Target>> = members
+            .map(|c| {
+                let host = primary_host(&c.address, |a| desired.resources.contains(a))?;
+                Some(target(desired, c.address.clone(), host))
+            })
+            .collect();
+        blocks.push(Sharded { block, key: key.to_owned(), shards: shards.unwrap_or_default() });
+    }
+    blocks
+}
+
+fn desired_count(desired: &Compiled, block: &Address) -> usize {
+    desired.composites.iter().filter(|c| &c.address.block() == block).count()
+}
+
+/// The indices of `block`'s shards the state records with a primary, but those a finished or
+/// running rebalance keeps (emptied, until `--finish-migration`).
+fn recorded_shards(prior: &State, block: &Address) -> BTreeSet<u32> {
+    let kept: Vec<Address> = Record::of(prior, block)
+        .ok()
+        .flatten()
+        .map(|r| r.kept.iter().filter_map(|a| a.parse().ok()).collect())
+        .unwrap_or_default();
+    prior
+        .resources
+        .values()
+        .filter_map(|r| r.composite.as_deref()?.parse::<Address>().ok())
+        .filter(|c| &c.block() == block && c.kind() == Kind::Postgres)
+        .filter(|c| !kept.iter().any(|k| k.is_within(c)))
+        .filter(|c| primary_host(c, |a| recorded_id(prior, a) && is_primary(prior, a)).is_some())
+        .filter_map(|c| c.index())
+        .collect()
 }
 
 /// The addresses a migration keeps, and whether they are to be deleted (`--finish-migration`).

@@ -183,8 +183,12 @@ impl Record {
 
     /// Whether it is `migration`'s (the same hosts, the same key).
     pub fn is_of(&self, migration: &Migration) -> bool {
-        let fresh = Record::starting(migration);
-        (&self.to, &self.shard_key, &self.from_shards) == (&fresh.to, &fresh.shard_key, &fresh.from_shards)
+        let same = |recorded: &[String], planned: &[Target]| {
+            recorded.len() == planned.len() && recorded.iter().zip(planned).all(|(r, p)| *r == p.host.to_string())
+        };
+        same(&self.to, &migration.to)
+            && same(&self.from_shards, &migration.from_shards)
+            && self.shard_key == migration.shard_key
     }
 
     pub fn to_json(&self) -> serde_json::Value {

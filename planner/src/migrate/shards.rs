@@ -7,7 +7,9 @@
 //! the other shard over the private network), so nothing passes through the machine that runs
 //! terrace and a failed copy leaves nothing behind.
 
-use super::commands::{hba_lines, keyed_tables, literal, pgpass_escape, psql, route_sql};
+use super::commands::{
+    hba_lines, keyed_relations, keyed_tables, literal, pgpass_escape, psql, read_only, route_sql, writable,
+};
 use crate::services::REPLICATION_USER;
 use crate::services::converge::Command;
 use crate::services::shell::sh;
@@ -92,37 +94,15 @@ pub fn close() -> Command {
     }
 }
 
-/// On every shard: writes pause. New transactions are read-only, and the sessions of the
-/// application (every client but the superuser's) are ended, so none finishes a write later.
+/// On every shard: writes pause (`commands::read_only`).
 pub fn pause() -> Command {
-    let psql = psql();
-    Command {
-        shell: format!(
-            "set -euo pipefail\n\
-             {psql} --command='ALTER SYSTEM SET default_transaction_read_only = on' > /dev/null\n\
-             {psql} --command='SELECT pg_reload_conf()' > /dev/null\n\
-             {psql} --command=\"SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a \
-             JOIN pg_roles r ON r.oid = a.usesysid WHERE a.backend_type = 'client backend' \
-             AND a.pid <> pg_backend_pid() AND NOT r.rolsuper\" > /dev/null\n"
-        ),
-        stdin: None,
-    }
+    Command { shell: format!("set -euo pipefail\n{}", read_only()), stdin: None }
 }
 
 /// On every shard that serves after the rebalance: writable again, the other shards' passwords
 /// gone.
 pub fn resume() -> Command {
-    let psql = psql();
-    Command {
-        shell: format!(
-            "set -euo pipefail\n\
-             rm -f {passfile}\n\
-             {psql} --command='ALTER SYSTEM RESET default_transaction_read_only' > /dev/null\n\
-             {psql} --command='SELECT pg_reload_conf()' > /dev/null\n",
-            passfile = sh(PASSFILE),
-        ),
-        stdin: None,
-    }
+    Command { shell: format!("set -euo pipefail\nrm -f {}\n{}", sh(PASSFILE), writable()), stdin: None }
 }
 
 /// On shard `index` of the new count `after` (the old count is `before`): in one transaction,
@@ -155,11 +135,8 @@ pub fn copy(
             db = sh(database),
             conninfo = sh(&first.conninfo(database)),
             skip = sh(&format!(
-                "SELECT format('--exclude-table-data=%s.%s', quote_ident(n.nspname), quote_ident(c.relname)) \
-                 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE a.attname = {} AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') \
-                 AND n.nspname NOT IN ('pg_catalog', 'information_schema')",
-                literal(key)
+                "SELECT format('--exclude-table-data=%s.%s', quote_ident(n.nspname), quote_ident(c.relname)) {}",
+                keyed_relations(key, true)
             )),
         ),
         _ => String::new(),
@@ -199,15 +176,33 @@ pub fn copy(
              SET LOCAL session_replication_role = replica;\n\
              SELECT format('DELETE FROM %s WHERE {old_rule} <> {index}', c.oid::regclass, a.attname) {tables} \\gexec\n\
              {pulls}\
+             {sequences}\
              COMMIT;\n\
              VACUUM ANALYZE;\n\
              TERRACE_SQL\n",
             passfile = sh(PASSFILE),
             db = sh(database),
             tables = keyed_tables(key),
+            sequences = sequences_past_rows(key),
         ),
         stdin: Some(passwords(sources)),
     }
+}
+
+/// psql lines (in the copy's transaction): every sequence that numbers a column of a table with
+/// `key` (`serial`, identity) is moved past the largest value the rows that came in carry, so that
+/// the application's next insert on this shard does not take an id a moved row has. It only ever
+/// moves forward (`setval` is not rolled back with the transaction; a gap is harmless).
+fn sequences_past_rows(key: &str) -> String {
+    format!(
+        "SELECT format('SELECT setval(%L, max(%I)) FROM %s HAVING max(%I) > (SELECT last_value FROM %s)', \
+         s.seq, col.attname, t.rel, col.attname, s.seq) \
+         FROM (SELECT c.oid, c.oid::regclass AS rel {tables}) AS t \
+         JOIN pg_attribute col ON col.attrelid = t.oid AND col.attnum > 0 AND NOT col.attisdropped \
+         CROSS JOIN LATERAL (SELECT pg_get_serial_sequence(t.rel::text, col.attname) AS seq) AS s \
+         WHERE s.seq IS NOT NULL \\gexec\n",
+        tables = keyed_tables(key)
+    )
 }
 
 /// On shard `index` of the old count that stays: deletes, in one transaction, the organizations

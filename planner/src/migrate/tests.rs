@@ -73,7 +73,7 @@ fn a_record_of_one_target_reads_as_a_string_too_and_a_reshard_is_done_after_its_
 #[test]
 fn live_counts_say_what_each_shard_holds_after_and_what_moves() {
     use commands::Routed;
-    let shard = |rows: Vec<u64>, keys: Vec<u64>| Routed { tables: 3, keyed: 2, rows, keys };
+    let shard = |rows: Vec<u64>, keys: Vec<u64>| Routed { tables: 3, keyed: 2, rows, keys, rows_before: Vec::new() };
     // Two shards into three: old shard 0 keeps what the new rule routes to 0, and so on.
     let counts = [shard(vec![400, 300, 390], vec![40, 30, 39]), shard(vec![300, 420, 200], vec![30, 42, 20])];
     let live = Live::from_counts(&counts, Motion::Rebalance);
