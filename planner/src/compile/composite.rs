@@ -1,8 +1,9 @@
 //! The composites `postgres` and `redis`: a database service built from Hetzner primitives, since
 //! the Hetzner Cloud API has no managed database. A service gets a primary server (or runs `on` an
 //! existing one), replicas, a data volume per database server, a firewall for its servers and a
-//! spread placement group when it has replicas, generated passwords, and each server's cloud-init
-//! rendered by `configure` from the `services` renderers.
+//! spread placement group for them (from the start, so that a replica joins a running service),
+//! generated passwords, and each server's cloud-init rendered by `configure` from the `services`
+//! renderers.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -283,8 +284,11 @@ impl State<'_> {
         // reaches it over the public internet, admitted by its public IPv4 and only with TLS.
         let clients: Vec<(Address, Option<Address>)> =
             written_clients(attrs).into_iter().map(|c| (c.clone(), self.joined_network(&c))).collect();
-        let spread = (replicas > 0 && replica_location == location)
-            .then(|| instance.address.child(Kind::PlacementGroup, "spread", None));
+        // Every service server of its own is in a spread placement group from the start: a server
+        // joins a group only while powered off, so a group made with the first replica would
+        // stop the running primary (phase 2 -> 3). A replica in another location stays out.
+        let spread = instance.address.child(Kind::PlacementGroup, "spread", None);
+        let replicas_spread = replica_location == location;
         let network_range = network.as_ref().and_then(|n| self.instance_attrs(n).get("ip_range").cloned());
         let backup = self.backup_target(instance);
         let primary_address = instance.address.child(Kind::Server, "primary", None);
@@ -324,8 +328,8 @@ impl State<'_> {
             if in_network && let Some(network) = &network {
                 server.insert("network".into(), obj_ref(network));
             }
-            if let Some(group) = &spread {
-                server.insert("placement_group".into(), obj_ref(group));
+            if primary || replicas_spread {
+                server.insert("placement_group".into(), obj_ref(&spread));
             }
             let mut labels = BTreeMap::new();
             labels.insert("role".into(), Value::str(format!("{}-{role}", shape.role)));
@@ -497,13 +501,11 @@ impl State<'_> {
         fw.insert("apply_to".into(), Value::List(apply_to));
         fw.insert("labels".into(), Value::Map(BTreeMap::new()));
         resources.push(self.member(instance, Kind::Firewall, shape.role, None, fw));
-        if spread.is_some() {
-            let group = BTreeMap::from([
-                ("type".to_owned(), Value::str("spread")),
-                ("labels".to_owned(), Value::Map(BTreeMap::new())),
-            ]);
-            resources.push(self.member(instance, Kind::PlacementGroup, "spread", None, group));
-        }
+        let group = BTreeMap::from([
+            ("type".to_owned(), Value::str("spread")),
+            ("labels".to_owned(), Value::Map(BTreeMap::new())),
+        ]);
+        resources.push(self.member(instance, Kind::PlacementGroup, "spread", None, group));
 
         let ip_of = |(address, joined): &(Address, bool)| {
             attr_ref(address, if *joined { "private_ip" } else { "ipv4_address" })

@@ -339,6 +339,8 @@ fn a_replica_in_another_zone_replicates_over_the_public_network() {
     assert_eq!(replica.str_attr("server_type"), Some("cpx21"));
     assert_eq!(replica.ref_attr("network"), None, "a private network does not span zones");
     assert!(replica.attr("placement_group").is_none(), "a spread group is per location");
+    let primary = compiled.resource(&addr("postgres.geo.server.primary")).expect("primary");
+    assert_eq!(primary.ref_attr("placement_group"), Some(&addr("postgres.geo.placement_group.spread")));
     let firewall = compiled.resource(&addr("postgres.geo.firewall.postgres")).expect("firewall");
     let rule = firewall.blocks("rule").into_iter().find(|r| r.get("port") == Some(&Value::str("5432"))).expect("5432");
     let sources: Vec<String> = rule["source_ips"].as_list().expect("list").iter().map(ToString::to_string).collect();
@@ -347,7 +349,7 @@ fn a_replica_in_another_zone_replicates_over_the_public_network() {
 }
 
 #[test]
-fn redis_expands_to_a_server_and_a_firewall() {
+fn redis_expands_to_a_server_a_firewall_and_a_placement_group() {
     let compiled = compile(&format!("{STACK}{SERVICES}"), "one");
     let mut cache = members(&compiled, "redis.cache");
     cache.sort();
@@ -358,10 +360,15 @@ fn redis_expands_to_a_server_and_a_firewall() {
             "redis.cache.host.primary",
             "redis.cache.keypair.login",
             "redis.cache.keypair.primary",
+            "redis.cache.placement_group.spread",
             "redis.cache.secret.password",
             "redis.cache.server.primary"
         ]
     );
+    // In its group from the start, without replicas: a replica added later joins a running
+    // service, where a group made then would power the primary off to take it in.
+    let primary = compiled.resource(&addr("redis.cache.server.primary")).expect("primary");
+    assert_eq!(primary.ref_attr("placement_group"), Some(&addr("redis.cache.placement_group.spread")));
     // The password is generated at apply; the URL holds it and the host, so both are secret.
     let url = compiled.composites.iter().find(|c| c.address == addr("redis.cache")).map(|c| &c.exports["url"]);
     assert!(url.is_some_and(|u| matches!(u, Value::Template(_)) && u.holds_sensitive()), "{url:?}");

@@ -318,13 +318,13 @@ pub fn promote() -> Command {
              {psql} --file={setup} > /dev/null\n\
              if systemctl is-enabled pgbouncer.service > /dev/null 2>&1; then systemctl restart pgbouncer.service; fi\n\
              rm -f {passfile}\n\
-             if [ \"$({psql} --command='SHOW archive_mode')\" = on ]; then\n\
+             case \"$({psql} --command='SHOW archive_command')\" in *pgbackrest*)\n\
              \x20 systemctl stop {backups} 2> /dev/null || true\n\
              \x20 stanza() {{ {pgbackrest} \"$1\" > /dev/null 2>&1; }}\n\
              \x20 for _ in $(seq 30); do stanza stanza-upgrade && break; stanza stanza-create && break; sleep 2; done\n\
              \x20 {upgrade} > /dev/null\n\
              \x20 {START_FULL_BACKUP}\n\
-             fi\n",
+             esac\n",
             setup = sh(&format!("{CONF_DIR}/setup.sql")),
             passfile = sh(PASSFILE),
             backups = PGBACKREST_BACKUP_UNITS,

@@ -654,6 +654,21 @@ mod tests {
                 Step::EnableUnits { units: vec!["terrace-pgbackrest-full.timer".into()] },
             ]
         );
+        // A primary rendered by terrace archives from the start with a command that keeps nothing:
+        // turning continuous archiving on then changes archive_command, which takes a reload.
+        let ready = files(&[
+            (conf, "wal_level = replica\narchive_mode = on\narchive_command = '/bin/true'\n"),
+            ("/etc/terrace/postgres/setup.sql", "SELECT 1;\n"),
+        ]);
+        let archiving = files(&[
+            (conf, "wal_level = replica\narchive_mode = on\narchive_command = 'pgbackrest archive-push'\n"),
+            ("/etc/terrace/postgres/setup.sql", "SELECT 1;\n"),
+            (PGBACKREST_CONF, "[global]\n"),
+        ]);
+        let steps = converge(&PG, &ready, &archiving, &["pgbackrest".to_owned()]);
+        assert!(steps.contains(&Step::PostgresReload), "{steps:?}");
+        assert!(steps.contains(&Step::PgBackRestStanza), "{steps:?}");
+        assert_eq!(disruption(&steps), Disruption::Reload, "{steps:?}");
     }
 
     #[test]

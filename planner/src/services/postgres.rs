@@ -314,9 +314,18 @@ fn postgresql_conf(spec: &PostgresSpec) -> String {
         max_wal = size.max_wal_size_mb,
         slot_keep = size.slot_wal_keep_mb,
     );
-    if let (PgRole::Primary { .. }, Some(backup)) = (&spec.role, &spec.backup)
-        && backup.continuous
-    {
+    let continuous = spec.backup.as_ref().is_some_and(|b| b.continuous);
+    if matches!(spec.role, PgRole::Primary { .. }) && !continuous {
+        text.push_str(
+            "\n\
+             # WAL archiving is on from the start, with a command that keeps nothing: archive_mode takes a\n\
+             # restart, archive_command only a reload, so continuous backups begin without stopping the\n\
+             # database.\n\
+             archive_mode = on\n\
+             archive_command = '/bin/true'\n",
+        );
+    }
+    if matches!(spec.role, PgRole::Primary { .. }) && continuous {
         text.push_str(&format!(
             "\n\
              # Continuous archiving of the WAL with pgBackRest, for point-in-time recovery. A WAL segment\n\
