@@ -2,6 +2,7 @@
 //! migration. Every step of the seed's path, 1 -> 2 -> 3 -> 4 -> 5, then 5 -> destroy, in all three
 //! formats; and a second plan of the recorded phase shows no changes.
 
+use super::cloud::Cloud;
 use super::phases::with_shards;
 use super::recorded::record_phase;
 use super::support::{stack_copy, terrace};
@@ -117,6 +118,48 @@ fn a_database_that_moves_is_migrated_and_one_that_is_removed_is_refused() {
     assert!(run.stdout.contains("DATA LOSS"), "the plan is still shown:\n{}", run.stdout);
     let allowed = terrace(dir.path(), &["plan", "--phase", "no-database", "--allow-data-loss", "--detailed-exitcode"]);
     assert_eq!(allowed.code, 2, "{}", allowed.stderr);
+}
+
+#[test]
+fn a_move_to_another_major_version_is_refused_before_anything_is_made() {
+    let dir = stack_copy();
+    record_phase(dir.path(), "block-storage");
+    // The recorded old database runs 16; the phase declares 17 for the new server.
+    let run = terrace(dir.path(), &["plan", "--phase", "managed-db", "--var", "postgres_version=17"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(
+            "`postgres.main`: the old database on `postgres.main.host.shared` runs PostgreSQL 16 (as recorded), and \
+             this phase declares `postgres.main.host.primary` 17: a streaming copy needs the same major version"
+        ),
+        "{}",
+        run.stderr
+    );
+    // Apply refuses it before it makes anything (the recorded objects are not in this cloud, so
+    // it plans against the state as recorded).
+    let cloud = Cloud::start(0);
+    let apply = cloud.terrace(
+        dir.path(),
+        &[
+            "apply",
+            "--phase",
+            "managed-db",
+            "--var",
+            "postgres_version=17",
+            "--refresh=false",
+            "--hosts=true",
+            "--auto-approve",
+        ],
+    );
+    assert_eq!(apply.code, 1, "{}\n{}", apply.stdout, apply.stderr);
+    assert!(apply.stderr.contains("a streaming copy needs the same major version"), "{}", apply.stderr);
+    assert!(cloud.list("servers").is_empty(), "no server was made");
+    let state = backend(dir.path()).read().expect("read").expect("a state");
+    assert!(!state.resources.contains_key("postgres.main.server.primary"), "no new server was recorded");
+    assert!(state.migrations.is_empty(), "no migration is recorded: {:?}", state.migrations);
+    // The same version moves.
+    let same = terrace(dir.path(), &["plan", "--phase", "managed-db", "--var", "postgres_version=16"]);
+    assert_eq!(same.code, 0, "{}", same.stderr);
 }
 
 #[test]

@@ -6,8 +6,8 @@
 //! serves the app every seeded row (counts and checksums), it has no slot, `pg_hba.conf` line or
 //! listen address of the migration, the new database holds no table, the app's outputs are those
 //! of the old phase, and the migration's record claims no step done; once the cause is fixed, the
-//! next apply carries every row across. A mismatch of major versions is not tested here: the lab
-//! has one PostgreSQL, the machine's (docs/lab.md).
+//! next apply carries every row across. A phase that declares another major version than the old
+//! database runs is refused by the plan, before the new servers are made.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -93,6 +93,28 @@ fn refused_migrations_change_nothing_and_the_next_apply_carries_every_row() {
         );
         let seed = psql_ok(From::Host(&app), &old_url, CHECKSUMS);
         let marks = migration_marks(&app);
+
+        // 1 -> 2 to another major version: refused by the plan, before the new servers are made
+        // (the plan also reads the old database's version live, which agrees with the state).
+        let other = format!("postgres_version={}", lab.pg_version() + 1);
+        let out = terrace(lab, &dir, &["apply", "--phase", "managed-db", "--var", &other, "--auto-approve"]);
+        assert_eq!(out.status.code(), Some(1), "refused:\n{}", describe(&out));
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            said.contains(&format!(
+                "`postgres.main`: the old database on `postgres.main.host.shared` runs PostgreSQL {} (as recorded), \
+                 and this phase declares `postgres.main.host.primary` {}: a streaming copy needs the same major \
+                 version",
+                lab.pg_version(),
+                lab.pg_version() + 1
+            )) && said.contains("(nothing was changed)"),
+            "the error names both versions:\n{said}"
+        );
+        let recorded = state(&dir);
+        assert!(recorded["resources"].get("postgres.main.server.primary").is_none(), "no new server: {recorded}");
+        assert!(recorded["migrations"].get("postgres.main").is_none(), "no migration recorded: {recorded}");
+        assert_eq!(psql_ok(From::Host(&app), &old_url, CHECKSUMS), seed, "the old database's rows");
+        assert_eq!(migration_marks(&app), marks, "the old database is as it was");
 
         // 1 -> 2 with the old database down: the new servers are made, the migration is refused.
         app.run_ok(&format!("systemctl stop {unit}"));

@@ -13,7 +13,7 @@ use super::exec::{Context, Event, poisoned};
 use super::host::masked;
 use super::recorded::{self, Reached};
 use crate::addr::Address;
-use crate::migrate::commands::{self, Ends, Facts, Routed};
+use crate::migrate::commands::{self, Ends, Facts, Routed, bytes};
 use crate::migrate::{Migration, Motion, Record, Step};
 use crate::services::converge::Command;
 
@@ -115,7 +115,7 @@ async fn prepare(
             ));
         }
         // The copy needs all the data and room to grow while it catches up.
-        if new.available < old.bytes + old.bytes / 10 {
+        if new.available < crate::migrate::checks::needed(old.bytes) {
             return Err(format!(
                 "`{service}`: the volume of `{}` has {} free, and the old database takes {}: raise storage_gb \
                  (nothing was changed)",
@@ -416,15 +416,6 @@ fn private_file(content: &[u8]) -> Result<std::path::PathBuf, String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     file.write_all(content).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(path)
-}
-
-pub(super) fn bytes(n: u64) -> String {
-    match n {
-        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / f64::from(1u32 << 30)),
-        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20)),
-        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
-        n => format!("{n} B"),
-    }
 }
 
 /// The copies' lag in bytes (the largest), read on the old database while they stream (after

@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use terrace_providers::host::Session;
 
 use super::exec::{Context, poisoned};
-use super::migrate::{bytes, checked, count_routed, done, facts, keyed, note, save};
+use super::migrate::{checked, count_routed, done, facts, keyed, note, save};
 use super::recorded::{self, Reached};
 use crate::addr::Address;
+use crate::migrate::commands::bytes;
 use crate::migrate::commands::stop_source;
 use crate::migrate::shards::{self, Source};
 use crate::migrate::{Migration, Record, Step};

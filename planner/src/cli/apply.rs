@@ -77,8 +77,9 @@ pub(crate) fn refresh(
     Ok(notes)
 }
 
-/// Counts live, over SSH, the rows of the reshards and rebalances the plan starts or resumes; what
-/// cannot be counted is a warning of the plan.
+/// Reads live, over SSH, the old databases of the migrations the plan starts or resumes: their
+/// version and size against the new servers (a mismatch is a refusal of the plan), and the rows of
+/// reshards and rebalances; what cannot be read is a warning of the plan.
 pub(crate) fn count_live(
     runtime: &tokio::runtime::Runtime,
     services: &Services,
@@ -87,11 +88,13 @@ pub(crate) fn count_live(
     plan: &mut terrace::plan::Plan,
 ) {
     let Some(compiled) = compiled else { return };
-    if plan.migrations.iter().all(|m| m.shard_key.is_none() || !m.runs()) {
+    if plan.migrations.iter().all(|m| !m.runs()) {
         return;
     }
     let connect = services.hosts.connect;
-    plan.warnings.extend(runtime.block_on(apply::count_live(prior, compiled, &mut plan.migrations, connect)));
+    let read = runtime.block_on(apply::count_live(prior, compiled, &mut plan.migrations, connect));
+    plan.warnings.extend(read.notes);
+    plan.refusals.extend(read.refusals);
 }
 
 /// Runs the executor and prints the summary; the exit code says whether everything was done.

@@ -31,6 +31,9 @@ pub fn detect(desired: &Compiled, prior: &State, finish: bool) -> (Vec<Migration
         Ok(rebalances) => found.extend(rebalances),
         Err(refusal) => refusals.push(refusal),
     }
+    for migration in &found {
+        refusals.extend(super::checks::versions(desired, prior, migration));
+    }
     (found, refusals)
 }
 

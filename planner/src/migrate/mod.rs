@@ -14,6 +14,7 @@
 //! organizations the seed's rule routes elsewhere. The old database is kept, stopped and
 //! read-only, with what it ran on, until `terrace apply --finish-migration`. No I/O here.
 
+pub mod checks;
 pub mod commands;
 mod detect;
 pub mod shards;

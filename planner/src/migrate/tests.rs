@@ -84,3 +84,76 @@ fn live_counts_say_what_each_shard_holds_after_and_what_moves() {
     let live = Live::from_counts(&counts[..1], Motion::Reshard);
     assert_eq!((live.moving_rows, live.moving_organizations), (1090, 109));
 }
+
+#[test]
+fn the_plan_refuses_a_move_to_another_major_version_or_a_volume_too_small_for_the_live_data() {
+    use std::path::Path;
+
+    use crate::compile::VarInputs;
+    use crate::pipeline::load;
+    use terrace_providers::pricing::Catalog;
+
+    let stack = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../phases")).stack.expect("the phases load");
+    let (compiled, _) = crate::compile::compile(&stack, "managed-db", &VarInputs::default(), &Catalog::embedded());
+    let compiled = compiled.expect("managed-db compiles");
+    let addr = |a: &str| a.parse::<Address>().expect("an address");
+    let from = addr("postgres.main.host.shared");
+    let migration = Migration {
+        service: addr("postgres.main"),
+        motion: Motion::Move,
+        from: from.clone(),
+        from_server: Some(addr("server.app")),
+        from_shards: Vec::new(),
+        to: vec![Target {
+            service: addr("postgres.main"),
+            host: addr("postgres.main.host.primary"),
+            server: Some(addr("postgres.main.server.primary")),
+        }],
+        shard_key: None,
+        status: Status::Starts,
+        steps: Vec::new(),
+        kept: Vec::new(),
+        outputs: Vec::new(),
+        live: None,
+    };
+    let mut prior = State::new(None);
+    let mut host = terrace_state::ResourceState::new("host");
+    host.attributes.insert("version".into(), serde_json::json!(16));
+    prior.resources.insert(from.to_string(), host);
+    let facts = |version_num: u32, bytes: u64| commands::Facts {
+        version_num,
+        data_directory: "/mnt/postgres/16/main".into(),
+        in_recovery: false,
+        bytes,
+        available: 1 << 40,
+    };
+    // The state and the phase agree (16): nothing to say.
+    assert_eq!(checks::versions(&compiled, &prior, &migration), Vec::<String>::new());
+    assert_eq!(checks::live(&compiled, &prior, &migration, &from, &facts(160_004, 1 << 30)), Vec::<String>::new());
+    // Upgraded by hand behind terrace's back: the live version says it.
+    let refused = checks::live(&compiled, &prior, &migration, &from, &facts(170_002, 1 << 30));
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].contains("runs PostgreSQL 17 (read live), and this phase declares `postgres.main.host.primary` 16")
+    );
+    // The state already says it: the live read does not say it twice.
+    prior
+        .resources
+        .get_mut(&from.to_string())
+        .expect("host")
+        .attributes
+        .insert("version".into(), serde_json::json!(17));
+    assert_eq!(checks::versions(&compiled, &prior, &migration).len(), 1);
+    assert!(checks::live(&compiled, &prior, &migration, &from, &facts(170_002, 1 << 30)).is_empty());
+    // 45 GB of data, and a copy needs a tenth more, on a 40 GB volume (the phase's storage_gb).
+    let refused = checks::live(&compiled, &prior, &migration, &from, &facts(170_002, 45_000_000_000));
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("gets a volume of 40 GB"), "{}", refused[0]);
+    assert!(refused[0].contains("raise `storage_gb` to at least 50"), "{}", refused[0]);
+    // A prepared migration checks nothing more.
+    let mut prepared = migration.clone();
+    prepared.status = Status::Resumes;
+    prepared.steps =
+        vec![PlannedStep { step: Step::Prepare, summary: String::new(), downtime: None, app_action: None, done: true }];
+    assert!(checks::versions(&compiled, &prior, &prepared).is_empty());
+}
