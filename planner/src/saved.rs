@@ -30,6 +30,10 @@ pub struct SavedOptions {
     /// `--finish-migration` (absent in plans saved before data migrations existed).
     #[serde(default)]
     pub finish_migration: bool,
+    /// When the plan was made (RFC 3339), which apply plans again with, so that a data
+    /// migration's `migration_keep_days` passes for both or neither.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub made_at: Option<String>,
 }
 
 fn yes() -> bool {

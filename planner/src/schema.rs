@@ -544,6 +544,7 @@ const POSTGRES: BlockSchema = BlockSchema {
         local(attr("clients", Ty::Refs(&[Kind::Server]))),
         local(attr("docker_clients", Ty::Bool)),
         local(attr("labels", Ty::Labels)),
+        local(attr("migration_keep_days", Ty::Int)),
     ],
     blocks: &[nested("backup", &BACKUP, false, Update::Local)],
     computed: &[

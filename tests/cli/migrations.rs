@@ -213,6 +213,77 @@ fn a_finished_migration_keeps_the_old_copy_until_asked_to_delete_it() {
     );
 }
 
+/// The recorded managed-db phase with a finished move (1 -> 2) that finished `days_ago`, whose old
+/// copy is kept; the phase sets `migration_keep_days = 7`.
+fn kept_move(days_ago: u64) -> tempfile::TempDir {
+    let dir = stack_copy();
+    let before = stack_copy();
+    let old = record_phase(before.path(), "block-storage");
+    let mut state = record_phase(dir.path(), "managed-db");
+    for address in KEPT {
+        state.resources.insert(address.to_owned(), old.resources[address].clone());
+    }
+    let finished = std::time::SystemTime::now() - std::time::Duration::from_secs(days_ago * 86_400);
+    state.migrations.insert(
+        "postgres.main".to_owned(),
+        serde_json::json!({
+            "from": "postgres.main.host.shared", "to": "postgres.main.host.primary", "step": "switchover",
+            "kept": KEPT, "started": "2026-01-04T12:00:00Z",
+            "finished": humantime::format_rfc3339_seconds(finished).to_string(),
+        }),
+    );
+    replace_state(dir.path(), &mut state);
+    let file = dir.path().join("managed-db.hcl");
+    let phase = std::fs::read_to_string(&file).expect("the phase");
+    let kept = phase.replacen("  storage_gb  = 40\n", "  storage_gb  = 40\n  migration_keep_days = 7\n", 1);
+    assert_ne!(kept, phase, "the retention is set");
+    std::fs::write(&file, kept).expect("the phase");
+    dir
+}
+
+const KEPT: [&str; 3] = ["postgres.main.host.shared", "postgres.main.keypair.shared", "postgres.main.volume.data"];
+
+#[test]
+fn a_retention_the_definition_sets_deletes_the_old_copy_once_it_has_passed() {
+    // Finished a day ago: kept, and the plan says until when.
+    let dir = kept_move(1);
+    let run = terrace(dir.path(), &["plan", "--phase", "managed-db", "--detailed-exitcode"]);
+    assert_eq!(run.code, 0, "kept is not a change:\n{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("(migration_keep_days: the first apply from then deletes it)"), "{}", run.stdout);
+    let json = terrace(dir.path(), &["plan", "--phase", "managed-db", "--format", "json"]);
+    let plan: serde_json::Value = serde_json::from_str(&json.stdout).expect("a JSON plan");
+    let migration = &plan["migrations"][0];
+    assert_eq!(migration["status"], "kept", "{migration}");
+    let until = migration["kept_until"].as_str().expect("kept_until");
+    let until = humantime::parse_rfc3339(until).expect("RFC 3339");
+    let left = until.duration_since(std::time::SystemTime::now()).expect("in the future").as_secs();
+    assert!((5 * 86_400..=6 * 86_400).contains(&left), "6 days left, less the seconds this took: {left} s");
+    // Finished eight days ago: the seven days have passed, and the plan deletes the old copy
+    // without --finish-migration.
+    let dir = kept_move(8);
+    let run = terrace(dir.path(), &["plan", "--phase", "managed-db", "--detailed-exitcode"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    for address in KEPT {
+        assert!(run.stdout.contains(&format!("# {address} will be destroyed")), "{address}:\n{}", run.stdout);
+    }
+    assert!(run.stdout.contains("which has passed: this apply deletes the old copy"), "{}", run.stdout);
+    assert!(!run.stdout.contains("DATA LOSS"), "the data lives on the new host:\n{}", run.stdout);
+    let json = terrace(dir.path(), &["plan", "--phase", "managed-db", "--format", "json"]);
+    assert!(json.stdout.contains("its migration_keep_days have passed"), "{}", json.stdout);
+    // A retention that is not a whole number of days is an error at its line.
+    let file = dir.path().join("managed-db.hcl");
+    let phase = std::fs::read_to_string(&file).expect("the phase");
+    std::fs::write(&file, phase.replace("migration_keep_days = 7", "migration_keep_days = -7")).expect("the phase");
+    let run = terrace(dir.path(), &["validate"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("migration_keep_days must be a whole number of days from 0 to 3650")
+            && run.stderr.contains("managed-db.hcl:59:25"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn a_change_of_shard_count_is_a_rebalance_with_the_share_that_moves() {
     let dir = stack_copy();

@@ -246,7 +246,7 @@ pub(super) async fn done(
     record: &mut Record,
     step: Step,
 ) -> Result<(), String> {
-    record.step = Some(step);
+    record.did(step);
     save(context, &migration.service, record)?;
     hook(context, migration, step).await
 }

@@ -255,8 +255,13 @@ fn run(common: &super::args::ApplyCommon, run: Run<'_>) -> Result<ExitCode, CliE
     let mut prior = read_prior(backend.as_ref(), &stack)?.unwrap_or_else(|| State::new(Some(stack.name.clone())));
     let notes =
         if common.refresh { refresh(&runtime, &services, &mut prior, &stack.name, common.hosts)? } else { Vec::new() };
-    let options =
-        PlanOptions { allow_data_loss: common.allow_data_loss, targets, skip_hosts: !common.hosts, finish_migration };
+    let options = PlanOptions {
+        allow_data_loss: common.allow_data_loss,
+        targets,
+        skip_hosts: !common.hosts,
+        finish_migration,
+        now: Some(std::time::SystemTime::now()),
+    };
     let phase = (!destroy).then(|| phase_to_plan(phase, &prior, &stack));
     let Some((mut plan, compiled)) =
         make_plan(&loaded, &stack, phase.as_deref(), &prior, &inputs, &catalog, &options, notes)
@@ -334,6 +339,7 @@ fn apply_saved(args: &ApplyArgs, file: &std::path::Path) -> Result<ExitCode, Cli
         targets: parse_targets(&saved.options.targets)?,
         skip_hosts: !saved.options.hosts,
         finish_migration: saved.options.finish_migration,
+        now: saved.options.made_at.as_deref().and_then(|t| humantime::parse_rfc3339(t).ok()),
     };
     let notes = if saved.options.refresh {
         refresh(&runtime, &services, &mut prior, &stack.name, saved.options.hosts)?

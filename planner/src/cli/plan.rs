@@ -47,6 +47,7 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
         targets,
         skip_hosts: !args.hosts,
         finish_migration: args.finish_migration,
+        now: Some(std::time::SystemTime::now()),
     };
     let phase = (!args.destroy).then(|| phase_to_plan(args.phase.clone(), &prior, &stack));
     let Some((mut plan, compiled)) =
@@ -85,6 +86,7 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
             targets: args.targets.clone(),
             hosts: args.hosts,
             finish_migration: args.finish_migration,
+            made_at: options.now.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
         };
         // The refresh above changed only the copy in memory, never its serial.
         std::fs::write(path, saved::save(&plan, &prior, digest, saved_options)).map_err(|e| CliError {

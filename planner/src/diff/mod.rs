@@ -34,6 +34,8 @@ pub struct PlanOptions {
     /// `--finish-migration`: what finished data migrations kept (the old database's volume, host
     /// and host key) is deleted.
     pub finish_migration: bool,
+    /// When the plan is made, for `migration_keep_days`; `None` lets no retention pass.
+    pub now: Option<std::time::SystemTime>,
 }
 
 /// A recorded resource, parsed: its address and its attributes as values.
@@ -139,7 +141,10 @@ pub fn plan(
     // A database that moves to another host is carried there (crate::migrate): what the move
     // leaves behind is kept until `--finish-migration`, not deleted.
     let (migrations, migration_refusals) = match desired {
-        Some(desired) if !options.skip_hosts => crate::migrate::detect(desired, prior, options.finish_migration),
+        Some(desired) if !options.skip_hosts => {
+            let finish = crate::migrate::Finish { asked: options.finish_migration, now: options.now };
+            crate::migrate::detect(desired, prior, finish)
+        }
         _ => (Vec::new(), Vec::new()),
     };
     refusals.extend(migration_refusals);
@@ -215,7 +220,11 @@ pub fn plan(
         }
         if migration == Some(true) {
             // The old copy of a database whose data was carried to its new host.
-            change.reasons = vec!["kept by a finished data migration: --finish-migration deletes it".into()];
+            change.reasons = vec![if options.finish_migration {
+                "kept by a finished data migration: --finish-migration deletes it".into()
+            } else {
+                "kept by a finished data migration: its migration_keep_days have passed".into()
+            }];
         } else {
             guard(&mut change, None, options, &mut refusals);
         }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use terrace_state::State;
 
-use super::{Migration, Motion, PlannedStep, Record, Status, Step, Target, commands};
+use super::{Finish, Migration, Motion, PlannedStep, Record, Status, Step, Target, commands};
 use crate::addr::Address;
 use crate::kind::Kind;
 use crate::model::Compiled;
@@ -13,7 +13,29 @@ use crate::model::Compiled;
 /// The migrations of a plan: moves of a `postgres` service's primary to another host, reshards of
 /// a removed service into new shards, and those the state records. Returns them with the reasons
 /// a plan may not be applied.
-pub fn detect(desired: &Compiled, prior: &State, finish: bool) -> (Vec<Migration>, Vec<String>) {
+pub fn detect(desired: &Compiled, prior: &State, finish: Finish) -> (Vec<Migration>, Vec<String>) {
+    let (mut found, refusals) = found(desired, prior, finish.asked);
+    for migration in found.iter_mut().filter(|m| m.status == Status::Kept) {
+        let Some(days) = keep_days(desired, migration) else { continue };
+        let Ok(Some(record)) = Record::of(prior, &migration.service) else { continue };
+        let until = record.kept_until(days);
+        migration.kept_until = until.map(|t| humantime::format_rfc3339_seconds(t).to_string());
+        if let (Some(until), Some(now)) = (until, finish.now)
+            && now >= until
+        {
+            migration.status = Status::Finishes;
+        }
+    }
+    (found, refusals)
+}
+
+/// The `migration_keep_days` of the service the data went to.
+fn keep_days(desired: &Compiled, migration: &Migration) -> Option<u64> {
+    let target = migration.to.first()?;
+    desired.composite(&target.service)?.attrs.get("migration_keep_days")?.as_u64()
+}
+
+fn found(desired: &Compiled, prior: &State, finish: bool) -> (Vec<Migration>, Vec<String>) {
     let mut found = Vec::new();
     let mut refusals = Vec::new();
     for composite in desired.composites.iter().filter(|c| c.kind == Kind::Postgres) {
@@ -366,6 +388,7 @@ fn migration(desired: &Compiled, prior: &State, found: Found) -> Migration {
         kept: found.kept,
         outputs,
         live: None,
+        kept_until: None,
     };
     let steps = found.motion.steps();
     migration.steps = steps.iter().map(|step| planned(&migration, *step, found.done)).collect();

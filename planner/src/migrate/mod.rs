@@ -19,6 +19,8 @@ pub mod commands;
 mod detect;
 pub mod shards;
 
+use std::time::{Duration, SystemTime};
+
 use serde::{Deserialize, Deserializer, Serialize};
 use terrace_state::State;
 
@@ -144,6 +146,13 @@ pub struct Record {
     pub kept: Vec<String>,
     /// When the migration started (RFC 3339).
     pub started: String,
+    /// When its last step finished (RFC 3339): `migration_keep_days` counts from then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
 /// A list of hosts, or one host as a string.
@@ -178,8 +187,24 @@ impl Record {
             from_shards: migration.from_shards.iter().map(|t| t.host.to_string()).collect(),
             step: None,
             kept: migration.kept.iter().map(Address::to_string).collect(),
-            started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            started: now(),
+            finished: None,
         }
+    }
+
+    /// Records `step` as done, and the time when it is the last.
+    pub fn did(&mut self, step: Step) {
+        self.step = Some(step);
+        if self.done() && self.finished.is_none() {
+            self.finished = Some(now());
+        }
+    }
+
+    /// When its kept copy goes, with `keep_days` set: that many days after it finished (after it
+    /// started, for a record made before terrace wrote `finished`).
+    pub fn kept_until(&self, keep_days: u64) -> Option<SystemTime> {
+        let since = humantime::parse_rfc3339(self.finished.as_deref().unwrap_or(&self.started)).ok()?;
+        since.checked_add(Duration::from_secs(keep_days.checked_mul(86_400)?))
     }
 
     /// Whether it is `migration`'s (the same hosts, the same key).
@@ -256,6 +281,18 @@ pub struct Migration {
     /// when the plan was made (`None` when they were not reached, or the rows already moved).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live: Option<Live>,
+    /// With `migration_keep_days`, when what is kept goes (RFC 3339): the first apply from then
+    /// deletes it, as `--finish-migration` does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_until: Option<String>,
+}
+
+/// When a finished migration's kept copy is deleted: `--finish-migration` asks for it, and with
+/// `migration_keep_days`, so does a plan made (`now`) that many days after the migration finished.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Finish {
+    pub asked: bool,
+    pub now: Option<SystemTime>,
 }
 
 /// Rows and organizations with the shard key, counted live.

@@ -26,6 +26,7 @@ fn record() -> Record {
         step: Some(Step::CatchUp),
         kept: vec!["postgres.main.volume.data".into()],
         started: "2026-12-04T12:00:00Z".into(),
+        finished: None,
     }
 }
 
@@ -115,6 +116,7 @@ fn the_plan_refuses_a_move_to_another_major_version_or_a_volume_too_small_for_th
         kept: Vec::new(),
         outputs: Vec::new(),
         live: None,
+        kept_until: None,
     };
     let mut prior = State::new(None);
     let mut host = terrace_state::ResourceState::new("host");
@@ -156,4 +158,26 @@ fn the_plan_refuses_a_move_to_another_major_version_or_a_volume_too_small_for_th
     prepared.steps =
         vec![PlannedStep { step: Step::Prepare, summary: String::new(), downtime: None, app_action: None, done: true }];
     assert!(checks::versions(&compiled, &prior, &prepared).is_empty());
+}
+
+#[test]
+fn a_record_notes_when_it_finished_and_keeps_its_copy_that_many_days_from_then() {
+    let mut record = record();
+    record.did(Step::CatchUp);
+    assert_eq!(record.finished, None, "not the last step");
+    record.did(Step::Switchover);
+    let finished = record.finished.clone().expect("the last step notes the time");
+    let at = humantime::parse_rfc3339(&finished).expect("RFC 3339");
+    assert_eq!(record.kept_until(7), at.checked_add(std::time::Duration::from_secs(7 * 86_400)));
+    // Done again (a resumed apply), the first time stays.
+    record.did(Step::Switchover);
+    assert_eq!(record.finished.as_deref(), Some(finished.as_str()));
+    // A record from before `finished` counts from its start.
+    let mut old = self::record();
+    old.step = Some(Step::Switchover);
+    let started = humantime::parse_rfc3339("2026-12-04T12:00:00Z").expect("a time");
+    assert_eq!(old.kept_until(0), Some(started));
+    assert_eq!(old.kept_until(u64::MAX), None, "beyond what time can say: never");
+    let read: Record = serde_json::from_value(record.to_json()).expect("reads back");
+    assert_eq!(read, record);
 }

@@ -99,12 +99,21 @@ pub(super) fn kept(migration: &Migration) -> Option<String> {
         return None;
     }
     let list: Vec<String> = migration.kept.iter().map(|a| format!("`{a}`")).collect();
-    Some(match migration.status {
-        Status::Finishes => format!("--finish-migration deletes the old copy: {}", list.join(", ")),
-        _ => format!(
-            "kept, the old database stopped and read-only, until `terrace apply --finish-migration`: {}",
-            list.join(", ")
+    let list = list.join(", ");
+    Some(match (migration.status, &migration.kept_until) {
+        (Status::Finishes, Some(until)) => {
+            format!(
+                "kept until {until} (migration_keep_days), which has passed: this apply deletes the old copy: {list}"
+            )
+        }
+        (Status::Finishes, None) => format!("--finish-migration deletes the old copy: {list}"),
+        (_, Some(until)) => format!(
+            "kept, the old database stopped and read-only, until {until} (migration_keep_days: the first apply \
+             from then deletes it) or `terrace apply --finish-migration`: {list}"
         ),
+        (_, None) => {
+            format!("kept, the old database stopped and read-only, until `terrace apply --finish-migration`: {list}")
+        }
     })
 }
 
@@ -141,6 +150,9 @@ pub fn status(service: &str, record: &crate::migrate::Record, lag: Result<Option
             text.push_str("  finished: every organization is on the shard the rule routes it to\n")
         }
         None => text.push_str("  finished: the new database is the primary\n"),
+    }
+    if let Some(finished) = &record.finished {
+        text.push_str(&format!("  finished at: {finished}\n"));
     }
     match lag {
         Ok(Some(bytes)) if bytes >= 0 => text.push_str(&format!("  lag: {bytes} bytes of WAL behind\n")),
