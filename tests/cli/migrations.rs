@@ -213,6 +213,34 @@ fn a_finished_migration_keeps_the_old_copy_until_asked_to_delete_it() {
     );
 }
 
+#[test]
+fn a_move_to_another_network_zone_is_refused_before_anything_is_made() {
+    let dir = stack_copy();
+    record_phase(dir.path(), "block-storage");
+    // The new database in Ashburn (us-east), where the private network (eu-central) has no subnet.
+    let file = dir.path().join("managed-db.hcl");
+    let phase = std::fs::read_to_string(&file).expect("the phase");
+    let start = phase.find("postgres \"main\"").expect("the database");
+    let (head, block) = phase.split_at(start);
+    let moved = block.replacen("server_type = \"cpx22\"", "server_type = \"cpx21\"", 1).replacen(
+        "location    = var.location",
+        "location    = \"ash\"",
+        1,
+    );
+    assert_ne!(moved, block, "the database is moved to ash");
+    std::fs::write(&file, format!("{head}{moved}")).expect("the phase");
+    let run = terrace(dir.path(), &["plan", "--phase", "managed-db"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(
+            "`postgres.main`: the new server `postgres.main.server.primary` is not on a private network of the old \
+             server `server.app`"
+        ) && run.stderr.contains("(nothing was changed)"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// The recorded managed-db phase with a finished move (1 -> 2) that finished `days_ago`, whose old
 /// copy is kept; the phase sets `migration_keep_days = 7`.
 fn kept_move(days_ago: u64) -> tempfile::TempDir {

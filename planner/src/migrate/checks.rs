@@ -8,6 +8,7 @@ use terrace_state::State;
 use super::commands::Facts;
 use super::{Migration, Motion, Step};
 use crate::addr::Address;
+use crate::kind::Kind;
 use crate::model::Compiled;
 use crate::value::Value;
 
@@ -76,6 +77,43 @@ pub fn versions(desired: &Compiled, prior: &State, migration: &Migration) -> Vec
             refusals.push(version_refusal(migration, &source, &format!("{running} (as recorded)"), &to));
             // One refusal says it for a rebalance's every old shard.
             break;
+        }
+    }
+    refusals
+}
+
+/// The private network the copy goes over: every new server must be on one the old server is on
+/// (a private network is in one network zone). A copy across zones, over the public internet
+/// with TLS, is not carried (docs/migrations.md), so it is refused before anything is made.
+pub fn networks(desired: &Compiled, prior: &State, migration: &Migration) -> Vec<String> {
+    if !unprepared(migration) {
+        return Vec::new();
+    }
+    let sources: Vec<&Address> = match migration.motion {
+        Motion::Rebalance => migration.from_shards.iter().filter_map(|s| s.server.as_ref()).collect(),
+        Motion::Move | Motion::Reshard => migration.from_server.iter().collect(),
+    };
+    let mut refusals = Vec::new();
+    for source in sources {
+        // The old server's network after this apply: the phase's, where it keeps the server (the
+        // app server joins the network in 1 -> 2), else the one it was recorded on.
+        let network = match desired.resource(source) {
+            Some(server) => server.ref_attr("network").cloned(),
+            None => prior.resources.get(&source.to_string()).and_then(|r| {
+                r.dependencies.iter().filter_map(|d| d.parse::<Address>().ok()).find(|d| d.kind() == Kind::Network)
+            }),
+        };
+        for target in &migration.to {
+            let Some(server) = target.server.as_ref().and_then(|s| desired.resource(s)) else { continue };
+            if network.is_none() || server.ref_attr("network") != network.as_ref() {
+                refusals.push(format!(
+                    "`{}`: the new server `{}` is not on a private network of the old server `{source}`: terrace \
+                     copies a database over a private network only (a network is in one zone; a copy across zones \
+                     over TLS is not carried). Put both servers on one network, in locations of its zone (nothing \
+                     was changed)",
+                    migration.service, server.address
+                ));
+            }
         }
     }
     refusals

@@ -55,6 +55,7 @@ fn found(desired: &Compiled, prior: &State, finish: bool) -> (Vec<Migration>, Ve
     }
     for migration in &found {
         refusals.extend(super::checks::versions(desired, prior, migration));
+        refusals.extend(super::checks::networks(desired, prior, migration));
     }
     (found, refusals)
 }
