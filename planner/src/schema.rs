@@ -81,9 +81,30 @@ pub struct Attr {
     /// Runs once, at the object's first boot (cloud-init): dropping it from the definition changes
     /// nothing on the object, so it is kept, not a reason to replace.
     pub first_boot: bool,
+    /// A whole number's domain, both ends included: checked where the value is written, before
+    /// anything is expanded from it, and shown in the reference.
+    pub range: Option<(i64, i64)>,
 }
 
 impl Attr {
+    /// Its type in words, with a whole number's domain.
+    pub fn describe(&self) -> String {
+        match self.range {
+            Some((min, max)) => format!("{} from {min} to {max}", self.ty.describe()),
+            None => self.ty.describe(),
+        }
+    }
+
+    /// Whether `value` is outside its domain (a known number; anything else is for the type check).
+    pub fn out_of_range(&self, value: &crate::value::Value) -> bool {
+        let value = match value {
+            crate::value::Value::Sensitive(inner) => inner,
+            other => other,
+        };
+        let (Some((min, max)), Some(n)) = (self.range, value.as_f64()) else { return false };
+        n < min as f64 || n > max as f64
+    }
+
     /// Changing it replaces the object.
     pub fn forces_replacement(&self) -> bool {
         self.update == Update::Replace
@@ -135,11 +156,17 @@ impl BlockSchema {
 const PUT: Update = Update::InPlace { actions: &["update (PUT)"], power_off: false };
 
 const fn attr(name: &'static str, ty: Ty) -> Attr {
-    Attr { name, ty, required: false, default: None, update: PUT, sensitive: false, first_boot: false }
+    Attr { name, ty, required: false, default: None, update: PUT, sensitive: false, first_boot: false, range: None }
 }
 
 const fn required(name: &'static str, ty: Ty) -> Attr {
     Attr { required: true, ..attr(name, ty) }
+}
+
+/// A whole number from `min` to `max`.
+const fn within(mut a: Attr, min: i64, max: i64) -> Attr {
+    a.range = Some((min, max));
+    a
 }
 
 const fn replacing(mut a: Attr) -> Attr {
@@ -193,7 +220,9 @@ const DELETE_PROTECTION: Attr =
 const IP_TYPE: Ty = Ty::Enum(&["ipv4", "ipv6"]);
 
 /// Attributes every block accepts, whatever its kind (Terraform's meta-arguments).
-pub const META_ATTRS: &[Attr] = &[local(attr("count", Ty::Int)), local(attr("depends_on", Ty::Refs(&Kind::ALL)))];
+/// `count`'s domain is also `compile::block::MAX_COUNT`, which evaluates it before the block.
+pub const META_ATTRS: &[Attr] =
+    &[local(within(attr("count", Ty::Int), 0, 10_000)), local(attr("depends_on", Ty::Refs(&Kind::ALL)))];
 
 pub const LIFECYCLE: BlockSchema = BlockSchema {
     attrs: &[
@@ -251,7 +280,7 @@ const SERVER: BlockSchema = BlockSchema {
 const VOLUME: BlockSchema = BlockSchema {
     attrs: &[
         NAME,
-        by(required("size", Ty::Int), &["resize"]),
+        within(by(required("size", Ty::Int), &["resize"]), 10, 10_240),
         replacing(attr("location", Ty::String)),
         by(attr("server", Ty::Ref(&[Kind::Server])), &["detach", "attach"]),
         with_default(by(attr("automount", Ty::Bool), &["detach", "attach"]), Default::Bool(false)),
@@ -268,7 +297,7 @@ const SUBNET: BlockSchema = BlockSchema {
         with_default(attr("type", Ty::Enum(&["cloud", "server", "vswitch"])), Default::Str("cloud")),
         required("network_zone", Ty::String),
         required("ip_range", Ty::String),
-        attr("vswitch_id", Ty::Int),
+        within(attr("vswitch_id", Ty::Int), 1, 9_007_199_254_740_991),
     ],
     blocks: &[],
     computed: &["gateway"],
@@ -300,10 +329,10 @@ const NETWORK: BlockSchema = BlockSchema {
 const HEALTH_CHECK: BlockSchema = BlockSchema {
     attrs: &[
         required("protocol", Ty::Enum(&["tcp", "http", "https"])),
-        required("port", Ty::Int),
-        with_default(attr("interval", Ty::Int), Default::Int(15)),
-        with_default(attr("timeout", Ty::Int), Default::Int(10)),
-        with_default(attr("retries", Ty::Int), Default::Int(3)),
+        within(required("port", Ty::Int), 1, 65_535),
+        within(with_default(attr("interval", Ty::Int), Default::Int(15)), 1, 3_600),
+        within(with_default(attr("timeout", Ty::Int), Default::Int(10)), 1, 3_600),
+        within(with_default(attr("retries", Ty::Int), Default::Int(3)), 0, 10),
         attr("path", Ty::String),
         attr("domain", Ty::String),
         attr("response", Ty::String),
@@ -317,8 +346,8 @@ const HEALTH_CHECK: BlockSchema = BlockSchema {
 const SERVICE: BlockSchema = BlockSchema {
     attrs: &[
         required("protocol", Ty::Enum(&["tcp", "http", "https"])),
-        attr("listen_port", Ty::Int),
-        attr("destination_port", Ty::Int),
+        within(attr("listen_port", Ty::Int), 1, 65_535),
+        within(attr("destination_port", Ty::Int), 1, 65_535),
         with_default(attr("proxyprotocol", Ty::Bool), Default::Bool(false)),
         attr("certificates", Ty::Refs(&[Kind::Certificate])),
         with_default(attr("sticky_sessions", Ty::Bool), Default::Bool(false)),
@@ -451,9 +480,9 @@ const BUCKET: BlockSchema = BlockSchema {
         // Bucket names are global and fixed at creation (S3 API).
         replacing(NAME),
         replacing(required("location", Ty::String)),
-        local(attr("storage_gb", Ty::Int)),
+        local(within(attr("storage_gb", Ty::Int), 0, 1_000_000)),
         // Set by terrace from the databases that back up into the bucket, unless written.
-        local(attr("backups_gb", Ty::Int)),
+        local(within(attr("backups_gb", Ty::Int), 0, 1_000_000)),
     ],
     blocks: &[],
     // The S3 credentials terrace made the bucket with, recorded (as secrets) for the backups of the
@@ -464,10 +493,10 @@ const BUCKET: BlockSchema = BlockSchema {
 const BACKUP: BlockSchema = BlockSchema {
     attrs: &[
         local(with_default(attr("schedule", Ty::Enum(&["daily", "hourly"])), Default::Str("daily"))),
-        local(with_default(attr("retention_days", Ty::Int), Default::Int(30))),
+        local(within(with_default(attr("retention_days", Ty::Int), Default::Int(30)), 1, 3_650)),
         local(attr("bucket", Ty::Ref(&[Kind::Bucket]))),
         local(with_default(attr("continuous", Ty::Bool), Default::Bool(false))),
-        local(with_default(attr("pitr_days", Ty::Int), Default::Int(7))),
+        local(within(with_default(attr("pitr_days", Ty::Int), Default::Int(7)), 1, 3_650)),
     ],
     blocks: &[],
     computed: &[],
@@ -476,7 +505,7 @@ const BACKUP: BlockSchema = BlockSchema {
 /// A secret is made by terrace at apply and kept in state: changing how it is made makes a new one.
 const SECRET: BlockSchema = BlockSchema {
     attrs: &[
-        replacing(with_default(attr("length", Ty::Int), Default::Int(32))),
+        replacing(within(with_default(attr("length", Ty::Int), Default::Int(32)), 16, 1_024)),
         replacing(with_default(attr("special", Ty::Bool), Default::Bool(false))),
     ],
     blocks: &[],
@@ -526,12 +555,12 @@ const HOST: BlockSchema = BlockSchema {
 /// those, so the composite's own attributes are `Local`.
 const POSTGRES: BlockSchema = BlockSchema {
     attrs: &[
-        local(with_default(attr("version", Ty::Int), Default::Int(16))),
+        local(within(with_default(attr("version", Ty::Int), Default::Int(16)), 13, 18)),
         local(attr("extensions", Ty::ListOfString)),
         local(attr("server_type", Ty::String)),
         local(attr("location", Ty::String)),
-        local(required("storage_gb", Ty::Int)),
-        local(with_default(attr("replicas", Ty::Int), Default::Int(0))),
+        local(within(required("storage_gb", Ty::Int), 10, 10_240)),
+        local(within(with_default(attr("replicas", Ty::Int), Default::Int(0)), 0, 16)),
         local(attr("replica_location", Ty::String)),
         local(attr("replica_server_type", Ty::String)),
         local(attr("shard_key", Ty::String)),
@@ -544,7 +573,7 @@ const POSTGRES: BlockSchema = BlockSchema {
         local(attr("clients", Ty::Refs(&[Kind::Server]))),
         local(attr("docker_clients", Ty::Bool)),
         local(attr("labels", Ty::Labels)),
-        local(attr("migration_keep_days", Ty::Int)),
+        local(within(attr("migration_keep_days", Ty::Int), 0, 3_650)),
     ],
     blocks: &[nested("backup", &BACKUP, false, Update::Local)],
     computed: &[
@@ -566,12 +595,12 @@ const POSTGRES: BlockSchema = BlockSchema {
 
 const REDIS: BlockSchema = BlockSchema {
     attrs: &[
-        local(with_default(attr("version", Ty::Int), Default::Int(7))),
-        local(required("memory_mb", Ty::Int)),
+        local(within(with_default(attr("version", Ty::Int), Default::Int(7)), 6, 8)),
+        local(within(required("memory_mb", Ty::Int), 16, 1_048_576)),
         local(attr("server_type", Ty::String)),
         local(attr("location", Ty::String)),
         local(attr("network", Ty::Ref(&[Kind::Network]))),
-        local(with_default(attr("replicas", Ty::Int), Default::Int(0))),
+        local(within(with_default(attr("replicas", Ty::Int), Default::Int(0)), 0, 16)),
         local(attr("on", Ty::Ref(&[Kind::Server]))),
         local(with_default(attr("image", Ty::String), Default::Str("ubuntu-24.04"))),
         local(attr("clients", Ty::Refs(&[Kind::Server]))),

@@ -483,7 +483,7 @@ server "app" {
     ),
     (
         "volume_too_small",
-        &["volume size 5 GB is out of range"],
+        &["`size` must be a whole number from 10 to 10240, not 5"],
         r#"
 volume "data" {
   size     = 5
@@ -493,11 +493,124 @@ volume "data" {
     ),
     (
         "volume_too_large",
-        &["volume size 20000 GB is out of range"],
+        &["`size` must be a whole number from 10 to 10240, not 20000"],
         r#"
 volume "data" {
   size     = 20000
   location = "fsn1"
+}
+"#,
+    ),
+    // Numbers outside their attribute's domain, refused where they are written (before a
+    // composite expands anything from them).
+    (
+        "volume_size_negative",
+        &["`size` must be a whole number from 10 to 10240, not a number that far below it"],
+        r#"
+volume "data" {
+  size     = -9223372036854775807
+  location = "fsn1"
+}
+"#,
+    ),
+    (
+        "postgres_storage_gb_negative",
+        &["`storage_gb` must be a whole number from 10 to 10240, not -20"],
+        r#"
+postgres "main" {
+  server_type = "cpx22"
+  location    = "fsn1"
+  storage_gb  = -20
+}
+"#,
+    ),
+    (
+        "postgres_storage_gb_of_39_digits",
+        &["`storage_gb` must be a whole number from 10 to 10240, not a number that large"],
+        r#"
+postgres "main" {
+  server_type = "cpx22"
+  location    = "fsn1"
+  storage_gb  = 100000000000000000000000000000000000000
+}
+"#,
+    ),
+    (
+        "postgres_replicas_beyond_32_bits",
+        &["`replicas` must be a whole number from 0 to 16, not 4294967297"],
+        r#"
+postgres "main" {
+  server_type = "cpx22"
+  location    = "fsn1"
+  storage_gb  = 20
+  replicas    = 4294967297
+}
+"#,
+    ),
+    (
+        "postgres_replicas_negative",
+        &["`replicas` must be a whole number from 0 to 16, not -5"],
+        r#"
+postgres "main" {
+  server_type = "cpx22"
+  location    = "fsn1"
+  storage_gb  = 20
+  replicas    = -5
+}
+"#,
+    ),
+    (
+        "postgres_replicas_a_million",
+        &["`replicas` must be a whole number from 0 to 16, not 1000000"],
+        r#"
+postgres "main" {
+  server_type = "cpx22"
+  location    = "fsn1"
+  storage_gb  = 20
+  replicas    = 1000000
+}
+"#,
+    ),
+    (
+        "postgres_migration_keep_days_negative",
+        &["`migration_keep_days` must be a whole number from 0 to 3650, not -7"],
+        r#"
+postgres "main" {
+  server_type = "cpx22"
+  location    = "fsn1"
+  storage_gb  = 20
+  migration_keep_days = -7
+}
+"#,
+    ),
+    (
+        "backup_retention_days_negative",
+        &["`backup.retention_days` must be a whole number from 1 to 3650, not -30"],
+        r#"
+bucket "backups" {
+  name     = "s-backups"
+  location = "fsn1"
+}
+
+postgres "main" {
+  server_type = "cpx22"
+  location    = "fsn1"
+  storage_gb  = 20
+  backup {
+    bucket         = bucket.backups
+    retention_days = -30
+  }
+}
+"#,
+    ),
+    (
+        "redis_memory_mb_negative",
+        &["`memory_mb` must be a whole number from 16 to 1048576, not -256"],
+        r#"
+redis "cache" {
+  memory_mb   = -256
+  server_type = "cpx12"
+  location    = "fsn1"
 }
 "#,
     ),
@@ -1064,8 +1177,8 @@ sever "app" {
 }
 
 volume "data" {
-  size     = 5
-  location = "fsn1"
+  size     = 10
+  location = "mars1"
 }
 
 network "private" {
@@ -1073,11 +1186,7 @@ network "private" {
 }
 "#,
         &["validate"],
-        &[
-            "unknown block kind `sever`",
-            "volume size 5 GB is out of range",
-            "network range 8.8.0.0/16 is not a private (RFC 1918) range",
-        ],
+        &["unknown block kind `sever`", "mars1", "network range 8.8.0.0/16 is not a private (RFC 1918) range"],
         3,
     );
     insta::assert_snapshot!("three_problems_at_once", run.transcript());

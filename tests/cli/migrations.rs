@@ -305,7 +305,7 @@ fn a_retention_the_definition_sets_deletes_the_old_copy_once_it_has_passed() {
     let run = terrace(dir.path(), &["validate"]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(
-        run.stderr.contains("migration_keep_days must be a whole number of days from 0 to 3650")
+        run.stderr.contains("`migration_keep_days` must be a whole number from 0 to 3650, not -7")
             && run.stderr.contains("managed-db.hcl:59:25"),
         "{}",
         run.stderr

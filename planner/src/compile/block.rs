@@ -238,6 +238,24 @@ impl BodyReader<'_, '_, '_> {
                     }
                     match self.eval.eval(&attr.value) {
                         Ok(value) => match coerce(value, spec.ty) {
+                            Ok(value) if spec.out_of_range(&value) => {
+                                let span = self.span(attr.value.span());
+                                self.error(
+                                    Diagnostic::error(format!(
+                                        "`{full}` must be {}, not {}",
+                                        spec.describe(),
+                                        // Beyond 2^53 a number is no longer the one written.
+                                        match value.as_f64() {
+                                            Some(n) if n.abs() < 9_007_199_254_740_992.0 => value.to_string(),
+                                            _ if value.as_f64().is_some_and(f64::is_sign_negative) => {
+                                                "a number that far below it".to_owned()
+                                            }
+                                            _ => "a number that large".to_owned(),
+                                        }
+                                    ))
+                                    .at(span),
+                                );
+                            }
                             Ok(value) => {
                                 let value = if spec.sensitive { Value::Sensitive(Box::new(value)) } else { value };
                                 attrs.insert(key.to_owned(), value);

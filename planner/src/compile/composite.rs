@@ -25,9 +25,6 @@ struct Shape {
     role: &'static str,
 }
 
-/// The longest a data migration's old copy may be kept by `migration_keep_days`: ten years.
-const MAX_KEEP_DAYS: u64 = 3650;
-
 impl Shape {
     /// The port the application connects to: PgBouncer's when the service has it.
     fn client_port(&self) -> u16 {
@@ -40,19 +37,6 @@ impl State<'_> {
     pub(super) fn expand(&mut self, instance: Instance) -> Option<BTreeMap<String, Value>> {
         let kind = instance.address.kind();
         let attrs = &instance.attrs;
-        if let Some(days) = attrs.get("migration_keep_days")
-            && days.as_u64().is_none_or(|d| d > MAX_KEEP_DAYS)
-        {
-            self.diags.push(
-                Diagnostic::error(format!(
-                    "`{}`: migration_keep_days must be a whole number of days from 0 to {MAX_KEEP_DAYS}, not {days}",
-                    instance.address
-                ))
-                .at(instance.origin.attr("migration_keep_days"))
-                .hint("leave it out to keep the old copy until `terrace apply --finish-migration`"),
-            );
-            return None;
-        }
         let shape = match kind {
             Kind::Postgres => {
                 let mut ports = vec![(5432, "PostgreSQL")];

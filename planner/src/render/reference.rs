@@ -35,7 +35,7 @@ pub fn markdown() -> String {
     }
     out.push_str("\n## Every block\n\n| attribute | type | default | notes |\n| --- | --- | --- | --- |\n");
     for attr in META_ATTRS {
-        let _ = writeln!(out, "| `{}` | {} | | |", attr.name, attr.ty.describe());
+        let _ = writeln!(out, "| `{}` | {} | | |", attr.name, attr.describe());
     }
     out.push_str("\n### `lifecycle` block\n\n");
     section(&mut out, &LIFECYCLE, 0);
@@ -71,7 +71,7 @@ fn section(out: &mut String, schema: &BlockSchema, depth: usize) {
         if attr.sensitive {
             notes.push("sensitive");
         }
-        let _ = writeln!(out, "| `{}` | {} | {default} | {} |", attr.name, attr.ty.describe(), notes.join(", "));
+        let _ = writeln!(out, "| `{}` | {} | {default} | {} |", attr.name, attr.describe(), notes.join(", "));
     }
     for nested in schema.blocks {
         let heading = "#".repeat(3 + depth.min(2));

@@ -18,8 +18,6 @@ pub(super) struct Checker<'a> {
 }
 
 /// Hetzner limits (../shared/hetzner/RESOURCE-SEMANTICS.md, SOURCES.md section 8).
-pub(super) const VOLUME_MIN_GB: u64 = 10;
-pub(super) const VOLUME_MAX_GB: u64 = 10_240;
 pub(super) const VOLUMES_PER_SERVER: usize = 16;
 pub(super) const FIREWALLS_PER_SERVER: usize = 5;
 pub(super) const SERVERS_PER_PLACEMENT_GROUP: usize = 10;
@@ -140,16 +138,6 @@ impl<'a> Checker<'a> {
     pub(super) fn volumes(&mut self) {
         let mut per_server: BTreeMap<Address, Vec<Address>> = BTreeMap::new();
         for resource in self.resources().filter(|r| r.kind == Kind::Volume) {
-            if let Some(size) = resource.attr("size").and_then(Value::as_u64)
-                && !(VOLUME_MIN_GB..=VOLUME_MAX_GB).contains(&size)
-            {
-                self.diags.push(
-                    Diagnostic::error(format!("volume size {size} GB is out of range for `{}`", resource.address))
-                        .at(Self::at(resource, "size"))
-                        .label(format!("must be {VOLUME_MIN_GB} to {VOLUME_MAX_GB} GB"))
-                        .hint("Hetzner volumes hold 10 GB to 10 TB (10240 GB)"),
-                );
-            }
             let server = resource.ref_attr("server").and_then(|a| self.compiled.resource(a));
             match (resource.str_attr("location"), server) {
                 (Some(location), Some(server)) => {
@@ -236,7 +224,8 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Firewalls per server, volumes, placement groups.
+    /// Firewalls per server, volumes, placement groups (a volume's size is checked where it is
+    /// written: `schema`'s domain).
     pub(super) fn servers(&mut self) {
         let mut firewalls: BTreeMap<Address, BTreeSet<Address>> = BTreeMap::new();
         let mut groups: BTreeMap<Address, Vec<Address>> = BTreeMap::new();
