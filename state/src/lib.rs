@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod conformance;
 mod error;
+pub mod file;
 pub mod format;
 pub mod local;
 pub mod model;

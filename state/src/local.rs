@@ -60,7 +60,7 @@ impl LocalBackend {
 
     /// The state file's bytes, `None` when there is no state file.
     fn read_bytes(&self) -> Result<Option<Vec<u8>>, StateError> {
-        match fs::read(&self.path) {
+        match crate::file::read_regular(&self.path, crate::file::MAX_STATE_BYTES) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
             Err(source) => Err(StateError::Io { action: "read the state file", path: self.path.clone(), source }),

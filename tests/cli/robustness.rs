@@ -72,3 +72,37 @@ fn mangled_phase_files_give_diagnostics_not_panics() {
     assert!(runs > 300, "only {runs} runs");
     assert!(panics.is_empty(), "panics on: {panics:?}");
 }
+
+#[test]
+fn a_byte_order_mark_is_accepted_and_special_files_are_refused_at_once() {
+    use super::support::{stack_copy, terrace};
+    // A phase file saved with a UTF-8 byte order mark plans as without it.
+    let dir = stack_copy();
+    let file = dir.path().join("managed-db.hcl");
+    let text = std::fs::read_to_string(&file).expect("the phase");
+    std::fs::write(&file, format!("\u{feff}{text}")).expect("the phase with a BOM");
+    let stack = dir.path().join("terrace.hcl");
+    let stack_text = std::fs::read_to_string(&stack).expect("the stack");
+    std::fs::write(&stack, format!("\u{feff}{stack_text}")).expect("the stack with a BOM");
+    let run = terrace(dir.path(), &["validate"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // A phase file that is a device or a FIFO is refused, not read (or waited on) forever.
+    for special in ["/dev/zero", "/dev/urandom"] {
+        std::fs::remove_file(&file).expect("remove");
+        std::os::unix::fs::symlink(special, &file).expect("a link to a device");
+        let run = terrace(dir.path(), &["validate"]);
+        assert_eq!(run.code, 1, "{special}: {}", run.stderr);
+        assert!(run.stderr.contains("managed-db.hcl: not a regular file"), "{special}: {}", run.stderr);
+    }
+    std::fs::remove_file(&file).expect("remove");
+    assert!(std::process::Command::new("mkfifo").arg(&file).status().expect("mkfifo").success());
+    let run = terrace(dir.path(), &["validate"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("not a regular file"), "{}", run.stderr);
+    // So is a state file that is a device.
+    let dir = stack_copy();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("terrace.state.json")).expect("a link");
+    let run = terrace(dir.path(), &["plan", "--phase", "block-storage", "--refresh=false"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("not a regular file"), "{}", run.stderr);
+}

@@ -304,7 +304,8 @@ fn run(common: &super::args::ApplyCommon, run: Run<'_>) -> Result<ExitCode, CliE
 
 /// `terrace apply PLANFILE`: the saved plan, exactly, or nothing.
 fn apply_saved(args: &ApplyArgs, file: &std::path::Path) -> Result<ExitCode, CliError> {
-    let text = std::fs::read_to_string(file)
+    let text = terrace_state::file::read_regular(file, terrace_state::file::MAX_STATE_BYTES)
+        .and_then(|bytes| String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
         .map_err(|e| CliError::usage(format!("cannot read the saved plan {}: {e}", file.display())))?;
     let catalog = catalog(&args.common.stack)?;
     let inputs = var_inputs(&args.common.stack)?;

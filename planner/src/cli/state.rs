@@ -97,8 +97,8 @@ pub(crate) fn state(args: &StateArgs) -> Result<ExitCode, CliError> {
         }
         StateCommand::Push { file } => {
             let _lock = backend.lock("state push", args.lock.lock_timeout).map_err(state_error)?;
-            let bytes =
-                std::fs::read(file).map_err(|e| CliError::usage(format!("cannot read {}: {e}", file.display())))?;
+            let bytes = terrace_state::file::read_regular(file, terrace_state::file::MAX_STATE_BYTES)
+                .map_err(|e| CliError::usage(format!("cannot read {}: {e}", file.display())))?;
             let pushed = terrace_state::from_json(&bytes, &file.display().to_string()).map_err(state_error)?;
             if let Some(recorded) = pushed.stack.as_ref().filter(|s| **s != stack.name) {
                 return Err(CliError::usage(format!(

@@ -65,10 +65,17 @@ pub fn load_stack(dir: &Path, sources: &mut Sources, diags: &mut Diagnostics) ->
     Some(Stack { name, phases, backend, shared, phase_files })
 }
 
+/// The most a definition file may hold: hand-written definitions are a few KiB, and a generated
+/// stack of 100,000 resources is a few MiB.
+const MAX_FILE_BYTES: u64 = 64 << 20;
+
 /// Reads and parses one file; a syntax error becomes a diagnostic at its place.
 fn read_file(path: &Path, name: &str, sources: &mut Sources, diags: &mut Diagnostics) -> Option<(FileId, Body)> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+    let text = match terrace_state::file::read_regular(path, MAX_FILE_BYTES)
+        .and_then(|bytes| String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+    {
+        // A UTF-8 byte order mark, which some editors write, is not part of the text.
+        Ok(text) => text.strip_prefix('\u{feff}').map(str::to_owned).unwrap_or(text),
         Err(error) => {
             diags.push(Diagnostic::error(format!("cannot read {}: {error}", path.display())));
             return None;
