@@ -213,3 +213,33 @@ async fn operations_in_flight_share_one_poller() {
     assert!(polls.iter().any(|ids| *ids >= 5), "one request reads many actions: {polls:?}");
     emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_answer_cut_halfway_is_an_error_never_an_empty_success() {
+    let faults = parse_faults("truncate=1").expect("a fault spec");
+    let emulator =
+        emulator(EmulatorConfig { action_delay: Duration::ZERO, faults, seed: 7, ..Default::default() }).await;
+    let retry = RetryPolicy { max_retries: 2, ..fast_retries() };
+    let client = client(&emulator, retry);
+    // A create was carried out, but its answer was lost: final, never repeated (which would make
+    // a second key), and never an empty success.
+    let key = json!({ "name": "cut", "public_key": format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{:040} k", 1) });
+    let error = client
+        .request(Method::POST, "/ssh_keys", &[], Some(&key), &Operation::new("create ssh key cut"))
+        .await
+        .expect_err("an unread answer is an error");
+    assert_eq!(error.code, "response_unread", "{error}");
+    assert_eq!(error.status, Some(201), "{error}");
+    assert!(error.to_string().contains("create ssh key cut"), "{error}");
+    let posts = emulator.requests().iter().filter(|r| r.method == "POST").count();
+    assert_eq!(posts, 1, "asked once");
+    // A read is asked again, each time cut: it fails as a connection error after the retries.
+    let before = emulator.requests().len();
+    let error = client
+        .request(Method::GET, "/ssh_keys", &[], None, &Operation::new("list ssh keys"))
+        .await
+        .expect_err("every answer is cut");
+    assert_eq!(error.code, "connection", "{error}");
+    assert_eq!(emulator.requests().len() - before, 3, "asked three times");
+    emulator.shutdown().await;
+}

@@ -79,6 +79,20 @@ impl ApiError {
         Self::base(operation, None, code, error.to_string())
     }
 
+    /// The API answered, but its answer could not be read: final, since the request was carried
+    /// out (or refused) and asking again may do it twice.
+    pub(crate) fn unread(operation: &Operation, status: StatusCode, error: &reqwest::Error) -> Self {
+        Self::base(
+            operation,
+            Some(status.as_u16()),
+            "response_unread",
+            format!(
+                "the API answered {status}, but its answer could not be read ({error}): the request may have been \
+                 carried out; the next run's refresh finds what it made"
+            ),
+        )
+    }
+
     pub(crate) fn body(operation: &Operation, status: StatusCode, problem: &str) -> Self {
         Self::base(operation, Some(status.as_u16()), "json_error", format!("the response is not JSON: {problem}"))
     }

@@ -140,15 +140,23 @@ impl Client {
                 Ok(response) => {
                     self.rate.lock().await.update(response.headers());
                     let status = response.status();
-                    let text = response.text().await.unwrap_or_default();
-                    if status.is_success() {
-                        if status == StatusCode::NO_CONTENT || text.trim().is_empty() {
-                            return Ok(Value::Null);
+                    match response.text().await {
+                        Ok(text) if status.is_success() => {
+                            if status == StatusCode::NO_CONTENT || text.trim().is_empty() {
+                                return Ok(Value::Null);
+                            }
+                            return serde_json::from_str(&text)
+                                .map_err(|e| ApiError::body(operation, status, &e.to_string()));
                         }
-                        return serde_json::from_str(&text)
-                            .map_err(|e| ApiError::body(operation, status, &e.to_string()));
+                        Ok(text) => ApiError::from_response(operation, status, &text),
+                        // An error's status says whether to ask again. A GET is asked again (a
+                        // broken connection); any other request was carried out, and asking
+                        // again would do it twice: the error says so, and
+                        // the next run's refresh finds what it made (by its labels).
+                        Err(_) if !status.is_success() => ApiError::from_response(operation, status, ""),
+                        Err(error) if method == Method::GET => ApiError::transport(operation, &error),
+                        Err(error) => return Err(ApiError::unread(operation, status, &error)),
                     }
-                    ApiError::from_response(operation, status, &text)
                 }
                 Err(error) => ApiError::transport(operation, &error),
             };

@@ -25,6 +25,9 @@ pub struct FaultSpec {
     pub locked: f64,
     /// Answer a mutating request with `409 conflict`.
     pub conflict: f64,
+    /// Carry the request out, then cut its answer's body halfway and close the connection: the
+    /// client knows the status but not what the API said.
+    pub truncate: f64,
 }
 
 /// A fault chosen for one request.
@@ -38,11 +41,12 @@ pub(crate) enum Fault {
     Timeout,
     Locked,
     Conflict,
+    Truncate,
 }
 
 impl FaultSpec {
     /// Whether any request fault can be drawn (action errors are drawn separately).
-    fn request_faults(&self) -> [(f64, Fault); 8] {
+    fn request_faults(&self) -> [(f64, Fault); 9] {
         [
             (self.too_many_requests, Fault::TooManyRequests),
             (self.internal_error, Fault::InternalError),
@@ -52,6 +56,7 @@ impl FaultSpec {
             (self.timeout, Fault::Timeout),
             (self.locked, Fault::Locked),
             (self.conflict, Fault::Conflict),
+            (self.truncate, Fault::Truncate),
         ]
     }
 
@@ -81,6 +86,7 @@ impl fmt::Display for FaultSpec {
             ("action_error", self.action_error),
             ("locked", self.locked),
             ("conflict", self.conflict),
+            ("truncate", self.truncate),
         ];
         let shown: Vec<String> = parts.iter().filter(|(_, p)| *p > 0.0).map(|(k, p)| format!("{k}={p}")).collect();
         if shown.is_empty() { f.write_str("none") } else { f.write_str(&shown.join(",")) }
@@ -88,7 +94,7 @@ impl fmt::Display for FaultSpec {
 }
 
 /// Parses `429=0.05,500=0.05,reset=0.02,action_error=0.01,locked=0.01,timeout=0.01` (also `502`, `503`,
-/// `conflict`). An empty spec or `none` injects nothing. The request faults together must not exceed 1.
+/// `conflict`, `truncate`). An empty spec or `none` injects nothing. The request faults together must not exceed 1.
 pub fn parse_faults(spec: &str) -> Result<FaultSpec, String> {
     let mut faults = FaultSpec::default();
     let spec = spec.trim();
@@ -112,9 +118,11 @@ pub fn parse_faults(spec: &str) -> Result<FaultSpec, String> {
             "action_error" => &mut faults.action_error,
             "locked" => &mut faults.locked,
             "conflict" => &mut faults.conflict,
+            "truncate" => &mut faults.truncate,
             other => {
                 return Err(format!(
-                    "unknown fault `{other}`; known: 429, 500, 502, 503, reset, timeout, action_error, locked, conflict"
+                    "unknown fault `{other}`; known: 429, 500, 502, 503, reset, timeout, action_error, locked, conflict, \
+                     truncate"
                 ));
             }
         };

@@ -246,7 +246,7 @@ pub(crate) async fn handle(
         Some(Fault::Conflict) if mutating => {
             return error_response(&ApiError::new(Code::Conflict, "resource changed meanwhile (injected fault)"), rate);
         }
-        Some(Fault::Locked | Fault::Conflict) | None => {}
+        Some(Fault::Locked | Fault::Conflict | Fault::Truncate) | None => {}
     }
     let Some(path) = uri.path().strip_prefix("/v1/") else {
         return error_response(&ApiError::new(Code::NotFound, "not found"), rate);
@@ -266,10 +266,32 @@ pub(crate) async fn handle(
     inner.store.fail_next_action = action_fails;
     let result = route(&mut inner.store, &method, &segments, &query, &body, now);
     inner.store.fail_next_action = false;
-    match result {
-        Ok((status, value)) => respond(status, value.as_ref(), rate),
-        Err(e) => error_response(&e, rate),
+    let (status, value) = match result {
+        Ok((status, value)) => (status, value),
+        Err(e) => (status_of(e.code), Some(e.body())),
+    };
+    if fault == Some(Fault::Truncate) {
+        truncated(status, value.as_ref(), rate)
+    } else {
+        respond(status, value.as_ref(), rate)
     }
+}
+
+/// The answer `respond` gives, with a `Content-Length` of its whole body, but a body that stops
+/// halfway with an error: hyper then closes the connection (fault `truncate`).
+fn truncated(status: StatusCode, body: Option<&Value>, rate: RateState) -> Response {
+    let bytes = Bytes::from(body.map(|b| serde_json::to_vec(b).unwrap_or_default()).unwrap_or_default());
+    let (mut parts, _) = respond(status, body, rate).into_parts();
+    parts.headers.insert(axum::http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    let cut = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "truncated by fault injection");
+    use futures_util::StreamExt;
+    let half = futures_util::stream::iter([Ok::<Bytes, std::io::Error>(bytes.slice(..bytes.len() / 2))]);
+    // The cut comes a moment later, so that hyper has sent the status, the headers and the half.
+    let cut = futures_util::stream::once(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        Err(cut)
+    });
+    Response::from_parts(parts, Body::from_stream(half.chain(cut)))
 }
 
 /// `GET /_emulator/servers/{id}/user_data`: the server's `user_data` as given, as text; `404` when the
