@@ -8,7 +8,7 @@ use terrace::kind::Kind;
 use terrace::pipeline::{compile_phase, load};
 use terrace_providers::pricing::Catalog;
 
-use super::cloud::{Cloud, TOKEN, assert_cloud_matches_state, state_json};
+use super::cloud::{Cloud, S3_SECRET_KEY, TOKEN, assert_cloud_matches_state, state_json};
 use super::support::{stack_copy, terrace};
 
 const PHASES: [&str; 5] = ["block-storage", "managed-db", "read-replicas", "sharding", "multi-region"];
@@ -265,9 +265,33 @@ fn the_token_never_appears_in_output_or_state() {
     );
     assert_eq!(refused.code, 1);
     seen.push_str(&refused.transcript());
+    // The Object Storage secret key is printed nowhere either (docs/apply.md); the state records
+    // it, as a secret, for the database servers that back up into the bucket.
+    assert!(!seen.contains(S3_SECRET_KEY), "the S3 secret key was printed:\n{seen}");
     seen.push_str(&std::fs::read_to_string(dir.path().join("terrace.state.json")).expect("state"));
     assert!(seen.contains("Apply complete!") && seen.contains("Destroy complete!"), "{seen}");
     assert!(!seen.contains(TOKEN), "the token leaked:\n{seen}");
+}
+
+#[test]
+fn the_s3_keys_are_recorded_as_secrets_and_never_printed() {
+    let cloud = Cloud::start(0);
+    let dir = stack_copy();
+    let mut seen = String::new();
+    for args in
+        [&["apply", "--phase", "managed-db", "--auto-approve"][..], &["plan"], &["state", "show", "bucket.backups"]]
+    {
+        let run = cloud.terrace(dir.path(), args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        seen.push_str(&run.transcript());
+    }
+    assert!(!seen.contains(S3_SECRET_KEY), "the S3 secret key was printed:\n{seen}");
+    let state = state_json(dir.path());
+    let bucket = &state["resources"]["bucket.backups"];
+    assert_eq!(bucket["attributes"]["secret_key"], S3_SECRET_KEY, "recorded for the backups: {bucket}");
+    let sensitive: Vec<&str> =
+        bucket["sensitive_attributes"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
+    assert!(sensitive.contains(&"secret_key") && sensitive.contains(&"access_key"), "{bucket}");
 }
 
 #[test]

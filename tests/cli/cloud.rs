@@ -14,6 +14,9 @@ use super::support::{Run, terrace_with_env};
 /// The token the tests use; a test checks it never appears anywhere.
 pub(crate) const TOKEN: &str = "tok-9f3c2e71d4-never-printed";
 
+/// The Object Storage secret key the tests use: recorded in state as a secret, never printed.
+pub(crate) const S3_SECRET_KEY: &str = "s3-secret-5e1b7c-never-printed";
+
 /// The object collections terrace manages.
 pub(crate) const COLLECTIONS: [&str; 10] = [
     "certificates",
@@ -63,7 +66,7 @@ impl Cloud {
             ("HCLOUD_TOKEN".into(), TOKEN.into()),
             ("TERRACE_S3_ENDPOINT".into(), self.emulator().s3_url()),
             ("TERRACE_S3_ACCESS_KEY".into(), "test-access-key".into()),
-            ("TERRACE_S3_SECRET_KEY".into(), "test-secret-key".into()),
+            ("TERRACE_S3_SECRET_KEY".into(), S3_SECRET_KEY.into()),
             // The emulator's servers are API objects, not machines: these tests cover the cloud
             // side, and the lab tests (tests/day_two) cover what terrace does on the servers.
             ("TERRACE_HOSTS".into(), "false".into()),
