@@ -68,18 +68,40 @@ impl LockInfo {
 }
 
 impl LockInfo {
+    /// The holder's pid, when it ran on this host (and `/proc` shows this host's processes).
+    fn pid_here(&self) -> Option<u32> {
+        let ours = holder();
+        let host = |h: &str| h.split(" pid ").next().and_then(|s| s.split('@').nth(1)).map(str::to_owned);
+        let pid = self.holder.rsplit(" pid ").next().and_then(|p| p.trim().parse::<u32>().ok())?;
+        (host(&self.holder).is_some()
+            && host(&self.holder) == host(&ours)
+            && std::path::Path::new("/proc/self").exists())
+        .then_some(pid)
+    }
+
     /// The lock was taken by a process of this host that is no longer running (a run killed with
     /// SIGKILL): breaking it is safe. Known only where `/proc` shows processes; elsewhere `false`.
     pub fn holder_is_gone(&self) -> bool {
-        let ours = holder();
-        let host = |h: &str| h.split(" pid ").next().and_then(|s| s.split('@').nth(1)).map(str::to_owned);
-        let Some(pid) = self.holder.rsplit(" pid ").next().and_then(|p| p.trim().parse::<u32>().ok()) else {
-            return false;
-        };
-        host(&self.holder).is_some()
-            && host(&self.holder) == host(&ours)
-            && std::path::Path::new("/proc/self").exists()
-            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        self.pid_here().is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+    }
+
+    /// The pid of the holder when it is a process still running on this host: breaking its lock
+    /// would let two runs write at once.
+    pub fn holder_runs_here(&self) -> Option<u32> {
+        self.pid_here().filter(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+    }
+
+    /// How long ago the lock was taken, as `3m 12s` (`None` when `created` does not read).
+    pub fn age(&self) -> Option<String> {
+        let created: jiff::Timestamp = self.created.parse().ok()?;
+        let seconds = jiff::Timestamp::now().as_second().saturating_sub(created.as_second()).max(0);
+        let (d, h, m, s) = (seconds / 86_400, seconds / 3_600 % 24, seconds / 60 % 60, seconds % 60);
+        Some(match (d, h, m) {
+            (0, 0, 0) => format!("{s}s"),
+            (0, 0, _) => format!("{m}m {s}s"),
+            (0, _, _) => format!("{h}h {m}m"),
+            _ => format!("{d}d {h}h"),
+        })
     }
 }
 

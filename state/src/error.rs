@@ -51,8 +51,8 @@ pub enum StateError {
 
     /// Another run holds the lock; `waited` is how long this one waited for it.
     #[error(
-        "{backend} is locked by {} for {} since {} (lock id {}){}",
-        .lock.holder, .lock.operation, .lock.created, .lock.id, waited_suffix(*.waited)
+        "{backend} is locked by {} for {} since {}{} (lock id {}){}",
+        .lock.holder, .lock.operation, .lock.created, age_suffix(lock), .lock.id, waited_suffix(*.waited)
     )]
     Locked { backend: String, lock: Box<LockInfo>, waited: Duration },
 
@@ -76,6 +76,11 @@ pub enum StateError {
     /// message, never a credential.
     #[error("{backend}: cannot {action}: {detail}")]
     Remote { backend: String, action: &'static str, detail: String },
+}
+
+/// `, 3m 12s ago`: how old a lock is, which says whether its holder may still be at work.
+fn age_suffix(lock: &LockInfo) -> String {
+    lock.age().map(|age| format!(", {age} ago")).unwrap_or_default()
 }
 
 fn waited_suffix(waited: Duration) -> String {

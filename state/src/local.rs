@@ -1,5 +1,7 @@
 //! The local backend: state in one JSON file (by default `terrace.state.json` in the stack's
 //! folder), its previous version in `<name>.backup`, and the lock in `<name>.lock`, all mode 0600.
+//! The lock is an OS lock (`flock`) on that file, which dies with its holder; the file's content
+//! only names the holder.
 //!
 //! A write never leaves a torn file: the new state goes to a temporary file in the same folder,
 //! which is flushed to disk and then renamed over the state file, and a rename within one file
@@ -93,29 +95,37 @@ impl LocalBackend {
         self.known.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes the lock if it is free; otherwise returns who holds it.
-    fn try_lock(&self, info: &LockInfo) -> Result<Option<LockInfo>, StateError> {
+    /// Takes the lock if it is free, returning the open lock file that holds it; otherwise
+    /// returns who holds it.
+    ///
+    /// The lock is an OS lock (`flock`) on `<name>.lock`, which the kernel gives back when its
+    /// holder ends however it ends (`kill -9` included): a killed run never blocks the next one.
+    /// The file also carries the holder's record, for the message of a run that waits. A record
+    /// left by a killed run is a stale file nobody holds, and is taken over.
+    fn try_lock(&self, info: &LockInfo) -> Result<Result<File, LockInfo>, StateError> {
         let path = self.lock_path();
         loop {
-            match create_private(&path) {
-                Ok(file) => {
-                    write_lock_record(file, &path, info).inspect_err(|_| {
-                        // A lock file without a record would block every run until removed by hand.
-                        let _ = fs::remove_file(&path);
-                    })?;
-                    return Ok(None);
+            let file = open_lock_file(&path)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    // The holder writes its record right after it takes the lock.
+                    return match read_lock(&path)? {
+                        Some(holder) => Ok(Err(holder)),
+                        None => continue,
+                    };
                 }
-                Err(error) if error.kind() == ErrorKind::AlreadyExists => {
-                    // The holder may release the lock between the failed create and this read;
-                    // then the lock is free and is tried again.
-                    if let Some(holder) = read_lock(&path)? {
-                        return Ok(Some(holder));
-                    }
-                }
-                Err(source) => {
-                    return Err(StateError::Io { action: "create the lock file", path, source });
+                Err(std::fs::TryLockError::Error(source)) => {
+                    return Err(StateError::Io { action: "lock the lock file", path, source });
                 }
             }
+            // A holder that released removed the file after this run opened it: the lock held is
+            // on a file no other run can find, so it is tried again on the path's current file.
+            if !same_file(&file, &path) {
+                continue;
+            }
+            write_lock_record(&file, &path, info)?;
+            return Ok(Ok(file));
         }
     }
 
@@ -196,11 +206,32 @@ impl Backend for LocalBackend {
 
     fn lock(&self, operation: &str, timeout: Duration) -> Result<LockGuard, StateError> {
         let info = LockInfo::new(operation);
-        crate::backend::wait_for_lock(|| self.describe(), timeout, LOCK_POLL, || self.try_lock(&info))?;
+        let mut held = None;
+        crate::backend::wait_for_lock(
+            || self.describe(),
+            timeout,
+            LOCK_POLL,
+            || {
+                Ok(match self.try_lock(&info)? {
+                    Ok(file) => {
+                        held = Some(file);
+                        None
+                    }
+                    Err(holder) => Some(holder),
+                })
+            },
+        )?;
         let path = self.lock_path();
-        Ok(LockGuard::new(info, move |info| release(&path, &info.id)))
+        Ok(LockGuard::new(info, move |info| {
+            // Removed while still held, so that no run takes a lock on a file about to go.
+            let released = release(&path, &info.id);
+            drop(held);
+            released
+        }))
     }
 
+    /// Breaks the lock `id`: its file goes, whether a run still holds it (which the CLI refuses
+    /// without `--force` when that run is on this host) or it is a record a killed run left.
     fn unlock(&self, id: &str) -> Result<(), StateError> {
         let path = self.lock_path();
         let Some(lock) = read_lock(&path)? else {
@@ -216,21 +247,64 @@ impl Backend for LocalBackend {
         remove_lock(&path)
     }
 
+    /// The lock a live run holds; a record a killed run left is no lock.
     fn lock_info(&self) -> Result<Option<LockInfo>, StateError> {
-        read_lock(&self.lock_path())
+        let path = self.lock_path();
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(StateError::Io { action: "open the lock file", path, source }),
+        };
+        match file.try_lock_shared() {
+            // Nobody holds it: a stale record, or none.
+            Ok(()) => Ok(None),
+            Err(std::fs::TryLockError::WouldBlock) => read_lock(&path),
+            Err(std::fs::TryLockError::Error(source)) => {
+                Err(StateError::Io { action: "look at the lock file", path, source })
+            }
+        }
     }
 }
 
-/// Writes a lock record into the lock file just created at `path`, and flushes it to disk.
-fn write_lock_record(mut file: File, path: &Path, info: &LockInfo) -> Result<(), StateError> {
+/// Opens (or creates, mode 0600) the lock file at `path`, to lock it.
+fn open_lock_file(path: &Path) -> Result<File, StateError> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path).map_err(|source| StateError::Io {
+        action: "create the lock file",
+        path: path.to_owned(),
+        source,
+    })?;
+    // A lock file an older terrace made keeps its mode; this one is the holder's only.
+    set_private(path).map_err(|source| StateError::Io {
+        action: "protect the lock file",
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(file)
+}
+
+/// Whether the open `file` is the one at `path` now.
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(open), Ok(now)) => open.dev() == now.dev() && open.ino() == now.ino(),
+        _ => false,
+    }
+}
+
+/// Writes this run's lock record into the lock file it holds, over what a killed run left, and
+/// flushes it to disk.
+fn write_lock_record(mut file: &File, path: &Path, info: &LockInfo) -> Result<(), StateError> {
     // A record of strings always encodes.
     let mut record = serde_json::to_vec_pretty(info).expect("a lock record encodes as JSON");
     record.push(b'\n');
-    file.write_all(&record).and_then(|()| file.sync_all()).map_err(|source| StateError::Io {
-        action: "write the lock file",
-        path: path.to_owned(),
-        source,
-    })
+    file.set_len(0)
+        .and_then(|()| file.write_all(&record))
+        .and_then(|()| file.sync_all())
+        .map_err(|source| StateError::Io { action: "write the lock file", path: path.to_owned(), source })
 }
 
 /// The lock recorded at `path`, or `None` when there is no lock file.

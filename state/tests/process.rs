@@ -27,6 +27,7 @@ fn child_process_entry_point() {
     match role.as_str() {
         "writer" => write_forever(&path),
         "locker" => race_for_the_lock(&path),
+        "holder" => hold_the_lock(&path),
         other => panic!("unknown child role {other}"),
     }
 }
@@ -257,4 +258,38 @@ fn two_processes_locking_at_once_one_wins_the_other_fails_fast_naming_it() {
         assert!(message.contains(&format!("is locked by {holder} for apply since ")), "round {round}: {message}");
         assert!(!path.with_extension("json.lock").exists(), "the winner released the lock");
     }
+}
+
+/// Takes the lock, says so, and holds it until killed.
+fn hold_the_lock(path: &Path) {
+    let guard = LocalBackend::new(path).lock("apply", Duration::ZERO).expect("the lock is free");
+    println!("\nHELD {}", guard.info().id);
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+#[test]
+fn a_lock_holder_killed_with_sigkill_blocks_no_later_run() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("terrace.state.json");
+    let backend = LocalBackend::new(&path);
+    let mut holder = child("holder", &path).stdout(Stdio::null()).spawn().expect("the holder starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let held = loop {
+        if let Some(lock) = backend.lock_info().expect("lock_info") {
+            break lock;
+        }
+        assert!(Instant::now() < deadline, "the child never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(held.holder.ends_with(&format!("pid {}", holder.id())), "{held:?}");
+    assert!(backend.lock("plan", Duration::ZERO).is_err(), "held while the holder lives");
+    holder.kill().expect("SIGKILL");
+    holder.wait().expect("reaped");
+    // The kernel let go of the lock with the process; its record is still on disk.
+    assert!(backend.lock_path().exists(), "the killed holder's record is left");
+    assert_eq!(backend.lock_info().expect("lock_info"), None);
+    let guard = backend.lock("apply", Duration::ZERO).expect("the next run takes the lock at once");
+    assert_ne!(guard.info().id, held.id);
 }

@@ -208,14 +208,17 @@ fn a_held_lock_fails_fast_naming_its_holder_or_is_waited_for() {
     let waited = terrace(dir.path(), &["plan", "--lock-timeout", "20s"]);
     releaser.join().expect("the releasing thread");
     assert_eq!(waited.code, 0, "{}", waited.stderr);
-    // A stale lock is broken by its id.
-    let stale = backend.lock("apply", Duration::ZERO).expect("lock again");
-    let id = stale.info().id.clone();
-    std::mem::forget(stale);
+    // A lock whose holder (this test's process) still runs is broken only with --force.
+    let held = backend.lock("apply", Duration::ZERO).expect("lock again");
+    let id = held.info().id.clone();
     assert_eq!(terrace(dir.path(), &["plan"]).code, 1);
-    let unlock = terrace(dir.path(), &["state", "unlock", &id]);
+    let refused = terrace(dir.path(), &["state", "unlock", &id]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains(&format!("pid {} on this host", std::process::id())), "{}", refused.stderr);
+    let unlock = terrace(dir.path(), &["state", "unlock", &id, "--force"]);
     assert_eq!(unlock.code, 0, "{}", unlock.stderr);
     assert_eq!(terrace(dir.path(), &["plan"]).code, 0);
+    drop(held);
 }
 
 #[test]

@@ -279,8 +279,13 @@ pub(crate) enum StateCommand {
     Rm { address: String },
     /// Record a resource under another address.
     Mv { from: String, to: String },
-    /// Break a stale lock by its id.
-    Unlock { id: String },
+    /// Break a stale lock by its id. A lock whose holder still runs on this host is refused.
+    Unlock {
+        id: String,
+        /// Break it even though its holder still runs (two runs may then write at once).
+        #[arg(long)]
+        force: bool,
+    },
     /// Write a state file to the backend (the one an apply kept when the backend was down); its
     /// lineage must match and its serial be higher than the stored state's.
     Push { file: PathBuf },

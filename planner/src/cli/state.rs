@@ -147,7 +147,23 @@ pub(crate) fn state(args: &StateArgs) -> Result<ExitCode, CliError> {
                 backend.describe()
             ));
         }
-        StateCommand::Unlock { id } => {
+        StateCommand::Unlock { id, force } => {
+            let live = backend.lock_info().map_err(state_error)?.filter(|lock| lock.id == *id);
+            if let (Some(lock), false) = (&live, force)
+                && let Some(pid) = lock.holder_runs_here()
+            {
+                return Err(CliError {
+                    message: format!(
+                        "the lock {id} is held by a run that is still going: {} ({} since {}), pid {pid} on this host",
+                        lock.holder, lock.operation, lock.created
+                    ),
+                    hint: Some(format!(
+                        "breaking it would let two runs write at once: wait for pid {pid} to finish (or stop it); \
+                         `terrace state unlock {id} --force` breaks it anyway"
+                    )),
+                    code: ExitCode::Error,
+                });
+            }
             backend.unlock(id).map_err(state_error)?;
             print(&format!("Broke the lock {id}.\n"));
         }
