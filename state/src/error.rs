@@ -37,6 +37,11 @@ pub enum StateError {
     #[error("{origin} is not a valid state of format_version {version} at line {line}, column {column}: {detail}")]
     Invalid { origin: String, version: u32, line: usize, column: usize, detail: String },
 
+    /// A readable state that cannot be acted on (`check`): two addresses for one object, a kind
+    /// its address contradicts, a dependency cycle, a serial that cannot be raised.
+    #[error("{origin} cannot be acted on: {}", problems.join("; "))]
+    Inconsistent { origin: String, problems: Vec<String> },
+
     /// A well-formed older state that cannot be carried to the current format.
     #[error("cannot upgrade {origin} from format_version {from}: {detail}")]
     Upgrade { origin: String, from: u32, detail: String },
@@ -93,6 +98,7 @@ impl StateError {
         match self {
             StateError::Corrupt { .. }
             | StateError::Invalid { .. }
+            | StateError::Inconsistent { .. }
             | StateError::NotTerraceState { .. }
             | StateError::Upgrade { .. } => Some(
                 "the stored state was left unchanged; restore it from its backup, or move it away \

@@ -40,7 +40,12 @@ pub fn from_json(bytes: &[u8], origin: &str) -> Result<State, StateError> {
         }
         _ => serde_json::from_slice::<v1::File>(bytes).map_err(invalid)?,
     };
-    Ok(current.into_state())
+    let state = current.into_state();
+    let problems = crate::check::problems(&state);
+    if !problems.is_empty() {
+        return Err(StateError::Inconsistent { origin: origin.to_owned(), problems });
+    }
+    Ok(state)
 }
 
 /// The few top-level fields that tell what a JSON document is, read before its full layout so that

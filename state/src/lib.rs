@@ -7,6 +7,7 @@
 //! The file format is a contract, documented in `docs/state-format.md`.
 
 pub mod backend;
+pub mod check;
 pub mod conformance;
 mod error;
 pub mod file;

@@ -73,6 +73,10 @@ impl State {
     }
 }
 
+/// The id of what terrace makes itself, with no object in the cloud (secrets, key pairs, the
+/// configuration on a host): shared by all of them, so never two addresses for one object.
+pub const GENERATED_ID: &str = "generated";
+
 impl ResourceState {
     /// A resource of `kind` with nothing known about it yet.
     pub fn new(kind: impl Into<String>) -> ResourceState {

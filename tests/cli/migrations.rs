@@ -4,7 +4,7 @@
 
 use super::cloud::Cloud;
 use super::phases::with_shards;
-use super::recorded::record_phase;
+use super::recorded::{record_phase, record_phase_from};
 use super::support::{stack_copy, terrace};
 use std::path::Path;
 
@@ -166,7 +166,7 @@ fn a_move_to_another_major_version_is_refused_before_anything_is_made() {
 fn a_finished_migration_keeps_the_old_copy_until_asked_to_delete_it() {
     let dir = stack_copy();
     let before = stack_copy();
-    let old = record_phase(before.path(), "block-storage");
+    let old = record_phase_from(before.path(), "block-storage", 5000);
     let mut state = record_phase(dir.path(), "managed-db");
     let kept = ["postgres.main.host.shared", "postgres.main.keypair.shared", "postgres.main.volume.data"];
     for address in kept {
@@ -246,7 +246,7 @@ fn a_move_to_another_network_zone_is_refused_before_anything_is_made() {
 fn kept_move(days_ago: u64) -> tempfile::TempDir {
     let dir = stack_copy();
     let before = stack_copy();
-    let old = record_phase(before.path(), "block-storage");
+    let old = record_phase_from(before.path(), "block-storage", 5000);
     let mut state = record_phase(dir.path(), "managed-db");
     for address in KEPT {
         state.resources.insert(address.to_owned(), old.resources[address].clone());
@@ -412,7 +412,7 @@ fn a_rebalance_resumes_keeps_the_emptied_shard_until_asked_and_status_names_its_
 fn a_finished_reshard_keeps_the_old_database_until_asked_and_status_names_the_shards() {
     let dir = stack_copy();
     let before = stack_copy();
-    let old = record_phase(before.path(), "read-replicas");
+    let old = record_phase_from(before.path(), "read-replicas", 5000);
     let mut state = record_phase(dir.path(), "sharding");
     let kept: Vec<String> = old.resources.keys().filter(|a| a.starts_with("postgres.main.")).cloned().collect();
     for address in &kept {

@@ -18,13 +18,19 @@ use terrace_state::{Backend as _, LocalBackend, OutputState, ResourceState, Stat
 
 /// Records `phase` of the stack in `dir` as applied, into `dir/terrace.state.json`.
 pub(crate) fn record_phase(dir: &Path, phase: &str) -> State {
+    record_phase_from(dir, phase, 1000)
+}
+
+/// `record_phase` with ids counting up from `first + 1`: an earlier phase kept beside a later
+/// one (by a data migration) holds other objects, so other ids.
+pub(crate) fn record_phase_from(dir: &Path, phase: &str, first: u32) -> State {
     let loaded = load(dir);
     let stack = loaded.stack.expect("the stack loads");
     let catalog = Catalog::embedded();
     let (compiled, diags) = compile_phase(&stack, phase, &VarInputs::default(), &catalog);
     let compiled = compiled.unwrap_or_else(|| panic!("{phase} compiles: {:?}", diags.into_sorted()));
     let mut state = State::new(Some(stack.name.clone()));
-    record(&compiled, &mut state);
+    record(&compiled, &mut state, first);
     state.phase = Some(phase.to_owned());
     state.serial = 1;
     let backend = LocalBackend::new(dir.join("terrace.state.json"));
@@ -32,14 +38,14 @@ pub(crate) fn record_phase(dir: &Path, phase: &str) -> State {
     state
 }
 
-fn record(compiled: &Compiled, state: &mut State) {
+fn record(compiled: &Compiled, state: &mut State, first: u32) {
     let mut computed: BTreeMap<Address, BTreeMap<String, Value>> = BTreeMap::new();
     let mut next_host: BTreeMap<Address, u32> = BTreeMap::new();
     let order = compiled.resources.topological_order().expect("acyclic");
     for (n, address) in order.into_iter().enumerate() {
         let resource = compiled.resource(address).expect("in the graph");
         let n = n as u32 + 1;
-        let id = 1000 + n;
+        let id = first + n;
         let mut made: BTreeMap<String, Value> = BTreeMap::new();
         let ipv4 = format!("203.0.113.{n}");
         match resource.kind {
@@ -130,10 +136,11 @@ fn record(compiled: &Compiled, state: &mut State) {
             }
         }
         computed.insert(address.clone(), made);
-        let resource_id = if resource.kind == Kind::Bucket {
-            resource.str_attr("name").map(str::to_owned)
-        } else {
-            Some(id.to_string())
+        let resource_id = match resource.kind {
+            Kind::Bucket => resource.str_attr("name").map(str::to_owned),
+            // What terrace makes itself has no object in the cloud, as an apply records it.
+            Kind::Secret | Kind::Keypair | Kind::Host => Some(terrace_state::model::GENERATED_ID.to_owned()),
+            _ => Some(id.to_string()),
         };
         state.resources.insert(
             address.to_string(),

@@ -339,3 +339,58 @@ fn state_push_puts_a_kept_state_back_with_lineage_and_serial_checked() {
     assert!(foreign.stderr.contains("lineage"), "{}", foreign.stderr);
     assert_eq!(state_json(dir.path())["serial"], serial + 5, "nothing was overwritten");
 }
+
+#[test]
+fn a_state_that_would_turn_terrace_against_the_cloud_is_refused_naming_the_addresses() {
+    let cloud = Cloud::start(0);
+    let dir = stack_copy();
+    assert_eq!(apply(&cloud, dir.path(), "block-storage").code, 0);
+    let path = dir.path().join("terrace.state.json");
+    let good = std::fs::read_to_string(&path).expect("the state");
+    let servers = cloud.list("servers").len();
+    let damaged = |edit: &dyn Fn(&mut Value), says: &str| {
+        let mut state: Value = serde_json::from_str(&good).expect("JSON");
+        edit(&mut state);
+        std::fs::write(&path, serde_json::to_string_pretty(&state).expect("JSON")).expect("write");
+        for args in
+            [&["plan", "--phase", "block-storage"][..], &["apply", "--phase", "block-storage", "--auto-approve"]]
+        {
+            let run = cloud.terrace(dir.path(), args);
+            assert_eq!(run.code, 1, "{args:?}: {}", run.transcript());
+            assert!(run.stderr.contains("cannot be acted on") && run.stderr.contains(says), "{}", run.stderr);
+        }
+        assert_eq!(cloud.list("servers").len(), servers, "nothing was deleted");
+    };
+    // server.app's entry copied to server.other: one object under two addresses.
+    damaged(
+        &|state| {
+            let app = state["resources"]["server.app"].clone();
+            state["resources"]["server.other"] = app;
+        },
+        "`server.app` and `server.other` record the same server",
+    );
+    damaged(
+        &|state| state["resources"]["server.app"]["kind"] = json!("spaceship"),
+        "`server.app` is recorded as a spaceship, but its address names a server",
+    );
+    damaged(
+        &|state| {
+            // server.app depends on what depends on it.
+            let dependent = state["resources"]
+                .as_object()
+                .and_then(|all| {
+                    all.iter()
+                        .find(|(_, r)| r["dependencies"].as_array().is_some_and(|d| d.contains(&json!("server.app"))))
+                })
+                .map(|(address, _)| address.clone())
+                .expect("something depends on server.app");
+            state["resources"]["server.app"]["dependencies"] = json!([dependent]);
+        },
+        "its dependencies go round in a cycle",
+    );
+    damaged(&|state| state["serial"] = json!(u64::MAX), "the largest there is");
+    // The state put back, all is well.
+    std::fs::write(&path, &good).expect("write");
+    let run = cloud.terrace(dir.path(), &["plan", "--phase", "block-storage"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+}

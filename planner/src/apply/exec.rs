@@ -402,8 +402,8 @@ async fn create(context: &Context, address: &Address) -> Result<Option<String>, 
         let value = generate_secret(length as usize, resource.bool_attr("special"))?;
         let made = serde_json::Map::from_iter([("value".to_owned(), serde_json::json!(value))]);
         let mut recorder = context.recorder.lock().map_err(poisoned)?;
-        let entry =
-            record(resource, compiled, Some(("generated", &made)), &recorder.state).map_err(unresolved(address))?;
+        let entry = record(resource, compiled, Some((terrace_state::model::GENERATED_ID, &made)), &recorder.state)
+            .map_err(unresolved(address))?;
         recorder.save(|state| {
             state.resources.insert(address.to_string(), entry);
         })?;

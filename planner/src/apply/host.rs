@@ -414,7 +414,7 @@ pub(super) fn generate(context: &Context, compiled: &Compiled, resource: &Resour
         ("public_key".to_owned(), json!(pair.public_openssh)),
     ]);
     let mut recorder = context.recorder.lock().map_err(poisoned)?;
-    let entry = record(resource, compiled, Some(("generated", &made)), &recorder.state)
+    let entry = record(resource, compiled, Some((terrace_state::model::GENERATED_ID, &made)), &recorder.state)
         .map_err(unresolved(&resource.address))?;
     recorder.save(|state| {
         state.resources.insert(resource.address.to_string(), entry);
