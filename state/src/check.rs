@@ -47,7 +47,7 @@ pub fn problems(state: &State) -> Vec<String> {
 /// is a server). `None` for an address of another shape, which the planner refuses on its own.
 fn kind_of(address: &str) -> Option<&str> {
     let segments: Vec<&str> = address.split('.').collect();
-    if segments.len() < 2 || segments.len() % 2 != 0 {
+    if segments.len() < 2 || !segments.len().is_multiple_of(2) {
         return None;
     }
     Some(segments[segments.len() - 2])
