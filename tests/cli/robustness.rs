@@ -106,3 +106,34 @@ fn a_byte_order_mark_is_accepted_and_special_files_are_refused_at_once() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("not a regular file"), "{}", run.stderr);
 }
+
+#[test]
+fn control_characters_of_a_definition_never_reach_the_terminal() {
+    use super::support::{fixture, terrace};
+    // A block label holding an OSC title sequence and a bell: refused, and shown escaped.
+    let dir = fixture(
+        "//- terrace.hcl\nstack \"s\" { phases = [\"p\"] }\n//- p.hcl\nphase \"p\" {}\n\
+         server \"web\\u001b]0;owned\\u0007\" {\n  server_type = \"cpx22\"\n  location = \"fsn1\"\n}\n",
+    );
+    let run = terrace(dir.path(), &["validate"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(!said.contains('\u{1b}') && !said.contains('\u{7}'), "raw control characters: {said:?}");
+    assert!(said.contains("web\\u{1b}]0;owned\\u{7}"), "shown escaped: {said}");
+    // A description that clears the screen, in the plan's text and Markdown.
+    let dir = fixture(
+        "//- terrace.hcl\nstack \"s\" { phases = [\"p\"] }\n//- p.hcl\n\
+         phase \"p\" {\n  description = \"x\\u001b[2J\\u009b2J\"\n}\n\
+         server \"web\" {\n  server_type = \"cpx22\"\n  location = \"fsn1\"\n}\n",
+    );
+    for format in ["text", "markdown"] {
+        let run = terrace(dir.path(), &["plan", "--format", format]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(!run.stdout.contains('\u{1b}') && !run.stdout.contains('\u{9b}'), "{format}: {:?}", run.stdout);
+        assert!(run.stdout.contains("x\\u{1b}[2J\\u{9b}2J"), "{format}: {}", run.stdout);
+    }
+    // JSON escapes what JSON must itself, and stays JSON.
+    let run = terrace(dir.path(), &["plan", "--format", "json"]);
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).expect("valid JSON");
+    assert_eq!(plan["phase"]["description"], "x\u{1b}[2J\u{9b}2J", "{}", run.stdout);
+}

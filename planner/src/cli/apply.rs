@@ -170,7 +170,7 @@ fn execute(
         state.serial
     );
     if let Some(error) = &report.state_error {
-        eprintln!("error: {error}");
+        eprintln!("error: {}", terrace::render::terminal::escape_controls(&error.to_string()));
     }
     if let Some(file) = &report.unsaved {
         eprintln!(
@@ -181,7 +181,7 @@ fn execute(
         );
     }
     for (address, error) in &report.failed {
-        eprintln!("  failed:      {address}: {error}");
+        eprintln!("  failed:      {address}: {}", terrace::render::terminal::escape_controls(error));
     }
     for address in &report.skipped {
         eprintln!("  skipped:     {address} (something it depends on failed)");
@@ -274,7 +274,7 @@ fn run(common: &super::args::ApplyCommon, run: Run<'_>) -> Result<ExitCode, CliE
     print(&render::text::plan(&plan, Style { color: settings::stdout_color() }));
     if !plan.refusals.is_empty() {
         for refusal in &plan.refusals {
-            eprintln!("error: {refusal}");
+            eprintln!("error: {}", terrace::render::terminal::escape_controls(refusal));
         }
         return Ok(ExitCode::Error);
     }

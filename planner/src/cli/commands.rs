@@ -29,10 +29,10 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 eprint_diags(diags, &loaded.sources);
                 return Ok(ExitCode::Error);
             };
-            print(&match args.format {
-                GraphFormat::Dot => render::graph::dot(&compiled),
-                GraphFormat::Json => render::graph::json(&compiled),
-            });
+            match args.format {
+                GraphFormat::Dot => print(&render::graph::dot(&compiled)),
+                GraphFormat::Json => print_data(&render::graph::json(&compiled)),
+            }
             Ok(ExitCode::Success)
         }
         Command::State(args) => super::state::state(&args),
@@ -64,11 +64,11 @@ fn cost(args: &super::args::CostArgs) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::Error);
     }
     let comparison = compare(&stack.name, &compiled, &catalog);
-    print(&match args.format {
-        PlanFormat::Text => render::compare::text(&comparison),
-        PlanFormat::Json => render::json(&comparison),
-        PlanFormat::Markdown => render::compare::markdown(&comparison),
-    });
+    match args.format {
+        PlanFormat::Text => print(&render::compare::text(&comparison)),
+        PlanFormat::Json => print_data(&render::json(&comparison)),
+        PlanFormat::Markdown => print(&render::compare::markdown(&comparison)),
+    }
     Ok(ExitCode::Success)
 }
 
@@ -158,6 +158,15 @@ pub(super) fn eprint_diags(diags: Diagnostics, sources: &Sources) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
+/// Prints on stdout what a command shows, made safe for a terminal (`render::terminal`): the
+/// renderers' colours, and no control character of what a definition or a state holds.
 pub(super) fn print(text: &str) {
+    let shown = terrace::render::terminal::for_terminal(text);
+    let _ = std::io::stdout().lock().write_all(shown.as_bytes());
+}
+
+/// Prints data a program reads (JSON, `terrace output`) as it is: JSON escapes control
+/// characters itself, and a value is the value.
+pub(super) fn print_data(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }

@@ -42,9 +42,10 @@ impl CliError {
 /// Prints a failure on stderr and returns its exit code.
 pub(crate) fn report(error: &CliError) -> ExitCode {
     let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "error: {}", error.message);
+    let escape = terrace::render::terminal::escape_controls;
+    let _ = writeln!(stderr, "error: {}", escape(&error.message));
     if let Some(hint) = &error.hint {
-        let _ = writeln!(stderr, "hint: {hint}");
+        let _ = writeln!(stderr, "hint: {}", escape(hint));
     }
     error.code
 }

@@ -14,7 +14,7 @@ use terrace_providers::pricing::Catalog;
 use terrace_state::{Backend, State};
 
 use super::args::{PlanArgs, PlanFormat};
-use super::commands::{eprint_diags, load, print, warning_line};
+use super::commands::{eprint_diags, load, print, print_data, warning_line};
 use super::settings::{self, backend, catalog, state_error, var_inputs};
 use super::{CliError, ExitCode};
 
@@ -58,14 +58,14 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
     if let Some((services, runtime)) = &reached {
         super::apply::count_live(runtime, services, &prior, compiled.as_ref(), &mut plan);
     }
-    print(&match args.format {
-        PlanFormat::Text => render::text::plan(&plan, Style { color: settings::stdout_color() }),
-        PlanFormat::Json => render::json(&plan),
-        PlanFormat::Markdown => render::markdown::plan(&plan),
-    });
+    match args.format {
+        PlanFormat::Text => print(&render::text::plan(&plan, Style { color: settings::stdout_color() })),
+        PlanFormat::Json => print_data(&render::json(&plan)),
+        PlanFormat::Markdown => print(&render::markdown::plan(&plan)),
+    }
     if !plan.refusals.is_empty() {
         for refusal in &plan.refusals {
-            eprintln!("error: {refusal}");
+            eprintln!("error: {}", terrace::render::terminal::escape_controls(refusal));
         }
         return Ok(ExitCode::Error);
     }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use terrace::addr::Address;
 use terrace::apply::{Event, Progress};
+use terrace::render::terminal::escape_controls;
 
 const STILL_EVERY: Duration = Duration::from_secs(10);
 
@@ -111,10 +112,10 @@ impl Progress for Display {
                 let id = id.map(|id| format!(" [id={id}]")).unwrap_or_default();
                 format!("{bold}{address}{reset}: {} complete after {:.1}s{id}", noun(verb), elapsed.as_secs_f64())
             }
-            Event::Note { address, message } => format!("{bold}{address}{reset}: {message}"),
+            Event::Note { address, message } => format!("{bold}{address}{reset}: {}", escape_controls(&message)),
             Event::Failed { address, verb, error } => {
                 shown.in_flight.remove(&address);
-                format!("{red}{bold}{address}{reset}{red}: {} failed: {error}{reset}", noun(verb))
+                format!("{red}{bold}{address}{reset}{red}: {} failed: {}{reset}", noun(verb), escape_controls(&error))
             }
         };
         self.write(&mut shown, &[line]);

@@ -4,7 +4,7 @@ use serde_json::Value as Json;
 use terrace::addr::Address;
 
 use super::args::{OutputArgs, OutputFormat, StateArgs, StateCommand};
-use super::commands::{load_dir, print};
+use super::commands::{load_dir, print, print_data};
 use super::settings::{backend, state_error};
 use super::{CliError, ExitCode};
 
@@ -39,7 +39,7 @@ pub(crate) fn state(args: &StateArgs) -> Result<ExitCode, CliError> {
                 "dependencies": resource.dependencies,
                 "attributes": attributes,
             });
-            print(&terrace::render::json(&shown));
+            print_data(&terrace::render::json(&shown));
         }
         StateCommand::Rm { address } => {
             let _lock = backend.lock("state rm", args.lock.lock_timeout).map_err(state_error)?;
@@ -201,8 +201,8 @@ pub(crate) fn output(args: &OutputArgs) -> Result<ExitCode, CliError> {
         }
         // One value, as it is: text without quotes (a procedure, a URL), anything else as JSON.
         match &output.value {
-            Json::String(text) => print(&format!("{}\n", text.trim_end_matches('\n'))),
-            other => print(&format!("{}\n", terrace::render::json(other).trim_end())),
+            Json::String(text) => print_data(&format!("{}\n", text.trim_end_matches('\n'))),
+            other => print_data(&format!("{}\n", terrace::render::json(other).trim_end())),
         }
         return Ok(ExitCode::Success);
     }
@@ -221,7 +221,7 @@ pub(crate) fn output(args: &OutputArgs) -> Result<ExitCode, CliError> {
                     )
                 })
                 .collect();
-            print(&terrace::render::json(&map));
+            print_data(&terrace::render::json(&map));
         }
         OutputFormat::Env => {
             let mut lines = String::new();
@@ -232,7 +232,7 @@ pub(crate) fn output(args: &OutputArgs) -> Result<ExitCode, CliError> {
                 }
                 lines.push_str(&format!("{name}={}\n", env_value(&output.value)));
             }
-            print(&lines);
+            print_data(&lines);
         }
     }
     Ok(ExitCode::Success)

@@ -14,7 +14,11 @@ pub fn render(diags: &[Diagnostic], sources: &Sources, color: bool) -> String {
         let report = Report::new(diagnostic, sources);
         let mut text = String::new();
         if handler.render_report(&mut text, &report).is_err() {
-            text = format!("{}: {}\n", severity_word(diagnostic.severity), diagnostic.summary);
+            text = format!(
+                "{}: {}\n",
+                severity_word(diagnostic.severity),
+                super::terminal::escape_controls(&diagnostic.summary)
+            );
         }
         out.push_str(&text);
         out.push('\n');
@@ -51,10 +55,12 @@ struct Report {
 
 impl Report {
     fn new(diagnostic: &Diagnostic, sources: &Sources) -> Self {
-        let mut message = format!("{}: {}", severity_word(diagnostic.severity), diagnostic.summary);
+        // What the definition holds is shown, never sent to the terminal as it is.
+        let escape = |text: &str| super::terminal::escape_controls(text).into_owned();
+        let mut message = format!("{}: {}", severity_word(diagnostic.severity), escape(&diagnostic.summary));
         if let Some(detail) = &diagnostic.detail {
             message.push('\n');
-            message.push_str(detail);
+            message.push_str(&escape(detail));
         }
         let mut source = None;
         let mut labels = Vec::new();
@@ -64,10 +70,12 @@ impl Report {
                 let start = range.start.min(file.text.len());
                 SourceSpan::new(start.into(), range.end.min(file.text.len()).saturating_sub(start))
             };
-            source = Some(NamedSource::new(file.name.clone(), file.text.clone()).with_language("hcl"));
-            labels.push(LabeledSpan::new_primary_with_span(diagnostic.label.clone(), clamp(&span.range)));
+            let text = super::terminal::mask_controls(&file.text).into_owned();
+            source = Some(NamedSource::new(escape(&file.name), text).with_language("hcl"));
+            let label = diagnostic.label.as_deref().map(escape);
+            labels.push(LabeledSpan::new_primary_with_span(label, clamp(&span.range)));
             for (related, label) in diagnostic.related.iter().filter(|(r, _)| r.file == span.file) {
-                labels.push(LabeledSpan::new_with_span(Some(label.clone()), clamp(&related.range)));
+                labels.push(LabeledSpan::new_with_span(Some(escape(label)), clamp(&related.range)));
             }
         }
         Self {
@@ -76,7 +84,7 @@ impl Report {
                 Severity::Error => miette::Severity::Error,
                 Severity::Warning => miette::Severity::Warning,
             },
-            help: diagnostic.hint.clone(),
+            help: diagnostic.hint.as_deref().map(escape),
             source,
             labels,
         }

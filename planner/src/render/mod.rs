@@ -10,6 +10,7 @@ mod migration;
 
 pub use migration::status as migration_status;
 pub mod reference;
+pub mod terminal;
 pub mod text;
 
 use serde::Serialize;
@@ -38,7 +39,9 @@ pub struct Style {
 
 impl Style {
     fn paint(self, code: &str, text: &str) -> String {
-        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() }
+        // A mark, not ESC: `terminal::for_terminal` makes it ESC once user text is escaped.
+        let mark = terminal::COLOR_MARK;
+        if self.color { format!("{mark}[{code}m{text}{mark}[0m") } else { text.to_owned() }
     }
 
     pub fn green(self, text: &str) -> String {
