@@ -615,6 +615,19 @@ redis "cache" {
 "#,
     ),
     (
+        "postgres_count_times_replicas_beyond_the_block_limit",
+        &["`postgres.main` would make 170000 servers (count times 1 + replicas)"],
+        r#"
+postgres "main" {
+  count       = 10000
+  server_type = "cpx22"
+  location    = "fsn1"
+  storage_gb  = 20
+  replicas    = 16
+}
+"#,
+    ),
+    (
         "volume_in_another_location_than_its_server",
         &["volume `volume.data` is in nbg1 but its server `server.app` is in fsn1"],
         r#"

@@ -137,3 +137,37 @@ fn control_characters_of_a_definition_never_reach_the_terminal() {
     let plan: serde_json::Value = serde_json::from_str(&run.stdout).expect("valid JSON");
     assert_eq!(plan["phase"]["description"], "x\u{1b}[2J\u{9b}2J", "{}", run.stdout);
 }
+
+#[test]
+fn locals_that_double_each_step_stop_at_the_value_limit() {
+    use super::support::{fixture, terrace};
+    let doubling = [
+        ("join", "\"0123456789abcdef\"", "join(\"\", [local.s{p}, local.s{p}])"),
+        ("concat", "[\"0123456789abcdef\"]", "concat(local.s{p}, local.s{p})"),
+        ("merge", "{ k = \"v\" }", "merge(local.s{p}, { for_s{i} = local.s{p} })"),
+        ("nesting", "[\"0123456789abcdef\"]", "[local.s{p}, local.s{p}]"),
+    ];
+    for (name, start, step) in doubling {
+        let mut locals = format!("locals {{\n  s0 = {start}\n");
+        for i in 1..40 {
+            let expr = step.replace("{p}", &(i - 1).to_string()).replace("{i}", &i.to_string());
+            locals.push_str(&format!("  s{i} = {expr}\n"));
+        }
+        locals.push_str("}\n");
+        let text = format!(
+            "//- terrace.hcl\nstack \"s\" {{ phases = [\"p\"] }}\n//- p.hcl\nphase \"p\" {{}}\n{locals}\n\
+             output \"x\" {{\n  value = length(local.s39)\n}}\n"
+        );
+        let run = terrace(fixture(&text).path(), &["validate"]);
+        assert_eq!(run.code, 1, "{name}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("this value is larger than a definition's values may be"),
+            "{name}: {}",
+            run.stderr
+        );
+        // The failed local is unknown from then on; only nesting still doubles (a list of two
+        // unknowns is twice as large at each step) and meets the limit once more, at s38.
+        let most = if name == "nesting" { "2 errors" } else { "1 error" };
+        assert!(run.stderr.lines().last() == Some(most), "{name}: {}", run.stderr);
+    }
+}

@@ -23,6 +23,10 @@ use crate::value::Value;
 /// The most instances one `count` may make.
 pub(super) const MAX_COUNT: u32 = 10_000;
 
+/// The most servers one `postgres` or `redis` block makes, all its instances and replicas
+/// together: checked before any is expanded.
+pub const MAX_SERVICE_SERVERS: u64 = 10_000;
+
 /// One evaluated instance of a block.
 pub(super) struct Instance {
     pub address: Address,
@@ -81,6 +85,33 @@ impl State<'_> {
                 Some(instance) => instances.push(instance),
                 None => failed = true,
             }
+        }
+        // A service's servers are counted before any is expanded: `count` and `replicas` are each
+        // within their domain, but together they could still ask for more than any stack holds.
+        let servers: u64 = if def.kind.is_composite() {
+            instances.iter().map(|i| 1 + i.attrs.get("replicas").and_then(Value::as_u64).unwrap_or(0)).sum()
+        } else {
+            0
+        };
+        if servers > MAX_SERVICE_SERVERS {
+            let span = def
+                .body
+                .attributes()
+                .find(|a| a.key.as_str() == "count")
+                .and_then(|a| a.span())
+                .map(|range| Span { file, range })
+                .unwrap_or_else(|| def.span.clone());
+            self.diags.push(
+                Diagnostic::error(format!(
+                    "`{}.{}` would make {servers} servers (count times 1 + replicas); a block makes at most \
+                     {MAX_SERVICE_SERVERS}",
+                    def.kind, def.name
+                ))
+                .at(Some(span))
+                .hint("lower `count` or `replicas`"),
+            );
+            instances.clear();
+            failed = true;
         }
         let mut readable = Vec::new();
         for instance in instances {

@@ -5,6 +5,7 @@
 
 mod backups;
 mod block;
+pub use block::MAX_SERVICE_SERVERS;
 mod composite;
 mod configure;
 mod merge;

@@ -64,7 +64,33 @@ impl<'s, 'd> Evaluator<'s, 'd> {
         Failed
     }
 
+    /// Evaluates `expr`. A list, object, call or template whose value outgrows `MAX_VALUE_SIZE`
+    /// is an error at its place, before anything that doubles it (a local joining itself, twice
+    /// over) can exhaust memory.
     pub fn eval(&mut self, expr: &Expression) -> Eval {
+        let value = self.eval_unbounded(expr)?;
+        let grows = matches!(
+            expr,
+            Expression::Array(_)
+                | Expression::Object(_)
+                | Expression::FuncCall(_)
+                | Expression::StringTemplate(_)
+                | Expression::HeredocTemplate(_)
+        );
+        if grows && exceeds(&value, MAX_VALUE_SIZE) {
+            return Err(self.error(
+                expr,
+                Diagnostic::error(format!(
+                    "this value is larger than a definition's values may be ({} MiB of text and elements)",
+                    MAX_VALUE_SIZE >> 20
+                ))
+                .hint("a value that joins or merges itself grows twice as large each time"),
+            ));
+        }
+        Ok(value)
+    }
+
+    fn eval_unbounded(&mut self, expr: &Expression) -> Eval {
         match expr {
             Expression::Null(_) => Ok(Value::Null),
             Expression::Bool(b) => Ok(Value::Bool(*b.value())),
@@ -600,6 +626,35 @@ pub fn roots(expr: &Expression, out: &mut Vec<(Root, Option<std::ops::Range<usiz
         Expression::FuncCall(call) => call.args.iter().for_each(|arg| roots(arg, out)),
         _ => {}
     }
+}
+
+/// The most a value of a definition may weigh: its text in bytes, and 16 for each element of a
+/// list or object. Ample for any real definition (a cloud-init is at most 32 KiB).
+pub const MAX_VALUE_SIZE: usize = 16 << 20;
+
+/// Whether `value` weighs more than `limit`; stops counting once it does.
+fn exceeds(value: &Value, limit: usize) -> bool {
+    /// Takes `n` from what is left; true once nothing is.
+    fn take(left: &mut usize, n: usize) -> bool {
+        match left.checked_sub(n) {
+            Some(rest) => {
+                *left = rest;
+                false
+            }
+            None => true,
+        }
+    }
+    fn weigh(value: &Value, left: &mut usize) -> bool {
+        match value {
+            Value::String(text) => take(left, text.len()),
+            Value::List(items) => items.iter().any(|item| take(left, 16) || weigh(item, left)),
+            Value::Map(map) => map.iter().any(|(key, item)| take(left, 16 + key.len()) || weigh(item, left)),
+            Value::Sensitive(inner) => weigh(inner, left),
+            _ => take(left, 16),
+        }
+    }
+    let mut left = limit;
+    weigh(value, &mut left)
 }
 
 fn template_roots(template: &Template, out: &mut Vec<(Root, Option<std::ops::Range<usize>>)>) {

@@ -67,7 +67,7 @@ pub fn load_stack(dir: &Path, sources: &mut Sources, diags: &mut Diagnostics) ->
 
 /// The most a definition file may hold: hand-written definitions are a few KiB, and a generated
 /// stack of 100,000 resources is a few MiB.
-const MAX_FILE_BYTES: u64 = 64 << 20;
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
 
 /// Reads and parses one file; a syntax error becomes a diagnostic at its place.
 fn read_file(path: &Path, name: &str, sources: &mut Sources, diags: &mut Diagnostics) -> Option<(FileId, Body)> {

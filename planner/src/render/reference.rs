@@ -39,6 +39,21 @@ pub fn markdown() -> String {
     }
     out.push_str("\n### `lifecycle` block\n\n");
     section(&mut out, &LIFECYCLE, 0);
+    let _ = write!(
+        out,
+        "\n## Limits\n\n\
+         Checked where they are written, before anything is expanded from them, each an error at its \
+         file, line and column:\n\n\
+         - every whole number within its domain (the tables above);\n\
+         - a `postgres` or `redis` block makes at most {} servers, its instances and their replicas \
+         together;\n\
+         - a value (a list, an object, a function's result, a template) weighs at most {} MiB: its \
+         text in bytes and 16 for each element;\n\
+         - a definition file holds at most {} MiB, and is a regular file (not a device or a FIFO).\n",
+        crate::compile::MAX_SERVICE_SERVERS,
+        crate::lang::eval::MAX_VALUE_SIZE >> 20,
+        crate::lang::load::MAX_FILE_BYTES >> 20,
+    );
     out
 }
 
