@@ -41,6 +41,7 @@ pub(crate) struct Shared {
     pub(crate) faults: FaultSpec,
     pub(crate) token: Option<String>,
     pub(crate) record_limit: usize,
+    pub(crate) read_timeout: std::time::Duration,
 }
 
 impl Shared {
@@ -156,14 +157,48 @@ impl Query {
     }
 }
 
+/// The most a request's URI, headers and body may hold; more is refused (414, 431, 413).
+const MAX_URI_BYTES: usize = 8 << 10;
+const MAX_HEADER_BYTES: usize = 16 << 10;
+const MAX_BODY_BYTES: usize = 1 << 20;
+
 /// The axum handler for every path.
 pub(crate) async fn handle(
     State(shared): State<Arc<Shared>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    // The HTTP layer's refusals, in Hetzner's error shape like every other error, before
+    // anything is counted.
+    let refuse = |status: StatusCode, code: Code, message: &str| {
+        let body = serde_json::to_vec(&ApiError::new(code, message).body()).unwrap_or_default();
+        let mut resp = Response::new(Body::from(body));
+        *resp.status_mut() = status;
+        resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
+        resp
+    };
+    if uri.to_string().len() > MAX_URI_BYTES {
+        return refuse(StatusCode::URI_TOO_LONG, Code::InvalidInput, "the request URI is too long");
+    }
+    let header_bytes: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return refuse(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Code::InvalidInput,
+            "the request headers are too large",
+        );
+    }
+    // A body that stops coming (a Content-Length larger than what is sent) is given up on.
+    let body = match tokio::time::timeout(shared.read_timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => {
+            return refuse(StatusCode::PAYLOAD_TOO_LARGE, Code::InvalidInput, "the request body is too large");
+        }
+        Err(_) => return refuse(StatusCode::REQUEST_TIMEOUT, Code::Timeout, "the request body did not arrive in time"),
+    };
     let now = shared.clock.now_ms();
     let mut guard = shared.lock();
     let inner = &mut *guard;

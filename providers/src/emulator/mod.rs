@@ -61,6 +61,9 @@ pub struct EmulatorConfig {
     /// A test lab that routes these addresses itself gives a range that is never routed on the internet
     /// (198.18.0.0/15, RFC 2544).
     pub public_ipv4_range: Option<ipnet::Ipv4Net>,
+    /// How long a connection may take to send a request's headers (or idle between requests), and
+    /// a request's body to arrive; then it is let go (408 for a body).
+    pub read_timeout: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -73,6 +76,7 @@ impl Default for EmulatorConfig {
             token: None,
             start_time_ms: None,
             manual_clock: false,
+            read_timeout: Duration::from_secs(10),
             record_limit: 10_000,
             public_ipv4_range: None,
         }
@@ -127,10 +131,11 @@ impl Emulator {
             faults: config.faults,
             token: config.token,
             record_limit: config.record_limit,
+            read_timeout: config.read_timeout,
         });
         let router = axum::Router::new().fallback(http::handle).with_state(Arc::clone(&shared));
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(serve(listener, router, stopped));
+        let task = tokio::spawn(serve(listener, router, stopped, config.read_timeout));
         Ok(Emulator { addr, shared, stop, task })
     }
 
@@ -190,7 +195,7 @@ pub fn run_until_interrupted(
     })
 }
 
-async fn serve(listener: TcpListener, router: axum::Router, stopped: watch::Receiver<bool>) {
+async fn serve(listener: TcpListener, router: axum::Router, stopped: watch::Receiver<bool>, read_timeout: Duration) {
     let mut stop = stopped.clone();
     loop {
         tokio::select! {
@@ -198,7 +203,7 @@ async fn serve(listener: TcpListener, router: axum::Router, stopped: watch::Rece
                 let Ok((stream, _)) = accepted else { continue };
                 // Small JSON answers: do not let Nagle's algorithm hold them back.
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(connection(stream, router.clone(), stopped.clone()));
+                tokio::spawn(connection(stream, router.clone(), stopped.clone(), read_timeout));
             }
             _ = stop.changed() => break,
         }
@@ -207,7 +212,12 @@ async fn serve(listener: TcpListener, router: axum::Router, stopped: watch::Rece
 
 /// Serves one keep-alive connection. A response marked [`http::ResetConnection`] becomes a service
 /// error, on which hyper drops the connection without answering: what a client sees as a reset.
-async fn connection(stream: tokio::net::TcpStream, router: axum::Router, mut stopped: watch::Receiver<bool>) {
+async fn connection(
+    stream: tokio::net::TcpStream,
+    router: axum::Router,
+    mut stopped: watch::Receiver<bool>,
+    read_timeout: Duration,
+) {
     let tower = TowerToHyperService::new(router);
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let answer = tower.call(req);
@@ -220,7 +230,12 @@ async fn connection(stream: tokio::net::TcpStream, router: axum::Router, mut sto
             }
         }
     });
-    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    // A client that opens a connection and sends its headers slowly, or never, or idles between
+    // requests, is let go after `read_timeout` (a body that stops coming: the handler).
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(read_timeout)
+        .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => {}

@@ -6,6 +6,7 @@
 
 mod conformance;
 mod faults;
+mod http_layer;
 mod inspection;
 mod lifecycle;
 mod listing;
