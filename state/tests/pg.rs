@@ -145,10 +145,10 @@ fn wait_until_ready(dir: &Path, port: u16, supervisor: &mut Child) -> bool {
     panic!("PostgreSQL did not get ready within a minute");
 }
 
-/// The newest PostgreSQL's binaries under /usr/lib/postgresql (.ci/run installs it).
+/// The newest PostgreSQL's binaries under /usr/lib/postgresql (.ci/setup installs it).
 fn pg_bin() -> PathBuf {
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("PostgreSQL is installed under /usr/lib/postgresql (.ci/run installs it)")
+        .expect("PostgreSQL is installed under /usr/lib/postgresql (.ci/setup installs it)")
         .filter_map(|entry| {
             let entry = entry.ok()?;
             let version = entry.file_name().to_str()?.parse().ok()?;

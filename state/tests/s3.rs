@@ -58,7 +58,7 @@ impl Moto {
     fn start() -> Moto {
         let found = std::env::var_os("PATH")
             .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("moto_server").is_file()));
-        assert!(found, "moto_server is not on PATH: pip install 'moto[server]==5.2.1' (as .ci/run does)");
+        assert!(found, "moto_server is not on PATH: pip install 'moto[server]==5.2.1' (as .ci/setup does)");
         let mut failures = Vec::new();
         // Another process may take the free port before moto binds it; then moto exits and a new
         // port is tried.

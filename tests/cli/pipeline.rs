@@ -26,7 +26,7 @@ impl Moto {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("moto_server runs (pip install 'moto[server]==5.2.1', as .ci/run does)");
+            .expect("moto_server runs (pip install 'moto[server]==5.2.1', as .ci/setup does)");
         let moto = Moto { child, port };
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -228,7 +228,7 @@ impl Postgres {
 
     fn start() -> Postgres {
         let mut versions: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-            .expect("PostgreSQL is installed (.ci/run installs it)")
+            .expect("PostgreSQL is installed (.ci/setup installs it)")
             .filter_map(|e| {
                 let e = e.ok()?;
                 Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin")))

@@ -229,7 +229,7 @@ pub(crate) fn check_package(name: &str, pg_version: u32) -> Result<(), String> {
     if out.status.success() && String::from_utf8_lossy(&out.stdout).ends_with(" installed") {
         Ok(())
     } else {
-        Err(format!("package {name} is not installed on this machine: the lab installs nothing (add it to .ci/run)"))
+        Err(format!("package {name} is not installed on this machine: the lab installs nothing (add it to .ci/setup)"))
     }
 }
 

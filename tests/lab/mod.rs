@@ -112,7 +112,7 @@ const FILES: &[(&str, &str)] = &[
 /// The major version of the PostgreSQL installed on this machine, the one the hosts run.
 pub(crate) fn pg_version() -> u32 {
     fs::read_dir("/usr/lib/postgresql")
-        .expect("lab: PostgreSQL is installed under /usr/lib/postgresql (see .ci/run)")
+        .expect("lab: PostgreSQL is installed under /usr/lib/postgresql (see .ci/setup)")
         .filter_map(|entry| {
             let entry = entry.ok()?;
             let version = entry.file_name().to_str()?.parse().ok()?;

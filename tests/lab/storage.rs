@@ -110,7 +110,7 @@ impl ObjectStorage {
             .stdout(log.try_clone().expect("lab: log"))
             .stderr(log)
             .spawn()
-            .expect("lab: cannot start moto_server (pip install moto[server]; see .ci/run)");
+            .expect("lab: cannot start moto_server (pip install moto[server]; see .ci/setup)");
         let (cert, key) = ca.issue("objectstorage", &{
             let mut names = vec!["*.your-objectstorage.com"];
             names.extend(S3_NAMES);
@@ -136,7 +136,7 @@ impl ObjectStorage {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("lab: cannot start stunnel4 (apt-get install stunnel4; see .ci/run)");
+            .expect("lab: cannot start stunnel4 (apt-get install stunnel4; see .ci/setup)");
         wait_for("moto_server to listen on 127.0.0.1:5000 (see moto.log)", Duration::from_secs(60), || {
             TcpStream::connect(("127.0.0.1", S3_PORT)).ok()
         });

@@ -34,7 +34,7 @@ const MOVED_PREFIXES: &[&str] = &[
 /// The major version of the PostgreSQL installed here, and its binaries' folder.
 pub(crate) fn pg_bin() -> (u32, PathBuf) {
     let mut found: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
-        .expect("PostgreSQL is installed under /usr/lib/postgresql (see .ci/run)")
+        .expect("PostgreSQL is installed under /usr/lib/postgresql (see .ci/setup)")
         .filter_map(|entry| {
             let entry = entry.ok()?;
             let version = entry.file_name().to_str()?.parse().ok()?;
@@ -46,14 +46,14 @@ pub(crate) fn pg_bin() -> (u32, PathBuf) {
     found.pop().expect("a PostgreSQL with initdb under /usr/lib/postgresql/*/bin")
 }
 
-/// The path of a program, which must be installed (.ci/run installs them all).
+/// The path of a program, which must be installed (.ci/setup installs them all).
 pub(crate) fn program(name: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin"), PathBuf::from("/sbin")])
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| panic!("`{name}` is not installed; .ci/run installs it"))
+        .unwrap_or_else(|| panic!("`{name}` is not installed; `bash .ci/setup` installs it"))
 }
 
 /// A free TCP port on loopback (IPv4 and IPv6, where PostgreSQL listens), never handed out twice in
