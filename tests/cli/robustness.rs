@@ -171,3 +171,31 @@ fn locals_that_double_each_step_stop_at_the_value_limit() {
         assert!(run.stderr.lines().last() == Some(most), "{name}: {}", run.stderr);
     }
 }
+
+#[test]
+fn the_same_warning_in_many_places_is_one_warning_naming_how_many() {
+    use super::support::{fixture, terrace};
+    let mut text = String::from("//- terrace.hcl\nstack \"s\" { phases = [\"p\"] }\n//- p.hcl\nphase \"p\" {}\n");
+    for i in 0..2000 {
+        text.push_str(&format!("server \"s{i}\" {{\n  server_type = \"cx23\"\n  location    = \"fsn1\"\n}}\n"));
+    }
+    let dir = fixture(&text);
+    let run = terrace(dir.path(), &["validate"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("warning: server type \"cx23\" has restricted availability").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("the same in 1999 more places: p.hcl:7:17, p.hcl:11:17, p.hcl:15:17 and 1996 more"),
+        "{}",
+        run.stderr
+    );
+    let plan = terrace(dir.path(), &["plan"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let said = format!("{}{}", plan.stdout, plan.stderr);
+    assert_eq!(said.matches("has restricted availability").count(), 1, "{said}");
+    assert!(said.contains("(the same in 1999 more places:"), "{said}");
+}

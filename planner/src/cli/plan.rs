@@ -145,7 +145,12 @@ pub(super) fn make_plan(
         return Some((plan, None));
     };
     let (compiled, diags) = compile_phase(stack, phase, inputs, catalog);
-    notes.extend(diags.clone().into_sorted().iter().filter(|d| !d.is_error()).map(warning_line));
+    let sorted = diags.clone().into_sorted();
+    let warnings: Vec<_> = sorted.iter().filter(|d| !d.is_error()).cloned().collect();
+    notes.extend(terrace::diag::grouped(&warnings).iter().map(|group| match group.more_places(&loaded.sources) {
+        Some(more) => format!("{} ({more})", warning_line(group.first)),
+        None => warning_line(group.first),
+    }));
     let Some(compiled) = compiled else {
         eprint_diags(diags, &loaded.sources);
         return None;

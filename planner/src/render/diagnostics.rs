@@ -5,13 +5,20 @@ use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, S
 
 use crate::diag::{Diagnostic, Severity, Sources};
 
-/// Renders diagnostics, each followed by a blank line, then a count line when there are errors.
+/// Renders diagnostics, each followed by a blank line, then a count line when there are errors. Those
+/// that say the same thing in several places are rendered once, naming the other places
+/// (`diag::grouped`); the count line counts every one.
 pub fn render(diags: &[Diagnostic], sources: &Sources, color: bool) -> String {
     let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
     let mut out = String::new();
-    for diagnostic in diags {
-        let report = Report::new(diagnostic, sources);
+    for group in crate::diag::grouped(diags) {
+        let diagnostic = group.first;
+        let mut report = Report::new(diagnostic, sources);
+        if let Some(more) = group.more_places(sources) {
+            report.message.push('\n');
+            report.message.push_str(&super::terminal::escape_controls(&more));
+        }
         let mut text = String::new();
         if handler.render_report(&mut text, &report).is_err() {
             text = format!(
