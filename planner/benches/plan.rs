@@ -1,8 +1,9 @@
 //! Benchmark of the offline pipeline: a generated stack of N resources (with references between
 //! them) is read, compiled, validated and planned from empty state by the real `terrace` binary,
-//! a fresh process per run. `cargo bench -p terrace --bench plan` prints, for 1,000 and 10,000
-//! resources, the median wall time of 11 runs, the peak memory (GNU time's maximum resident set
-//! size) and the time of each stage in process, then the ratio of the two sizes.
+//! a fresh process per run. `cargo bench -p terrace --bench plan` prints, for 1,000, 10,000 and
+//! 100,000 resources, the median wall time of `terrace validate` and of `terrace plan` (11 runs, 3
+//! at 100,000), the peak memory (GNU time's maximum resident set size) and the time of each stage
+//! in process, then the ratios of the sizes.
 //! `-- --write DIR N` only writes a stack; `-- --stages DIR` prints the peak memory after each stage.
 //!
 //! A plain harness (no criterion): the figures asked for are end-to-end times of a few hundred
@@ -96,13 +97,15 @@ fn run_once(dir: &Path, catalog: &Catalog) -> (Duration, usize, Stages) {
 /// Each run is a new process, as in a pipeline: start-up, reading, compiling, validating,
 /// planning and rendering are all counted.
 /// Returns the median, the fastest run and the peak memory in KB.
-fn measure_binary(dir: &Path, runs: usize) -> (Duration, Duration, Option<u64>) {
+fn measure_binary(dir: &Path, runs: usize, command: &str) -> (Duration, Duration, Option<u64>) {
     let binary = env!("CARGO_BIN_EXE_terrace");
-    let args = ["plan", "--dir", dir.to_str().expect("a UTF-8 path"), "--format", "json"];
+    let dir = dir.to_str().expect("a UTF-8 path");
+    let args: Vec<&str> =
+        if command == "plan" { vec!["plan", "--dir", dir, "--format", "json"] } else { vec![command, "--dir", dir] };
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let start = Instant::now();
-        let output = Command::new(binary).args(args).stdout(Stdio::null()).output().expect("terrace runs");
+        let output = Command::new(binary).args(&args).stdout(Stdio::null()).output().expect("terrace runs");
         times.push(start.elapsed());
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     }
@@ -111,7 +114,7 @@ fn measure_binary(dir: &Path, runs: usize) -> (Duration, Duration, Option<u64>) 
     let peak_kb = Command::new("/usr/bin/time")
         .args(["-f", "%M"])
         .arg(binary)
-        .args(args)
+        .args(&args)
         .stdout(Stdio::null())
         .output()
         .ok()
@@ -167,13 +170,20 @@ fn main() {
     let catalog = Catalog::embedded();
     let root = tempfile::tempdir().expect("a temporary folder");
     let mut results = Vec::new();
-    for n in [1_000, 10_000] {
+    for n in [1_000, 10_000, 100_000] {
         let dir = root.path().join(n.to_string());
         write_stack(&dir, n);
         let (_, resources, stages) = run_once(&dir, &catalog);
-        let (time, fastest, peak_kb) = measure_binary(&dir, 11);
+        let runs = if n >= 100_000 { 3 } else { 11 };
+        let (validate, _, validate_kb) = measure_binary(&dir, runs, "validate");
         println!(
-            "terrace plan, {resources:>6} resources: median {:>6.1} ms, fastest {:>6.1} ms of 11 runs, peak memory {}",
+            "terrace validate, {resources:>6} resources: median {:>6.1} ms of {runs} runs, peak memory {}",
+            validate.as_secs_f64() * 1e3,
+            validate_kb.map_or("unknown".to_owned(), |kb| format!("{} MB", kb / 1024))
+        );
+        let (time, fastest, peak_kb) = measure_binary(&dir, runs, "plan");
+        println!(
+            "terrace plan, {resources:>6} resources: median {:>6.1} ms, fastest {:>6.1} ms of {runs} runs, peak memory {}",
             time.as_secs_f64() * 1e3,
             fastest.as_secs_f64() * 1e3,
             peak_kb.map_or("unknown (no /usr/bin/time)".to_owned(), |kb| format!("{} MB", kb / 1024))
@@ -194,6 +204,11 @@ fn main() {
         "ratio 10,000 / 1,000 resources: {:.1} (medians), {:.1} (fastest runs)",
         results[1].0.as_secs_f64() / results[0].0.as_secs_f64(),
         results[1].1.as_secs_f64() / results[0].1.as_secs_f64()
+    );
+    println!(
+        "ratio 100,000 / 10,000 resources: {:.1} (medians), {:.1} (fastest runs)",
+        results[2].0.as_secs_f64() / results[1].0.as_secs_f64(),
+        results[2].1.as_secs_f64() / results[1].1.as_secs_f64()
     );
 
     // The diff: 10,000 recorded resources, the definitions then changed for 1% of them.
@@ -232,7 +247,7 @@ fn main() {
             render.as_secs_f64() * 1e3
         );
     }
-    let (time, fastest, peak_kb) = measure_binary(&dir, 11);
+    let (time, fastest, peak_kb) = measure_binary(&dir, 11, "plan");
     let plan = std::process::Command::new(env!("CARGO_BIN_EXE_terrace"))
         .args(["plan", "--format", "json", "--dir", dir.to_str().expect("utf-8")])
         .output()
