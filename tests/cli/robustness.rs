@@ -199,3 +199,24 @@ fn the_same_warning_in_many_places_is_one_warning_naming_how_many() {
     assert_eq!(said.matches("has restricted availability").count(), 1, "{said}");
     assert!(said.contains("(the same in 1999 more places:"), "{said}");
 }
+
+#[test]
+fn a_phase_chain_is_bounded_and_reported_once() {
+    use super::support::{fixture, terrace};
+    let chain = |n: usize| {
+        let names: Vec<String> = (0..n).map(|i| format!("\"p{i}\"")).collect();
+        let mut text = format!("//- terrace.hcl\nstack \"s\" {{ phases = [{}] }}\n", names.join(", "));
+        for i in 0..n {
+            let extends = if i == 0 { String::new() } else { format!("  extends = \"p{}\"\n", i - 1) };
+            text.push_str(&format!("//- p{i}.hcl\nphase \"p{i}\" {{\n{extends}}}\n"));
+        }
+        text.push_str("server \"web\" {\n  server_type = \"cpx22\"\n  location    = \"fsn1\"\n}\n");
+        fixture(&text)
+    };
+    let run = terrace(chain(100).path(), &["validate"]);
+    assert_eq!(run.code, 0, "a chain of 100 is allowed: {}", run.stderr);
+    let run = terrace(chain(1000).path(), &["validate"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.stderr.matches("this `extends` makes a chain of more than 100 phases").count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("p1.hcl:2:13") && run.stderr.contains("the same in 899 more places"), "{}", run.stderr);
+}

@@ -96,12 +96,32 @@ fn validate(args: &StackArgs) -> Result<ExitCode, CliError> {
             }
         }
     }
+    // Diagnostics that say the same thing (as `diag::grouped` groups them) name the phases of all
+    // of them, so that they stay one when rendered.
+    type Said = (String, Option<String>, Option<String>, Option<String>);
+    let mut phases_of: std::collections::HashMap<Said, Vec<String>> = std::collections::HashMap::new();
+    for (diagnostic, in_phases) in &found {
+        let key =
+            (diagnostic.summary.clone(), diagnostic.detail.clone(), diagnostic.label.clone(), diagnostic.hint.clone());
+        phases_of.entry(key).or_default().extend(in_phases.iter().cloned());
+    }
     let mut all = Diagnostics::default();
     for (mut diagnostic, in_phases) in found {
         if !in_phases.is_empty() {
-            let names: Vec<String> = in_phases.iter().map(|p| format!("`{p}`")).collect();
-            let plural = if names.len() == 1 { "" } else { "s" };
-            let note = format!("found while compiling phase{plural} {}", names.join(", "));
+            let key = (
+                diagnostic.summary.clone(),
+                diagnostic.detail.clone(),
+                diagnostic.label.clone(),
+                diagnostic.hint.clone(),
+            );
+            let in_phases = phases_of.get(&key).unwrap_or(&in_phases);
+            let names: Vec<String> = in_phases.iter().take(5).map(|p| format!("`{p}`")).collect();
+            let plural = if in_phases.len() == 1 { "" } else { "s" };
+            let rest = match in_phases.len().saturating_sub(names.len()) {
+                0 => String::new(),
+                more => format!(" and {more} more"),
+            };
+            let note = format!("found while compiling phase{plural} {}{rest}", names.join(", "));
             diagnostic.detail = Some(match diagnostic.detail.take() {
                 Some(detail) => format!("{detail}\n{note}"),
                 None => note,

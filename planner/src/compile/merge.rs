@@ -25,6 +25,10 @@ pub struct MergedBlock<'a> {
     pub phase: String,
 }
 
+/// The longest chain of phases a phase may extend, itself included: checked before anything is
+/// merged, so that `validate` of a stack stays bounded (each phase merges its whole chain).
+pub const MAX_PHASE_CHAIN: usize = 100;
+
 pub(super) fn merge<'a>(stack: &'a Stack, phase: &str, diags: &mut Diagnostics) -> Option<Merged<'a>> {
     let Some(target) = stack.phase(phase) else {
         let hint = suggest(phase, stack.phases.iter().map(String::as_str))
@@ -36,10 +40,20 @@ pub(super) fn merge<'a>(stack: &'a Stack, phase: &str, diags: &mut Diagnostics) 
         return None;
     };
 
-    // The chain from the root phase down to `target`.
+    // The chain from the root phase down to `target`, with its names for finding a cycle at once.
     let mut chain = vec![target];
+    let mut names_seen = std::collections::HashSet::from([target.name.as_str()]);
     while let Some((parent, span)) = &chain[chain.len() - 1].extends {
-        if chain.iter().any(|p| &p.name == parent) {
+        if chain.len() >= MAX_PHASE_CHAIN && !names_seen.contains(parent.as_str()) {
+            diags.push(
+                // The same words for every phase below, so that they are reported as one.
+                Diagnostic::error(format!("this `extends` makes a chain of more than {MAX_PHASE_CHAIN} phases"))
+                    .at(Some(span.clone()))
+                    .hint("extend a phase nearer the root: a phase holds what it inherits whole"),
+            );
+            return None;
+        }
+        if names_seen.contains(parent.as_str()) {
             // The cycle, rotated to start at its first name, so that every phase on it reports
             // the same diagnostic (and `validate` shows it once).
             let start = chain.iter().position(|p| &p.name == parent).unwrap_or(0);
@@ -57,7 +71,10 @@ pub(super) fn merge<'a>(stack: &'a Stack, phase: &str, diags: &mut Diagnostics) 
             return None;
         }
         match stack.phase(parent) {
-            Some(def) => chain.push(def),
+            Some(def) => {
+                names_seen.insert(def.name.as_str());
+                chain.push(def);
+            }
             None => {
                 let child = chain[chain.len() - 1].name.as_str();
                 let others: Vec<&str> = stack.phases.iter().map(String::as_str).filter(|p| *p != child).collect();

@@ -6,6 +6,7 @@
 mod backups;
 mod block;
 pub use block::MAX_SERVICE_SERVERS;
+pub use merge::MAX_PHASE_CHAIN;
 mod composite;
 mod configure;
 mod merge;

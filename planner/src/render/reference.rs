@@ -49,9 +49,11 @@ pub fn markdown() -> String {
          together;\n\
          - a value (a list, an object, a function's result, a template) weighs at most {} MiB: its \
          text in bytes and 16 for each element;\n\
+         - a phase extends a chain of at most {} phases, itself included;\n\
          - a definition file holds at most {} MiB, and is a regular file (not a device or a FIFO).\n",
         crate::compile::MAX_SERVICE_SERVERS,
         crate::lang::eval::MAX_VALUE_SIZE >> 20,
+        crate::compile::MAX_PHASE_CHAIN,
         crate::lang::load::MAX_FILE_BYTES >> 20,
     );
     out
